@@ -1,0 +1,260 @@
+"""Turn a TargetObservation into a Report: the target's outcome, its setting and its findings.
+
+Pure: no I/O, no clock (``now`` is a parameter), so the live prober, the pcap reader and the tests
+judge the same observation the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rdprobe.analysis.findings import Finding, finding
+from rdprobe.analysis.fingerprint import identify
+from rdprobe.analysis.observations import (
+    Attempt,
+    ReplyKind,
+    ServiceGuess,
+    TargetObservation,
+    TcpOutcome,
+)
+from rdprobe.analysis.setting import Setting, infer_setting
+from rdprobe.analysis.severity import Severity
+from rdprobe.protocol.x224 import (
+    ConnectionConfirm,
+    FailureCode,
+    NegotiationResponse,
+    protocol_name,
+)
+
+#: A judge adds findings for one later stage (TLS, NLA, MCS, UDP) from observation.stages.
+Judge = Callable[[TargetObservation, datetime], list[Finding]]
+_STAGE_JUDGES: list[Judge] = []
+
+
+def register_judge(judge: Judge) -> Judge:
+    """Stage modules register their judgement here, so classify() stays the one entry point."""
+    _STAGE_JUDGES.append(judge)
+    return judge
+
+
+_TCP_FINDINGS = {
+    TcpOutcome.REFUSED: "tcp.refused",
+    TcpOutcome.TIMEOUT: "tcp.timeout",
+    TcpOutcome.HOST_UNREACHABLE: "tcp.host_unreachable",
+    TcpOutcome.NET_UNREACHABLE: "tcp.net_unreachable",
+    TcpOutcome.ADMIN_PROHIBITED: "tcp.admin_prohibited",
+    TcpOutcome.DNS_FAILURE: "dns.failure",
+    TcpOutcome.ERROR: "tcp.error",
+}
+_REPLY_FINDINGS = {
+    ReplyKind.RESET: "tcp.reset_before_reply",
+    ReplyKind.CLOSED: "tcp.closed_before_reply",
+    ReplyKind.SILENT: "tcp.silent",
+    ReplyKind.TRUNCATED: "x224.truncated",
+    ReplyKind.OVERSIZED: "x224.oversized",
+    ReplyKind.MALFORMED: "x224.malformed",
+}
+_FAILURE_FINDINGS = {
+    FailureCode.SSL_CERT_NOT_ON_SERVER: "neg.ssl_cert_not_on_server",
+    FailureCode.SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER: "neg.ssl_user_auth_required",
+    FailureCode.INCONSISTENT_FLAGS: "neg.inconsistent_flags",
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    observation: TargetObservation
+    outcome: str  #: "rdp", a TcpOutcome, a ReplyKind, or "wrong_service"
+    setting: Setting | None
+    service: ServiceGuess | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def worst(self) -> Severity:
+        return max((f.severity for f in self.findings), default=Severity.INFO)
+
+    @property
+    def rdp(self) -> bool:
+        return self.outcome == "rdp"
+
+
+def _evidence_bytes(data: bytes, limit: int = 64) -> str:
+    return data[:limit].hex() + ("..." if len(data) > limit else "")
+
+
+def _attempt_failed(a: Attempt) -> bool:
+    return a.tcp is not TcpOutcome.CONNECTED or a.reply_kind not in (None, ReplyKind.TPDU)
+
+
+def _outcome(obs: TargetObservation) -> tuple[str, Attempt | None]:
+    """The target's outcome and the attempt that best shows it."""
+    if obs.dns_error is not None:
+        return str(TcpOutcome.DNS_FAILURE), None
+    if any(isinstance(a.tpdu, ConnectionConfirm) for a in obs.attempts):
+        return "rdp", next(a for a in obs.attempts if isinstance(a.tpdu, ConnectionConfirm))
+    for a in obs.attempts:
+        if a.reply_kind is ReplyKind.NOT_TPKT:
+            return "wrong_service", a
+    if any(a.tpdu is not None for a in obs.attempts):
+        return "rdp", next(a for a in obs.attempts if a.tpdu is not None)
+    connected = [a for a in obs.attempts if a.tcp is TcpOutcome.CONNECTED]
+    if connected:
+        # A reply problem on an accepted connection: report the most telling one.
+        order = [
+            ReplyKind.OVERSIZED,
+            ReplyKind.MALFORMED,
+            ReplyKind.TRUNCATED,
+            ReplyKind.RESET,
+            ReplyKind.CLOSED,
+            ReplyKind.SILENT,
+        ]
+        best = min(
+            connected, key=lambda a: order.index(a.reply_kind) if a.reply_kind in order else 9
+        )
+        return str(best.reply_kind), best
+    if obs.attempts:
+        return str(obs.attempts[0].tcp), obs.attempts[0]
+    return str(TcpOutcome.ERROR), None
+
+
+def _service(obs: TargetObservation, attempt: Attempt | None) -> ServiceGuess | None:
+    """What answers instead of RDP: the reply's fingerprint, refined by a direct TLS handshake."""
+    guess = identify(attempt.reply) if attempt is not None and attempt.reply else None
+    tls = obs.direct_tls
+    if tls is not None:
+        if (
+            guess is None
+            or guess.name in ("TLS", "unknown")
+            or (guess.name == "HTTP" and tls.name == "HTTPS")
+        ):
+            return tls
+    return guess
+
+
+def classify(obs: TargetObservation, now: datetime) -> Report:
+    outcome, key = _outcome(obs)
+    findings: list[Finding] = []
+    where: dict[str, Any] = {"host": obs.host, "port": obs.port}
+    setting = infer_setting(obs.attempts) if outcome == "rdp" else None
+    service: ServiceGuess | None = None
+
+    if obs.dns_error is not None:
+        findings.append(finding("dns.failure", error=obs.dns_error, **where))
+    elif outcome == "rdp":
+        findings.append(finding("rdp.answered", **where))
+        findings += _negotiation_findings(obs, setting)
+    elif outcome == "wrong_service" or (
+        key is not None and key.reply_kind in (ReplyKind.CLOSED, ReplyKind.RESET) and obs.direct_tls
+    ):
+        service = _service(obs, key)
+        evidence = {**where, "first_bytes": _evidence_bytes(key.reply if key else b"")}
+        if service is not None and service.name != "unknown":
+            label = service.name + (f" ({service.detail})" if service.detail else "")
+            findings.append(finding("service.conflict", service=label, **evidence))
+            outcome = "wrong_service"
+        else:
+            findings.append(
+                finding("service.unknown", preview=service.preview if service else "", **evidence)
+            )
+    elif key is not None and key.tcp is not TcpOutcome.CONNECTED:
+        findings.append(finding(_TCP_FINDINGS[key.tcp], error=key.error, **where, **_timeout(obs)))
+    elif key is not None and key.reply_kind in _REPLY_FINDINGS:
+        evidence = {**where, **_timeout(obs), "received": len(key.reply)}
+        if key.reply:
+            evidence["first_bytes"] = _evidence_bytes(key.reply)
+        if key.reply_kind is ReplyKind.OVERSIZED and len(key.reply) >= 4:
+            evidence["length"] = int.from_bytes(key.reply[2:4], "big")
+        if key.error:
+            evidence["error"] = key.error
+        findings.append(finding(_REPLY_FINDINGS[key.reply_kind], **evidence))
+
+    findings += _intermittency(obs)
+    for judge in _STAGE_JUDGES:
+        findings += judge(obs, now)
+    return Report(obs, outcome, setting, service, tuple(findings))
+
+
+def _timeout(obs: TargetObservation) -> dict[str, Any]:
+    t = obs.stages.get("config", {}).get("timeout_s")
+    return {"timeout_s": t} if t is not None else {}
+
+
+def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> list[Finding]:
+    out: list[Finding] = []
+    where = {"host": obs.host, "port": obs.port}
+    if setting is not None:
+        ev = {**where, "setting": setting.summary, "answers": setting.answers}
+        if setting.legacy_server:
+            out.append(finding("neg.legacy_server", **ev))
+        if setting.nla_required:
+            out.append(finding("neg.nla_required", **ev))
+        elif setting.tls_supported or setting.standard_rdp_allowed:
+            out.append(finding("neg.nla_not_required", **ev))
+        if setting.security_layer == "SSL":
+            out.append(finding("neg.tls_required", **ev))
+        if FailureCode.SSL_NOT_ALLOWED_BY_SERVER in setting.failure_codes:
+            out.append(finding("neg.rdp_security_only", **ev))
+        if setting.legacy_clients_allowed is False:
+            out.append(finding("neg.legacy_clients_refused", **ev))
+        for code in setting.failure_codes:
+            if code in _FAILURE_FINDINGS:
+                out.append(finding(_FAILURE_FINDINGS[FailureCode(code)], **ev))
+            elif code not in FailureCode._value2member_map_:
+                out.append(finding("neg.unknown_failure", code=code, **ev))
+    for a in obs.attempts:
+        if a.tpdu is not None and not isinstance(a.tpdu, ConnectionConfirm):
+            out.append(
+                finding(
+                    "x224.disconnect",
+                    requested=a.label,
+                    reply=_evidence_bytes(a.reply),
+                    **where,
+                )
+            )
+        elif isinstance(a.tpdu, ConnectionConfirm) and a.requested is not None:
+            neg = a.tpdu.negotiation
+            if isinstance(neg, NegotiationResponse) and neg.selected & ~a.requested:
+                out.append(
+                    finding(
+                        "x224.unrequested_protocol",
+                        selected=protocol_name(neg.selected),
+                        requested=protocol_name(a.requested),
+                        **where,
+                    )
+                )
+    return out
+
+
+def _intermittency(obs: TargetObservation) -> list[Finding]:
+    """Some connections answered and some failed: a busy or flapping listener."""
+    if obs.repeat is not None:
+        ok = obs.repeat.outcomes.get("rdp", 0)
+        failures = obs.repeat.tries - ok
+        if ok and failures:
+            return [
+                finding(
+                    "tcp.intermittent",
+                    failures=failures,
+                    tries=obs.repeat.tries,
+                    outcomes=obs.repeat.outcomes,
+                    host=obs.host,
+                    port=obs.port,
+                )
+            ]
+    answered = [a for a in obs.attempts if a.tpdu is not None]
+    failed = [a for a in obs.attempts if _attempt_failed(a)]
+    if answered and failed:
+        return [
+            finding(
+                "tcp.intermittent",
+                failures=len(failed),
+                tries=len(obs.attempts),
+                outcomes={a.label: str(a.reply_kind or a.tcp) for a in failed},
+                host=obs.host,
+                port=obs.port,
+            )
+        ]
+    return []

@@ -1,0 +1,364 @@
+"""The findings catalogue: every finding rdprobe can report, with its text, in one place.
+
+A FindingSpec is immutable knowledge (id, severity, title, probable cause on the server, fix). A
+Finding is one spec applied to one target, with the evidence that triggered it. Titles may name
+evidence keys in braces; they are filled from the evidence when the finding is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rdprobe.analysis.severity import Severity
+
+INFO, WARN, ERR = Severity.INFO, Severity.WARNING, Severity.ERROR
+
+_RDP_TCP_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp"
+_TS_PARAMS = r"HKLM\SYSTEM\CurrentControlSet\Services\TermService\Parameters"
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    id: str
+    severity: Severity
+    title: str
+    cause: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    spec: FindingSpec
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def severity(self) -> Severity:
+        return self.spec.severity
+
+    @property
+    def title(self) -> str:
+        try:
+            return self.spec.title.format_map(self.evidence)
+        except (KeyError, IndexError, ValueError):
+            return self.spec.title
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": str(self.severity),
+            "title": self.title,
+            "evidence": self.evidence,
+            "cause": self.spec.cause,
+            "fix": self.spec.fix,
+        }
+
+
+_SPECS = [
+    # -- name resolution and TCP ------------------------------------------------------------------
+    FindingSpec(
+        "dns.failure",
+        ERR,
+        "The name {host} does not resolve",
+        "The DNS name is wrong, not registered, or this workstation uses a DNS server that does "
+        "not know it.",
+        "Check the spelling; run `nslookup <name>` against the domain's DNS servers; on the server "
+        "run `ipconfig /registerdns`, or connect by IP address to confirm the server itself is up.",
+    ),
+    FindingSpec(
+        "tcp.refused",
+        ERR,
+        "Nothing listens on port {port}: the connection was refused",
+        "The host is up but no process accepts connections on this port: Remote Desktop is "
+        "disabled, the Remote Desktop Services service (TermService) is stopped, the RDP-Tcp "
+        "listener is down, or RDP listens on another port. A host firewall that rejects also "
+        "looks like this.",
+        "On the server enable Remote Desktop (System Properties > Remote), start the Remote "
+        "Desktop Services service, and check that the listener is in Listen state with `qwinsta` "
+        f"(rdp-tcp). Check PortNumber under {_RDP_TCP_KEY}, or run rdprobe with --ports to find "
+        "where RDP went. Check the Windows Firewall rule 'Remote Desktop - User Mode (TCP-In)'.",
+    ),
+    FindingSpec(
+        "tcp.timeout",
+        ERR,
+        "No answer to the connection attempt within {timeout_s} s",
+        "Packets to the port are silently dropped, or the host is down, asleep or absent. From "
+        "outside these cannot be told apart: a filtering firewall and a powered-off machine both "
+        "say nothing.",
+        "Check that the host is powered on and awake (Wake-on-LAN, power plan), then the firewalls "
+        "on the path and on the server: allow TCP 3389 (or the configured port) inbound for this "
+        "client's address. `Test-NetConnection <host> -Port 3389` from another network segment "
+        "helps locate the filter.",
+    ),
+    FindingSpec(
+        "tcp.host_unreachable",
+        ERR,
+        "Host unreachable (an ICMP error came back)",
+        "A router or the host's own network stack reported the host unreachable: no route, the "
+        "host is down on its local segment (no ARP answer), or a firewall rejects with "
+        "host-unreachable.",
+        "Check the host is up and on the expected subnet, the routes between this workstation and "
+        "the server, and firewall rules that reject rather than drop.",
+    ),
+    FindingSpec(
+        "tcp.net_unreachable",
+        ERR,
+        "Network unreachable",
+        "This workstation or a router on the path has no route to the server's network.",
+        "Check the address, the VPN or tunnel that should carry this traffic, and the routing "
+        "table (`route print`).",
+    ),
+    FindingSpec(
+        "tcp.admin_prohibited",
+        ERR,
+        "Connection administratively prohibited by a filter",
+        "A firewall on the path or on the server rejects the connection explicitly (ICMP "
+        "administratively prohibited).",
+        "Ask for a firewall rule allowing TCP to the RDP port from this client, or connect from "
+        "an allowed network (VPN, RD Gateway).",
+    ),
+    FindingSpec(
+        "tcp.error",
+        ERR,
+        "The connection failed: {error}",
+        "The operating system reported an unusual socket error.",
+        "Repeat the probe; check local firewall or security software on this workstation.",
+    ),
+    FindingSpec(
+        "tcp.reset_before_reply",
+        ERR,
+        "The server accepted the connection, then reset it before answering",
+        "Something accepted TCP on the port but refused to talk RDP: the connection limit of the "
+        "RDP listener is reached (MaxInstanceCount, all sessions busy, or too many half-open "
+        "connections), the listener is busy or hung, an IP restriction or connection broker "
+        "drops this client, or the process on the port is not RDP.",
+        "On the server check `qwinsta` for the number of sessions and the listener state, the "
+        "'Limit number of connections' policy, and the event logs TerminalServices-* and "
+        "RemoteDesktopServices-RdpCoreTS. Restarting the Remote Desktop Services service clears a "
+        "hung listener; log off disconnected sessions to free slots.",
+    ),
+    FindingSpec(
+        "tcp.closed_before_reply",
+        ERR,
+        "The server accepted the connection, then closed it without answering",
+        "The process on the port closed the connection on receiving an RDP Connection Request: a "
+        "listener at its connection limit, a service that is not RDP, or a proxy that refuses "
+        "this client.",
+        "Check the listener with `qwinsta` and the TerminalServices event logs; find the process "
+        "on the port with `netstat -a -o -n` and `tasklist /svc`.",
+    ),
+    FindingSpec(
+        "tcp.silent",
+        ERR,
+        "The server accepted the connection but said nothing within {timeout_s} s",
+        "The listener accepted TCP but never answered the Connection Request: a hung Remote "
+        "Desktop Services, a server overloaded or swapping, or a service that waits for the "
+        "client to speak another protocol.",
+        "Restart the Remote Desktop Services service (or the server), check CPU and memory load, "
+        "and identify the process on the port with `netstat -a -o -n` and `tasklist /svc`.",
+    ),
+    FindingSpec(
+        "tcp.intermittent",
+        WARN,
+        "Intermittent: {failures} of {tries} attempts failed",
+        "The listener answers some connections and refuses others: a connection limit reached "
+        "at times, an overloaded server, a load balancer with one bad member, or a flapping "
+        "network path.",
+        "Compare the failure times with the server's session count and load; check each member "
+        "behind a load balancer or broker on its own address; check the event logs "
+        "RemoteDesktopServices-RdpCoreTS for listener errors.",
+    ),
+    # -- X.224 replies ---------------------------------------------------------------------------
+    FindingSpec(
+        "x224.truncated",
+        ERR,
+        "The reply stopped in the middle of a PDU ({received} bytes)",
+        "The server started an answer and then closed the connection or stopped sending: a "
+        "crashing listener, a middlebox cutting the connection, or a broken implementation.",
+        "Look for crashes of TermService (svchost) in the System and Application event logs and "
+        "for a proxy or IPS on the path.",
+    ),
+    FindingSpec(
+        "x224.oversized",
+        ERR,
+        "The reply announces an impossible length ({length} bytes)",
+        "The bytes start like TPKT but announce a length no Connection Confirm has: not an RDP "
+        "listener, or a corrupted stream.",
+        "Identify the process on the port with `netstat -a -o -n` and `tasklist /svc`.",
+    ),
+    FindingSpec(
+        "x224.malformed",
+        ERR,
+        "The reply is TPKT but not a valid X.224 Connection Confirm: {error}",
+        "The process on the port speaks TPKT (perhaps another ISO transport service) but not "
+        "RDP's negotiation.",
+        "Identify the process on the port with `netstat -a -o -n` and `tasklist /svc`.",
+    ),
+    FindingSpec(
+        "x224.disconnect",
+        WARN,
+        "The server answered {requested} with a disconnect instead of a Connection Confirm",
+        "Some servers (xrdp among them) answer a request for a protocol they do not know with an "
+        "MCS Disconnect Provider Ultimatum or an X.224 Disconnect Request instead of a "
+        "negotiation failure.",
+        "Nothing to fix for clients that offer standard protocols; update the server software if "
+        "newer clients (Azure AD / RDS AAD authentication) must connect.",
+    ),
+    FindingSpec(
+        "x224.unrequested_protocol",
+        WARN,
+        "The server selected {selected}, which was not offered",
+        "The server's negotiation does not follow MS-RDPBCGR: it picked a protocol the client did "
+        "not request. Real clients abort such a connection.",
+        "Update the RDP server software.",
+    ),
+    # -- wrong service -----------------------------------------------------------------------------
+    FindingSpec(
+        "service.conflict",
+        ERR,
+        "Port conflict: {service} answers on port {port}, not RDP",
+        "Another application owns the port RDP should use (port assignment conflict), or RDP was "
+        "moved and something else took its place, or a forward points at the wrong machine.",
+        "On the server find the owner with `netstat -a -o -n` (the PID on :port) and `tasklist "
+        '/svc /fi "PID eq <pid>"`; move that application to another port, or move RDP by '
+        f"changing PortNumber under {_RDP_TCP_KEY} (and the firewall rule), then restart the "
+        "Remote Desktop Services service.",
+    ),
+    FindingSpec(
+        "service.unknown",
+        ERR,
+        "Something that is not RDP answers on port {port}",
+        "The process on the port answered with bytes that are not an RDP Connection Confirm and "
+        "do not match a known service.",
+        "Find the owner with `netstat -a -o -n` and `tasklist /svc`; see the preview of its "
+        "bytes in the evidence.",
+    ),
+    # -- negotiation outcomes and the server's setting ---------------------------------------------
+    FindingSpec(
+        "rdp.answered",
+        INFO,
+        "RDP answers on port {port}",
+        "A Remote Desktop listener accepted the Connection Request.",
+        "Nothing to fix.",
+    ),
+    FindingSpec(
+        "rdp.found_elsewhere",
+        WARN,
+        "RDP answers on port(s) {ports}, not on {default_port}",
+        "The listener's port was changed (PortNumber of RDP-Tcp), or a NAT / forward maps another "
+        "port to it.",
+        "Connect with host:port (mstsc /v:host:port), or set the PortNumber back and adjust the "
+        "firewall rule.",
+    ),
+    FindingSpec(
+        "rdp.not_found",
+        ERR,
+        "No RDP listener on any of the {count} ports probed",
+        "Remote Desktop is off or listens on a port outside the list, or a firewall filters "
+        "every probed port.",
+        "Check the PortNumber of RDP-Tcp on the server and widen --ports.",
+    ),
+    FindingSpec(
+        "neg.nla_required",
+        INFO,
+        "Network Level Authentication is required",
+        "The server's 'Require user authentication for remote connections by using Network Level "
+        "Authentication' setting is on: clients must authenticate with CredSSP before a session "
+        "starts. Clients without NLA (old mstsc, many thin clients, some Linux clients) are told "
+        "HYBRID_REQUIRED_BY_SERVER and cannot connect.",
+        "Use a client that supports NLA (CredSSP) with a domain or local account that may log on; "
+        "turn the setting off only if such a client cannot be had.",
+    ),
+    FindingSpec(
+        "neg.nla_not_required",
+        WARN,
+        "Network Level Authentication is not required",
+        "The server lets a client start a session (and a logon screen) before authenticating. "
+        "That exposes the logon screen and the server's resources to anyone who reaches the port, "
+        "and is what pre-authentication RDP exploits rely on.",
+        "Enable 'Require user authentication for remote connections by using Network Level "
+        "Authentication' (System Properties > Remote, or the Group Policy under Remote Desktop "
+        "Session Host > Security).",
+    ),
+    FindingSpec(
+        "neg.tls_required",
+        INFO,
+        "TLS is required (security layer SSL); Standard RDP Security refused",
+        "The listener's Security Layer is SSL (TLS): clients that offer only Standard RDP "
+        "Security get SSL_REQUIRED_BY_SERVER.",
+        "Nothing to fix for current clients; an old client must enable TLS.",
+    ),
+    FindingSpec(
+        "neg.rdp_security_only",
+        WARN,
+        "Only Standard RDP Security: the server refuses TLS (SSL_NOT_ALLOWED_BY_SERVER)",
+        "The listener's Security Layer is set to 'RDP Security Layer'. The server is not "
+        "authenticated (no certificate check is possible) and clients that require TLS or NLA "
+        "cannot connect.",
+        "Set the Security Layer to Negotiate or SSL (Group Policy 'Require use of specific "
+        "security layer for remote connections', or SecurityLayer under RDP-Tcp) and bind a "
+        "certificate.",
+    ),
+    FindingSpec(
+        "neg.legacy_server",
+        WARN,
+        "Legacy server: no RDP negotiation at all (Windows 2000/2003 era)",
+        "The Connection Confirm carries no negotiation data even though the client offered TLS: "
+        "the server predates Windows Server 2003 SP1 or is configured like one. It only speaks "
+        "Standard RDP Security, which current clients warn about or refuse.",
+        "Upgrade the server; until then clients must allow Standard RDP Security.",
+    ),
+    FindingSpec(
+        "neg.ssl_cert_not_on_server",
+        ERR,
+        "TLS is configured but the listener has no usable certificate (SSL_CERT_NOT_ON_SERVER)",
+        "The RDP listener is set to use TLS but its certificate is missing, expired and removed, "
+        "or its private key cannot be read by the service (permissions, deleted key).",
+        "Select a valid certificate for the connection (RD Session Host configuration, or "
+        "SSLCertificateSHA1Hash under RDP-Tcp / Win32_TSGeneralSetting), check NETWORK SERVICE "
+        "can read its private key, or delete the self-signed 'Remote Desktop' certificate from "
+        "the Remote Desktop store and restart the service to have it recreated.",
+    ),
+    FindingSpec(
+        "neg.ssl_user_auth_required",
+        WARN,
+        "The server requires a client certificate with TLS (SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER)",
+        "The listener demands TLS with client-certificate authentication; clients without one "
+        "cannot connect.",
+        "Issue the client a certificate trusted by the server, or relax the requirement.",
+    ),
+    FindingSpec(
+        "neg.inconsistent_flags",
+        WARN,
+        "The server answered INCONSISTENT_FLAGS",
+        "The server judged the requested protocols contradictory (MS-RDPBCGR reserves this for "
+        "the Direct Approach when an external protocol is already in use).",
+        "Make the client request a consistent set of protocols.",
+    ),
+    FindingSpec(
+        "neg.unknown_failure",
+        WARN,
+        "The server refused with an unknown failure code {code}",
+        "A newer or non-standard server uses a failure code outside MS-RDPBCGR.",
+        "Compare with the server vendor's documentation.",
+    ),
+    FindingSpec(
+        "neg.legacy_clients_refused",
+        INFO,
+        "Clients without RDP negotiation cannot connect",
+        "Clients older than Windows XP SP3-era mstsc send no RDP_NEG_REQ; this server does not "
+        "accept them.",
+        "Nothing to fix unless such clients must connect.",
+    ),
+]
+
+CATALOGUE: dict[str, FindingSpec] = {spec.id: spec for spec in _SPECS}
+
+
+def finding(finding_id: str, **evidence: Any) -> Finding:
+    """Make a finding from the catalogue; an unknown id is a programming error."""
+    return Finding(CATALOGUE[finding_id], evidence)

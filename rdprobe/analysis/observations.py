@@ -1,0 +1,88 @@
+"""What was seen on the wire, before any judgement: the classifier's only input.
+
+The live prober and the pcap reader both produce these, so both get the same findings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rdprobe.protocol.x224 import ServerTpdu
+
+
+class TcpOutcome(enum.StrEnum):
+    CONNECTED = "connected"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    HOST_UNREACHABLE = "host_unreachable"
+    NET_UNREACHABLE = "net_unreachable"
+    ADMIN_PROHIBITED = "admin_prohibited"
+    DNS_FAILURE = "dns_failure"
+    ERROR = "error"
+
+
+class ReplyKind(enum.StrEnum):
+    """How the server answered a Connection Request on an accepted connection."""
+
+    TPDU = "tpdu"  #: a whole X.224 TPDU that parsed (confirm, data or disconnect)
+    RESET = "reset"  #: RST before any byte
+    CLOSED = "closed"  #: FIN before any byte
+    SILENT = "silent"  #: nothing before the deadline
+    NOT_TPKT = "not_tpkt"  #: bytes that are not TPKT (another service)
+    TRUNCATED = "truncated"  #: a TPKT PDU that never completed
+    OVERSIZED = "oversized"  #: a TPKT header announcing an impossible length
+    MALFORMED = "malformed"  #: a whole TPKT PDU that is not valid X.224
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One TCP connection carrying one X.224 Connection Request."""
+
+    label: str
+    requested: int | None  #: requestedProtocols, None when no RDP_NEG_REQ was sent
+    tcp: TcpOutcome
+    error: str | None = None
+    connect_ms: float | None = None
+    first_byte_ms: float | None = None
+    reply_kind: ReplyKind | None = None
+    reply: bytes = b""  #: what the server sent (bounded), for evidence and fingerprinting
+    tpdu: ServerTpdu | None = None
+    #: how the connection ended after the reply: "reset", "closed", or None (still open / we closed)
+    ended_by_server: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceGuess:
+    """A non-RDP service recognised from its bytes."""
+
+    name: str  #: "HTTP", "HTTPS", "TLS", "SSH", "SMTP", "FTP", "POP3", "IMAP", "VNC", "unknown"
+    detail: str | None = None  #: banner, Server header, RFB version...
+    preview: str = ""  #: safe printable preview of the first bytes
+
+
+@dataclass(frozen=True)
+class RepeatStats:
+    tries: int
+    outcomes: dict[str, int]
+    connect_ms: dict[str, float]  #: p50, p90, p99, max over the tries that connected
+    first_byte_ms: dict[str, float]
+
+
+@dataclass
+class TargetObservation:
+    """Everything probed on one host:port."""
+
+    host: str
+    port: int
+    address: str | None
+    started: datetime
+    dns_error: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    #: a direct TLS handshake tried when the port did not speak RDP
+    direct_tls: ServiceGuess | None = None
+    repeat: RepeatStats | None = None
+    #: facts from later stages (TLS, NLA, MCS, UDP), keyed by stage name, JSON-ready
+    stages: dict[str, Any] = field(default_factory=dict)

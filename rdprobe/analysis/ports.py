@@ -1,0 +1,37 @@
+"""Across the ports probed on one host: where does RDP answer? (the 'port moved' diagnosis)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import groupby
+
+from rdprobe.analysis.classify import Report
+from rdprobe.analysis.findings import finding
+from rdprobe.live.target import DEFAULT_PORT
+
+
+def port_summary(reports: list[Report], default_port: int = DEFAULT_PORT) -> list[Report]:
+    """Add one host-level finding per host to the report that should carry it."""
+    out: list[Report] = []
+    key = lambda r: (r.observation.host, r.observation.address)  # noqa: E731
+    for _host, group_iter in groupby(reports, key=key):
+        group = list(group_iter)
+        rdp_ports = sorted(r.observation.port for r in group if r.rdp)
+        extra: dict[int, object] = {}
+        if not rdp_ports:
+            extra[0] = finding(
+                "rdp.not_found", count=len(group), ports=[r.observation.port for r in group]
+            )
+        elif default_port not in rdp_ports:
+            where = next(
+                (i for i, r in enumerate(group) if r.observation.port == default_port), None
+            )
+            f = finding(
+                "rdp.found_elsewhere",
+                ports=", ".join(map(str, rdp_ports)),
+                default_port=default_port,
+            )
+            extra[where if where is not None else group.index(next(r for r in group if r.rdp))] = f
+        for i, r in enumerate(group):
+            out.append(replace(r, findings=(*r.findings, extra[i])) if i in extra else r)  # type: ignore[arg-type]
+    return out

@@ -1,0 +1,198 @@
+"""The command line: thin commands that parse options, call the library and render."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rdprobe.analysis.classify import Report
+from rdprobe.analysis.ports import port_summary
+from rdprobe.analysis.severity import ExitCode, Severity
+from rdprobe.live.check import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_COOKIE,
+    DEFAULT_PER_HOST,
+    CheckOptions,
+    check_target,
+)
+from rdprobe.live.target import Target, TargetError, parse_ports, parse_target
+from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Timeouts
+from rdprobe.render import human, jsonl
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Tell from the wire alone why a Remote Desktop connection fails.",
+)
+err = Console(stderr=True, highlight=False)
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line, exit code 2."""
+
+
+def exit_code(reports: list[Report]) -> ExitCode:
+    """0 when every target answered RDP with nothing of warning severity or worse, else 1."""
+    if reports and all(r.rdp and r.worst < Severity.WARNING for r in reports):
+        return ExitCode.OK
+    return ExitCode.PROBLEM
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """typer runs no coroutines itself (an async command silently does nothing)."""
+    return asyncio.run(coro)
+
+
+def _targets(texts: list[str], ports: str | None) -> list[Target]:
+    try:
+        parsed = [parse_target(t) for t in texts]
+        if ports is None:
+            return parsed
+        port_list = parse_ports(ports)
+        return [Target(t.host, p, t.is_literal) for t in parsed for p in port_list]
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def _check_all(targets: list[Target], opts: CheckOptions, concurrency: int) -> list[Report]:
+    limit = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(t: Target) -> list[Report]:
+        async with limit:
+            return await check_target(t, opts)
+
+    nested = await asyncio.gather(*(one(t) for t in targets))
+    return [r for group in nested for r in group]
+
+
+def _emit(reports: list[Report], as_json: bool, verbose: bool) -> None:
+    if as_json:
+        jsonl.write_jsonl(reports, sys.stdout)
+    else:
+        human.render(reports, Console(highlight=False), verbose=verbose)
+
+
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0.05, max=600, help="Seconds for each network step.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per target:port.")]
+
+
+@app.command()
+def check(
+    targets: Annotated[list[str], typer.Argument(help="host, host:port, [v6]:port, IP literal")],
+    ports: Annotated[str | None, typer.Option(help="Probe these ports: 3389,3388-3399")] = None,
+    repeat: Annotated[
+        int, typer.Option(min=1, max=10000, help="Probe N times (intermittency)")
+    ] = 1,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    retries: Annotated[int, typer.Option(min=0, max=10, help="Retries of timed-out connects")] = 0,
+    cookie: Annotated[
+        str, typer.Option(help="mstshash cookie (user name) to send")
+    ] = DEFAULT_COOKIE,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=10000, help="Targets at once")
+    ] = DEFAULT_CONCURRENCY,
+    per_host: Annotated[
+        int, typer.Option(min=1, max=64, help="Connections at once per host")
+    ] = DEFAULT_PER_HOST,
+    all_addresses: Annotated[bool, typer.Option(help="Probe every address of a name")] = False,
+    depth: Annotated[str, typer.Option(help="tcp, x224 or full")] = "full",
+    as_json: JsonOpt = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Cause and fix for every finding")
+    ] = False,
+) -> None:
+    """Diagnose RDP listeners: TCP, X.224 negotiation, wrong services, and the later stages."""
+    if depth not in ("tcp", "x224", "full"):
+        raise UsageError(f"--depth must be tcp, x224 or full, not {depth!r}")
+    if any(c in cookie for c in "\r\n") or not cookie.isascii():
+        raise UsageError("--cookie must be ASCII without line breaks")
+    parsed = _targets(targets, ports)
+    opts = CheckOptions(
+        timeouts=Timeouts.from_timeout(timeout),
+        retries=retries,
+        cookie=cookie,
+        per_host=per_host,
+        repeat=repeat,
+        all_addresses=all_addresses,
+        depth=depth,
+    )
+    reports = _run(_check_all(parsed, opts, concurrency))
+    if ports is not None:
+        reports = port_summary(reports)
+    _emit(reports, as_json, verbose)
+    raise typer.Exit(int(exit_code(reports)))
+
+
+@app.command()
+def find(
+    host: Annotated[str, typer.Argument(help="host or IP literal")],
+    ports: Annotated[
+        str, typer.Option(help="Ports to try")
+    ] = "3389,3388-3399,443,80,8080,33890-33899",
+    timeout: TimeoutOpt = 2.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the port(s) RDP answers on: the 'confirm the RDP port changed' step."""
+    parsed = _targets([host], ports)
+    opts = CheckOptions(timeouts=Timeouts.from_timeout(timeout), depth="x224")
+    reports = port_summary(_run(_check_all(parsed, opts, DEFAULT_CONCURRENCY)))
+    found = [r for r in reports if r.rdp]
+    _emit(found or reports[:1], as_json, False)
+    raise typer.Exit(int(ExitCode.OK if found else ExitCode.PROBLEM))
+
+
+@app.command()
+def emulate(
+    profile: Annotated[str, typer.Option(help="Emulator profile name (see --list)")] = "win10-nla",
+    listen: Annotated[str, typer.Option(help="ADDR:PORT to listen on")] = "127.0.0.1:3389",
+    list_profiles: Annotated[bool, typer.Option("--list", help="List the profiles")] = False,
+) -> None:
+    """Serve an emulated RDP listener whose bytes come from real Windows servers."""
+    from rdprobe.emulate import profiles, server
+
+    if list_profiles:
+        for name, p in profiles.PROFILES.items():
+            typer.echo(f"{name:24} {p.description}")
+        return
+    if profile not in profiles.PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; try --list")
+    try:
+        _run(server.run_emulator(profile, listen))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(
+    as_json: JsonOpt = False,
+) -> None:
+    """Start emulated listeners on loopback, check each, and print what rdprobe diagnoses."""
+    from rdprobe.emulate.demo import run_demo
+
+    reports = _run(run_demo())
+    _emit(reports, as_json, False)
+
+
+def main() -> None:
+    """Console entry point: usage errors and bugs become one line, never a traceback."""
+    try:
+        app()
+    except UsageError as exc:
+        err.print(f"rdprobe: error: {exc}")
+        sys.exit(int(ExitCode.USAGE))
+    except KeyboardInterrupt:
+        err.print("rdprobe: interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # one line, never a traceback
+        err.print(f"rdprobe: internal error: {type(exc).__name__}: {exc}")
+        sys.exit(int(ExitCode.INTERNAL))

@@ -1,0 +1,241 @@
+"""`rdprobe check`: probe one target end to end and classify what was seen.
+
+Resolution, the X.224 negotiation matrix, the follow-ups that name a wrong service, repeats for
+intermittency, and later stages (TLS, NLA, MCS, UDP) registered by their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import statistics
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from rdprobe.analysis.classify import Report, classify
+from rdprobe.analysis.fingerprint import identify
+from rdprobe.analysis.observations import (
+    Attempt,
+    RepeatStats,
+    ReplyKind,
+    ServiceGuess,
+    TargetObservation,
+    TcpOutcome,
+)
+from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
+from rdprobe.live.target import Target, parse_target
+from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
+
+DEFAULT_COOKIE = "rdprobe"
+DEFAULT_PER_HOST = 3
+DEFAULT_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: int = 0
+    cookie: str | None = DEFAULT_COOKIE
+    per_host: int = DEFAULT_PER_HOST
+    repeat: int = 1
+    all_addresses: bool = False
+    depth: str = "full"  #: "tcp", "x224" or "full"
+    udp: bool = False
+    ca_file: str | None = None
+
+    @classmethod
+    def with_timeout(cls, timeout: float = DEFAULT_TIMEOUT_S, **kw: object) -> CheckOptions:
+        return cls(timeouts=Timeouts.from_timeout(timeout), **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class StageContext:
+    """What a later stage gets: where to connect, what was learnt, and the limits."""
+
+    target: Target
+    address: str
+    observation: TargetObservation
+    options: CheckOptions
+    deadline: Deadline
+    host_limit: asyncio.Semaphore
+
+
+Stage = Callable[[StageContext], Awaitable[None]]
+_STAGES: list[tuple[str, Stage]] = []
+
+
+def register_stage(name: str) -> Callable[[Stage], Stage]:
+    """Later stages (TLS, NLA, MCS, UDP) add themselves; each writes observation.stages[name]."""
+
+    def add(stage: Stage) -> Stage:
+        _STAGES.append((name, stage))
+        return stage
+
+    return add
+
+
+async def resolve(target: Target, timeout: float) -> tuple[list[str], str | None]:
+    """Addresses of the target (in resolver order, de-duplicated), or the DNS error."""
+    if target.is_literal:
+        return [target.host], None
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM), timeout
+        )
+    except TimeoutError:
+        return [], f"no answer from the resolver within {timeout:.1f} s"
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        return [], " ".join(str(exc).split()) or type(exc).__name__
+    return list(dict.fromkeys(str(info[4][0]) for info in infos)), None
+
+
+def _permissive_tls() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def direct_tls(
+    address: str, port: int, opts: CheckOptions, deadline: Deadline
+) -> ServiceGuess | None:
+    """Speak TLS straight away (no X.224): does the port hold a TLS (HTTPS...) service?"""
+    outcome, _err, _ms, streams = await connect(
+        address, port, opts.timeouts, deadline, ssl_context=_permissive_tls()
+    )
+    if outcome is not TcpOutcome.CONNECTED or streams is None:
+        return None
+    reader, writer = streams
+    try:
+        obj = writer.get_extra_info("ssl_object")
+        version = obj.version() if obj else None
+        cipher = obj.cipher()[0] if obj and obj.cipher() else None
+        writer.write(b"HEAD / HTTP/1.0\r\nHost: rdprobe\r\n\r\n")
+        try:
+            data = await asyncio.wait_for(reader.read(2048), deadline.limit(1.0))
+        except (TimeoutError, OSError, ssl.SSLError):
+            data = b""
+        detail = f"{version}, {cipher}"
+        guess = identify(data) if data else None
+        if guess is not None and guess.name == "HTTP":
+            return ServiceGuess("HTTPS", f"{guess.detail}; {detail}", guess.preview)
+        return ServiceGuess("TLS", detail, guess.preview if guess else "")
+    finally:
+        await close_writer(writer)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    if len(values) == 1:
+        v = values[0]
+        return {"p50": v, "p90": v, "p99": v, "max": v}
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": q[49], "p90": q[89], "p99": q[98], "max": max(values)}
+
+
+def _attempt_outcome(a: Attempt) -> str:
+    if a.tcp is not TcpOutcome.CONNECTED:
+        return str(a.tcp)
+    if a.reply_kind is ReplyKind.TPDU:
+        return "rdp"
+    return str(a.reply_kind)
+
+
+async def _repeat(address: str, port: int, opts: CheckOptions) -> RepeatStats:
+    """The primary request, N times in a row, each with its own deadline."""
+    results: list[Attempt] = []
+    for _ in range(opts.repeat):
+        a, _streams = await attempt(
+            address,
+            port,
+            PRIMARY,
+            cookie=opts.cookie,
+            timeouts=opts.timeouts,
+            deadline=Deadline(opts.timeouts.connect + opts.timeouts.read),
+            retries=opts.retries,
+        )
+        results.append(a)
+    return RepeatStats(
+        tries=len(results),
+        outcomes=dict(Counter(_attempt_outcome(a) for a in results)),
+        connect_ms=_percentiles(
+            [
+                a.connect_ms
+                for a in results
+                if a.connect_ms is not None and a.tcp is TcpOutcome.CONNECTED
+            ]
+        ),
+        first_byte_ms=_percentiles(
+            [a.first_byte_ms for a in results if a.first_byte_ms is not None]
+        ),
+    )
+
+
+async def probe_address(
+    target: Target, address: str, opts: CheckOptions, *, now: Callable[[], datetime] | None = None
+) -> Report:
+    """Everything for one address of a target; never raises for network behaviour."""
+    clock = now or (lambda: datetime.now(UTC))
+    obs = TargetObservation(target.host, target.port, address, clock())
+    obs.stages["config"] = {"timeout_s": opts.timeouts.connect, "cookie": opts.cookie}
+    deadline = Deadline(opts.timeouts.total)
+    host_limit = asyncio.Semaphore(max(1, opts.per_host))
+
+    async def run(req: Request) -> Attempt:
+        async with host_limit:
+            a, _ = await attempt(
+                address,
+                target.port,
+                req,
+                cookie=opts.cookie,
+                timeouts=opts.timeouts,
+                deadline=deadline,
+                retries=opts.retries,
+            )
+            return a
+
+    first = await run(PRIMARY)
+    obs.attempts.append(first)
+    if opts.depth != "tcp" and first.tcp is TcpOutcome.CONNECTED:
+        if first.reply_kind is ReplyKind.TPDU:
+            rest = await asyncio.gather(*(run(r) for r in MATRIX if r is not PRIMARY))
+            obs.attempts.extend(rest)
+        elif first.reply_kind in (ReplyKind.NOT_TPKT, ReplyKind.CLOSED, ReplyKind.RESET):
+            obs.direct_tls = await direct_tls(address, target.port, opts, deadline)
+    if opts.repeat > 1:
+        obs.repeat = await _repeat(address, target.port, opts)
+    if opts.depth == "full":
+        ctx = StageContext(target, address, obs, opts, deadline, host_limit)
+        for name, stage in _STAGES:
+            try:
+                await stage(ctx)
+            except Exception as exc:  # a stage bug must not lose the target's result
+                obs.stages[name] = {"error": f"internal error: {type(exc).__name__}: {exc}"}
+    return classify(obs, clock())
+
+
+async def check_target(
+    target: Target, opts: CheckOptions, *, now: Callable[[], datetime] | None = None
+) -> list[Report]:
+    """One report per probed address (the first, or all with all_addresses)."""
+    clock = now or (lambda: datetime.now(UTC))
+    addresses, dns_error = await resolve(target, opts.timeouts.connect)
+    if dns_error is not None or not addresses:
+        obs = TargetObservation(
+            target.host, target.port, None, clock(), dns_error=dns_error or "no address"
+        )
+        return [classify(obs, clock())]
+    chosen = addresses if opts.all_addresses else addresses[:1]
+    reports = await asyncio.gather(*(probe_address(target, a, opts, now=now) for a in chosen))
+    return list(reports)
+
+
+async def check(target: str, **options: object) -> list[Report]:
+    """Library entry point: ``await rdprobe.check("host:3389")``."""
+    opts = CheckOptions(**options)  # type: ignore[arg-type]
+    return await check_target(parse_target(target), opts)

@@ -1,0 +1,229 @@
+"""One TCP connection, one X.224 Connection Request, one reply: the Attempt observation.
+
+The asyncio adapter around rdprobe.protocol.x224. It never raises for anything the network or the
+server does; every outcome becomes a field of the Attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+import time
+from dataclasses import dataclass
+
+from rdprobe.analysis.observations import Attempt, ReplyKind, TcpOutcome
+from rdprobe.live.timing import Deadline, Timeouts, close_writer, now_ms
+from rdprobe.protocol import tpkt, x224
+from rdprobe.protocol.errors import NeedMoreData, ProtocolError
+from rdprobe.protocol.x224 import Protocol
+
+#: No Connection Confirm (or what a server sends instead) is anywhere near this long.
+CONFIRM_LIMIT = 1024
+#: How much of a non-RDP reply to keep for fingerprinting and evidence.
+BANNER_LIMIT = 4096
+#: After the first non-TPKT bytes, how long to wait for the rest of a banner or HTTP response.
+BANNER_LINGER_S = 0.3
+
+P = Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    """One row of the negotiation matrix."""
+
+    label: str
+    requested: int | None  #: None: no RDP_NEG_REQ at all, like a pre-2003-SP1 client
+
+
+#: What mstsc sends today; asked first, alone, because it answers most questions.
+PRIMARY = Request("SSL|HYBRID|HYBRID_EX", int(P.SSL | P.HYBRID | P.HYBRID_EX))
+MATRIX: tuple[Request, ...] = (
+    PRIMARY,
+    Request("RDP", int(P.RDP)),
+    Request("SSL", int(P.SSL)),
+    Request("SSL|HYBRID", int(P.SSL | P.HYBRID)),
+    Request("RDSTLS", int(P.RDSTLS)),
+    Request("no negotiation", None),
+)
+
+_WIN_HOSTUNREACH, _WIN_NETUNREACH, _WIN_TIMEDOUT, _WIN_REFUSED = 10065, 10051, 10060, 10061
+
+
+def tcp_outcome(exc: OSError) -> TcpOutcome:
+    """Map a connect() error to an outcome, on POSIX and Windows alike."""
+    codes = {exc.errno, getattr(exc, "winerror", None)}
+    if isinstance(exc, ConnectionRefusedError) or codes & {errno.ECONNREFUSED, _WIN_REFUSED}:
+        return TcpOutcome.REFUSED
+    if codes & {errno.EHOSTUNREACH, _WIN_HOSTUNREACH, errno.EHOSTDOWN}:
+        return TcpOutcome.HOST_UNREACHABLE
+    if codes & {errno.ENETUNREACH, _WIN_NETUNREACH}:
+        return TcpOutcome.NET_UNREACHABLE
+    if codes & {errno.EACCES, errno.EPERM}:
+        return TcpOutcome.ADMIN_PROHIBITED
+    if codes & {errno.ETIMEDOUT, _WIN_TIMEDOUT}:
+        return TcpOutcome.TIMEOUT
+    return TcpOutcome.ERROR
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]
+
+
+async def connect(
+    address: str,
+    port: int,
+    timeouts: Timeouts,
+    deadline: Deadline,
+    *,
+    retries: int = 0,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> tuple[
+    TcpOutcome, str | None, float | None, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
+]:
+    """(outcome, error, connect_ms, streams). Retries only connection timeouts."""
+    outcome, error = TcpOutcome.TIMEOUT, None
+    for _ in range(retries + 1):
+        limit = deadline.limit(timeouts.connect)
+        if limit <= 0:
+            break
+        start = time.monotonic()
+        try:
+            streams = await asyncio.wait_for(
+                asyncio.open_connection(
+                    address, port, ssl=ssl_context, server_hostname=server_hostname
+                ),
+                limit,
+            )
+            return TcpOutcome.CONNECTED, None, now_ms(start), streams
+        except TimeoutError:
+            outcome, error = TcpOutcome.TIMEOUT, f"no answer within {limit:.1f} s"
+            continue
+        except OSError as exc:
+            return tcp_outcome(exc), _error_text(exc), now_ms(start), None
+        except (ssl.SSLError, ValueError) as exc:
+            return TcpOutcome.ERROR, _error_text(exc), now_ms(start), None
+    return outcome, error, None, None
+
+
+async def read_reply(
+    reader: asyncio.StreamReader, timeouts: Timeouts, deadline: Deadline, start: float
+) -> tuple[ReplyKind, bytes, x224.ServerTpdu | None, str | None, float | None]:
+    """Read what the server sends after a CR: (kind, bytes, tpdu, error, first_byte_ms)."""
+    buf = b""
+    first: float | None = None
+    phase = Deadline(deadline.limit(timeouts.read))
+    while True:
+        want: int
+        try:
+            if buf and buf[0] != tpkt.VERSION:
+                return await _linger_banner(reader, buf, phase, first)
+            try:
+                length = tpkt.frame_length(buf, CONFIRM_LIMIT)
+                if len(buf) >= length:
+                    pdu = buf[:length]
+                    try:
+                        return ReplyKind.TPDU, buf, x224.parse_server_tpdu(pdu), None, first
+                    except ProtocolError as exc:
+                        return ReplyKind.MALFORMED, buf, None, exc.reason, first
+                want = length - len(buf)
+            except NeedMoreData as need:
+                want = need.needed
+            except ProtocolError as exc:
+                if (
+                    len(buf) >= 4
+                    and buf[1] == 0
+                    and int.from_bytes(buf[2:4], "big") > CONFIRM_LIMIT
+                ):
+                    return ReplyKind.OVERSIZED, buf, None, exc.reason, first
+                if len(buf) >= 2 and buf[1] != 0:
+                    return await _linger_banner(reader, buf, phase, first)
+                return ReplyKind.MALFORMED, buf, None, exc.reason, first
+            chunk = await asyncio.wait_for(reader.read(max(want, 1)), phase.remaining())
+        except TimeoutError:
+            if not buf:
+                return ReplyKind.SILENT, buf, None, None, first
+            return ReplyKind.TRUNCATED, buf, None, "the server stopped sending mid-PDU", first
+        except ConnectionError as exc:
+            if not buf:
+                return ReplyKind.RESET, buf, None, _error_text(exc), first
+            return ReplyKind.TRUNCATED, buf, None, "reset mid-PDU", first
+        except OSError as exc:
+            return (
+                ReplyKind.RESET if not buf else ReplyKind.TRUNCATED,
+                buf,
+                None,
+                _error_text(exc),
+                first,
+            )
+        if not chunk:
+            if not buf:
+                return ReplyKind.CLOSED, buf, None, None, first
+            return ReplyKind.TRUNCATED, buf, None, "closed mid-PDU", first
+        if first is None:
+            first = now_ms(start)
+        buf += chunk
+
+
+async def _linger_banner(
+    reader: asyncio.StreamReader, buf: bytes, phase: Deadline, first: float | None
+) -> tuple[ReplyKind, bytes, None, None, float | None]:
+    """Collect a little more of a non-RDP reply, for naming the service."""
+    linger = Deadline(min(BANNER_LINGER_S, phase.remaining()))
+    while len(buf) < BANNER_LIMIT and not linger.expired:
+        try:
+            chunk = await asyncio.wait_for(reader.read(BANNER_LIMIT - len(buf)), linger.remaining())
+        except (TimeoutError, OSError):
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return ReplyKind.NOT_TPKT, buf[:BANNER_LIMIT], None, None, first
+
+
+async def attempt(
+    address: str,
+    port: int,
+    request: Request,
+    *,
+    cookie: str | None,
+    timeouts: Timeouts,
+    deadline: Deadline,
+    retries: int = 0,
+    keep_open: bool = False,
+) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+    """Connect, send the CR, read the reply. With keep_open and a confirm, the streams are returned
+    open (the caller closes them); otherwise they are closed here."""
+    outcome, error, connect_ms, streams = await connect(
+        address, port, timeouts, deadline, retries=retries
+    )
+    if streams is None:
+        return Attempt(request.label, request.requested, outcome, error, connect_ms), None
+    reader, writer = streams
+    start = time.monotonic()
+    keep = False
+    try:
+        try:
+            writer.write(x224.build_request(cookie=cookie, requested=request.requested))
+            await asyncio.wait_for(writer.drain(), deadline.limit(timeouts.read))
+        except (OSError, TimeoutError):
+            pass  # the reply (or its absence) tells the story
+        kind, data, tpdu, err, first = await read_reply(reader, timeouts, deadline, start)
+        result = Attempt(
+            request.label,
+            request.requested,
+            TcpOutcome.CONNECTED,
+            err,
+            connect_ms,
+            first,
+            kind,
+            data,
+            tpdu,
+        )
+        keep = keep_open and isinstance(tpdu, x224.ConnectionConfirm)
+        return result, (reader, writer) if keep else None
+    finally:
+        if not keep:
+            await close_writer(writer)

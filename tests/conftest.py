@@ -1,0 +1,29 @@
+"""Shared test helpers: the vectors from real Windows servers, and the rig on sys.path."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS))
+
+VECTORS = json.loads((TESTS / "vectors" / "windows-handshakes.json").read_text())
+
+
+def vector_pdus(what_prefix: str) -> list[tuple[str, dict, dict]]:
+    """(vector id, pdu, decoded facts) for every PDU whose 'what' starts with the prefix."""
+    out = []
+    for v in VECTORS:
+        for pdu in v["pdus"]:
+            if pdu["what"].startswith(what_prefix):
+                out.append((v["id"], pdu, v["facts"].get("decoded", {})))
+    return out
+
+
+@pytest.fixture
+def vectors() -> list[dict]:
+    return VECTORS
