@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine
 from typing import Annotated, Any
@@ -104,6 +105,10 @@ def check(
     ] = DEFAULT_PER_HOST,
     all_addresses: Annotated[bool, typer.Option(help="Probe every address of a name")] = False,
     depth: Annotated[str, typer.Option(help="tcp, x224 or full")] = "full",
+    udp: Annotated[bool, typer.Option("--udp", help="Also probe RDP over UDP on the port")] = False,
+    ca_file: Annotated[
+        str | None, typer.Option(help="Trust these CA certificates (PEM) for the TLS check")
+    ] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Cause and fix for every finding")
@@ -123,7 +128,11 @@ def check(
         repeat=repeat,
         all_addresses=all_addresses,
         depth=depth,
+        udp=udp,
+        ca_file=ca_file,
     )
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise UsageError(f"--ca-file {ca_file}: no such file")
     reports = _run(_check_all(parsed, opts, concurrency))
     if ports is not None:
         reports = port_summary(reports)

@@ -6,13 +6,13 @@ judge the same observation the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.fingerprint import identify
+from rdprobe.analysis.judges import STAGE_JUDGES
 from rdprobe.analysis.observations import (
     Attempt,
     ReplyKind,
@@ -28,17 +28,6 @@ from rdprobe.protocol.x224 import (
     NegotiationResponse,
     protocol_name,
 )
-
-#: A judge adds findings for one later stage (TLS, NLA, MCS, UDP) from observation.stages.
-Judge = Callable[[TargetObservation, datetime], list[Finding]]
-_STAGE_JUDGES: list[Judge] = []
-
-
-def register_judge(judge: Judge) -> Judge:
-    """Stage modules register their judgement here, so classify() stays the one entry point."""
-    _STAGE_JUDGES.append(judge)
-    return judge
-
 
 _TCP_FINDINGS = {
     TcpOutcome.REFUSED: "tcp.refused",
@@ -172,7 +161,7 @@ def classify(obs: TargetObservation, now: datetime) -> Report:
         findings.append(finding(_REPLY_FINDINGS[key.reply_kind], **evidence))
 
     findings += _intermittency(obs)
-    for judge in _STAGE_JUDGES:
+    for judge in STAGE_JUDGES:
         findings += judge(obs, now)
     return Report(obs, outcome, setting, service, tuple(findings))
 

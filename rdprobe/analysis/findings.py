@@ -12,7 +12,7 @@ from typing import Any
 
 from rdprobe.analysis.severity import Severity
 
-INFO, WARN, ERR = Severity.INFO, Severity.WARNING, Severity.ERROR
+INFO, WARN, ERR, CRIT = Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL
 
 _RDP_TCP_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp"
 _TS_PARAMS = r"HKLM\SYSTEM\CurrentControlSet\Services\TermService\Parameters"
@@ -353,6 +353,222 @@ _SPECS = [
         "Clients older than Windows XP SP3-era mstsc send no RDP_NEG_REQ; this server does not "
         "accept them.",
         "Nothing to fix unless such clients must connect.",
+    ),
+    # -- TLS certificate and versions (MS-RDPBCGR 5.4.5.1) ----------------------------------------
+    FindingSpec(
+        "cert.expired",
+        ERR,
+        "The server's TLS certificate expired on {not_after}",
+        "The certificate bound to the RDP listener is past its validity. Clients that check "
+        "certificates warn or refuse; automatic renewal (auto-enrolment, or the self-signed "
+        "'Remote Desktop' certificate's regeneration) did not happen.",
+        "Renew or re-enrol the certificate and select it for the listener (SSLCertificateSHA1Hash "
+        "under RDP-Tcp, or the RDS deployment's certificate settings); for the self-signed one, "
+        "delete it from the 'Remote Desktop' certificate store and restart Remote Desktop "
+        "Services so a new one is made.",
+    ),
+    FindingSpec(
+        "cert.not_yet_valid",
+        ERR,
+        "The server's TLS certificate is not valid before {not_before}",
+        "Either the certificate was issued for the future or one of the clocks (server, CA, "
+        "client) is wrong.",
+        "Check the time and time zone on the server and on this workstation (w32tm /query "
+        "/status); re-issue the certificate if its dates are wrong.",
+    ),
+    FindingSpec(
+        "cert.name_mismatch",
+        WARN,
+        "The certificate does not name {target}",
+        "The names in the certificate (subject CN and subjectAltName) do not include the name the "
+        "user connects to, so clients show a name-mismatch warning or refuse.",
+        "Issue a certificate whose subjectAltName holds every name users type (FQDN, short name, "
+        "the RDS farm name), or have users connect with a name the certificate holds.",
+    ),
+    FindingSpec(
+        "cert.ip_target",
+        INFO,
+        "Connected by IP address: the certificate names hosts, not {target}",
+        "Clients check the certificate against what the user typed. An IP address almost never "
+        "appears in an RDP certificate, so connecting by IP always warns.",
+        "Connect by the DNS name the certificate holds.",
+    ),
+    FindingSpec(
+        "cert.self_signed",
+        INFO,
+        "The TLS certificate is self-signed ({subject})",
+        "The listener uses the self-signed certificate Windows creates for Remote Desktop. That "
+        "is normal on a workgroup server; on a domain server a CA-issued one is expected, and "
+        "clients warn on first connection.",
+        "Deploy a certificate from the enterprise CA (the 'Remote Desktop' auto-enrolment "
+        "template by Group Policy) or a public CA, and select it for the listener.",
+    ),
+    FindingSpec(
+        "cert.untrusted",
+        WARN,
+        "A client that checks certificates would not trust this one: {reason}",
+        "The chain does not lead to a root this workstation trusts (or the one given with "
+        "--ca-file): self-signed, an internal CA not deployed here, or an incomplete chain.",
+        "Deploy the issuing CA to the clients (Group Policy), send the whole chain from the "
+        "server, or use a certificate from a CA the clients trust.",
+    ),
+    FindingSpec(
+        "cert.weak_key",
+        WARN,
+        "The certificate's key is weak: {key_type} {key_bits} bits",
+        "RSA keys under 2048 bits are refused by current TLS libraries and security policies.",
+        "Issue a new certificate with an RSA 2048-bit (or larger) or ECDSA P-256 key.",
+    ),
+    FindingSpec(
+        "cert.weak_signature",
+        WARN,
+        "The certificate is signed with {signature_hash}",
+        "SHA-1 and MD5 signatures are collision-prone; current clients and policies reject them.",
+        "Re-issue the certificate signed with SHA-256 or better (check the CA's hash setting).",
+    ),
+    FindingSpec(
+        "cert.no_server_auth",
+        WARN,
+        "The certificate lacks the Server Authentication purpose (EKU)",
+        "Its Extended Key Usage does not include Server Authentication (1.3.6.1.5.5.7.3.1) "
+        "(nor the Remote Desktop Authentication purpose 1.3.6.1.4.1.311.54.1.2), so clients "
+        "that check it refuse it.",
+        "Issue the certificate from a template with Server Authentication or Remote Desktop "
+        "Authentication in its application policies.",
+    ),
+    FindingSpec(
+        "tls.old_versions_only",
+        ERR,
+        "The server speaks only {versions}: current clients cannot connect",
+        "TLS 1.0 and 1.1 are disabled in current Windows, macOS and Linux clients. A server that "
+        "offers nothing newer is unpatched (Windows 7 / 2008 R2 without KB3080079) or has TLS 1.2 "
+        "disabled in SCHANNEL.",
+        "Install the TLS 1.2 update for RDP on old servers and enable TLS 1.2 under "
+        r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols; "
+        "better, upgrade the server.",
+    ),
+    FindingSpec(
+        "tls.no_tls12",
+        WARN,
+        "The server does not accept TLS 1.2",
+        "TLS 1.2 is the version every current client offers; without it only TLS 1.3 clients "
+        "can connect.",
+        "Enable TLS 1.2 in SCHANNEL (or in the server software's TLS settings).",
+    ),
+    FindingSpec(
+        "tls.legacy_versions_enabled",
+        WARN,
+        "The server still accepts {versions}",
+        "Old TLS versions are enabled next to current ones; they weaken the connection only for "
+        "clients that offer nothing better, but fail security audits.",
+        "Disable TLS 1.0 and 1.1 in SCHANNEL once no old clients need them.",
+    ),
+    FindingSpec(
+        "tls.handshake_failed",
+        ERR,
+        "The TLS handshake after the Connection Confirm failed: {error}",
+        "The server selected TLS but could not complete it: a certificate without a usable "
+        "private key, no cipher suite in common, or a broken TLS stack.",
+        "Check the certificate's private key permissions (NETWORK SERVICE must read it), the "
+        "SCHANNEL cipher suite order, and the System log for SChannel errors (event 36870 etc.).",
+    ),
+    # -- NLA / CredSSP (MS-CSSP, MS-NLMP) ----------------------------------------------------------
+    FindingSpec(
+        "nla.identity",
+        INFO,
+        "NLA reveals the server's identity: {computer}",
+        "The NTLM challenge a server sends before any credential names the computer, its domain "
+        "and its Windows build. That is how NLA works; it is shown here to identify the machine.",
+        "Nothing to fix.",
+    ),
+    FindingSpec(
+        "nla.clock_skew",
+        WARN,
+        "The server's clock is {skew_s} s off this workstation's",
+        "Kerberos refuses tickets when clocks differ by more than 5 minutes, so NLA logons with "
+        "domain accounts fail (or fall back to NTLM) while the skew lasts.",
+        "Fix time synchronisation: on a domain member `w32tm /resync`, and check the domain "
+        "hierarchy up to the PDC emulator; check this workstation's clock too.",
+    ),
+    FindingSpec(
+        "nla.failed",
+        WARN,
+        "The server selected NLA but the CredSSP exchange failed: {error}",
+        "The server did not answer the CredSSP negotiation with an NTLM challenge: a broken "
+        "CredSSP provider, a policy that allows only Kerberos, or a non-Windows server.",
+        "Check the System log for CredSSP / LSA errors and the 'Restrict NTLM' policies.",
+    ),
+    # -- Standard RDP Security (MS-RDPBCGR 5.3) ----------------------------------------------------
+    FindingSpec(
+        "rdpsec.low_level",
+        WARN,
+        "Encryption level is {level}",
+        "Low encrypts only client-to-server data; Client Compatible accepts the client's "
+        "strongest key even if that is 40 or 56 bits. Both are weaker than High.",
+        "Set 'Set client connection encryption level' to High (or use TLS, which makes this "
+        "setting moot).",
+    ),
+    FindingSpec(
+        "rdpsec.weak_methods",
+        WARN,
+        "The server accepts weak encryption: {methods}",
+        "40-bit and 56-bit RC4 keys can be broken quickly; they exist for clients from the "
+        "last century.",
+        "Raise the encryption level to High, or require TLS.",
+    ),
+    FindingSpec(
+        "rdpsec.no_encryption",
+        ERR,
+        "Standard RDP Security without encryption",
+        "The server negotiated encryption level None: everything, keystrokes included, crosses "
+        "the network in clear.",
+        "Set the encryption level to High, or require TLS.",
+    ),
+    FindingSpec(
+        "rdpsec.in_use",
+        WARN,
+        "Standard RDP Security is accepted: the server cannot be authenticated",
+        "With RDP's own encryption the client cannot verify who it talks to (the Terminal "
+        "Services signing key is public), so a man in the middle goes unnoticed.",
+        "Set the Security Layer to SSL or Negotiate with NLA and bind a trusted certificate.",
+    ),
+    FindingSpec(
+        "rdpsec.corrupt_certificate",
+        CRIT,
+        "The server's RDP certificate is corrupt: {reason}",
+        "The proprietary certificate sent with Standard RDP Security fails its signature check "
+        "or does not parse. Clients report 'Because of a security error, the client could not "
+        "connect to the remote computer'.",
+        "On the server back up, then delete the values Certificate, X509 Certificate and X509 "
+        f"Certificate ID under {_TS_PARAMS}, restart the server (Remote Desktop Services makes "
+        "a new certificate), and reactivate the licensing server if it runs there.",
+    ),
+    FindingSpec(
+        "rdpsec.mcs_failed",
+        WARN,
+        "The server did not complete the MCS Connect exchange: {error}",
+        "After the Connection Confirm the server refused or dropped the MCS Connect Initial: a "
+        "listener at its limit, a licensing or policy problem, or a non-Windows server.",
+        "Check the TerminalServices event logs at the time of the probe.",
+    ),
+    # -- RDP over UDP (MS-RDPEUDP) -----------------------------------------------------------------
+    FindingSpec(
+        "udp.enabled",
+        INFO,
+        "RDP over UDP answers on udp/{port} (ratio {ratio}:1)",
+        "The UDP transport is enabled. It answers anyone with a SYN+ACK; a large answer/probe "
+        "ratio makes it usable for reflection amplification.",
+        "Nothing to fix for clients; if the port faces the internet, keep the server patched "
+        "and filter udp/3389 at the edge unless remote users need it.",
+    ),
+    FindingSpec(
+        "udp.amplification",
+        WARN,
+        "RDP over UDP answers with {ratio} times the probe's bytes",
+        "A reply much larger than the request lets attackers reflect spoofed traffic off this "
+        "server (CERT-EU 2021-005).",
+        "Filter udp/3389 from the internet, or disable the UDP transport ('Select RDP transport "
+        "protocols' = TCP only) on exposed servers.",
     ),
 ]
 

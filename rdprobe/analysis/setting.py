@@ -59,8 +59,11 @@ def describe_answer(attempt: Attempt) -> str:
     if isinstance(tpdu, ConnectionConfirm):
         neg = tpdu.negotiation
         if isinstance(neg, NegotiationResponse):
-            flags = ",".join(neg.flag_names) or "none"
-            return f"selected {protocol_name(neg.selected)} (flags {flags})"
+            short = [
+                n.removesuffix("_SUPPORTED").removeprefix("NEGRSP_FLAG_") for n in neg.flag_names
+            ]
+            flags = f"flags 0x{neg.flags:02x}" + (f" {','.join(short)}" if short else "")
+            return f"selected {protocol_name(neg.selected)} ({flags})"
         if isinstance(neg, NegotiationFailure):
             return f"failure {neg.code_name}"
         return "confirm without negotiation data"

@@ -63,6 +63,10 @@ class StageContext:
     host_limit: asyncio.Semaphore
 
 
+class StageSkipped(Exception):
+    """A stage could not take the server that far this time; the reason is recorded."""
+
+
 Stage = Callable[[StageContext], Awaitable[None]]
 _STAGES: list[tuple[str, Stage]] = []
 
@@ -209,11 +213,15 @@ async def probe_address(
             obs.direct_tls = await direct_tls(address, target.port, opts, deadline)
     if opts.repeat > 1:
         obs.repeat = await _repeat(address, target.port, opts)
-    if opts.depth == "full":
+    if opts.depth == "full" and first.reply_kind is ReplyKind.TPDU:
+        from rdprobe.live import stages  # noqa: F401  (registers the stages)
+
         ctx = StageContext(target, address, obs, opts, deadline, host_limit)
         for name, stage in _STAGES:
             try:
                 await stage(ctx)
+            except StageSkipped as exc:
+                obs.stages[name] = {"skipped": str(exc), "summary": f"skipped: {exc}"}
             except Exception as exc:  # a stage bug must not lose the target's result
                 obs.stages[name] = {"error": f"internal error: {type(exc).__name__}: {exc}"}
     return classify(obs, clock())

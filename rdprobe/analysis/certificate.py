@@ -1,0 +1,445 @@
+"""Facts about a server certificate and whether a checking client would trust it.
+
+describe_certificate() never raises on an odd but loadable certificate (Windows Terminal Services
+licensing certificates with key OIDs cryptography rejects, malformed extensions): what cannot be
+read is None and explained in `notes`. Only bytes that are no X.509 certificate at all raise
+ProtocolError. Name matching follows RFC 6125 §6.4 (wildcard = whole left-most label only).
+
+Thumbprints: `sha1_thumbprint` is 40 UPPERCASE hex digits without separators, as PowerShell's
+`Cert:` drive and Win32_TSGeneralSetting.SSLCertificateSHA1Hash (the RDP listener binding) show
+it; `sha1_thumbprint_dialog` is lowercase byte pairs separated by spaces, as the Windows
+certificate dialog's Thumbprint field shows it (newer Windows drop the spaces there). Windows
+compares thumbprints case-insensitively.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import ipaddress
+import ssl
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from rdprobe.protocol import der
+from rdprobe.protocol.errors import ProtocolError
+
+OID_REMOTE_DESKTOP_AUTH = "1.3.6.1.4.1.311.54.1.2"
+EKU_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH.dotted_string: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING.dotted_string: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION.dotted_string: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING.dotted_string: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING.dotted_string: "OCSPSigning",
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE.dotted_string: "anyExtendedKeyUsage",
+    OID_REMOTE_DESKTOP_AUTH: "remoteDesktopAuthentication",
+}
+SERVER_AUTH_EKUS = {"serverAuth", "anyExtendedKeyUsage", "remoteDesktopAuthentication"}
+SIGNATURE_HASH_BY_OID = {  # for algorithms cryptography will not name
+    "1.2.840.113549.1.1.2": "md2",
+    "1.2.840.113549.1.1.4": "md5",
+    "1.2.840.113549.1.1.5": "sha1",
+    "1.3.14.3.2.29": "sha1",
+    "1.3.14.3.2.15": "sha1",
+    "1.2.840.10040.4.3": "sha1",
+    "1.2.840.10045.4.1": "sha1",
+}
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    subject: str | None
+    issuer: str | None
+    subject_cn: str | None
+    san_dns: tuple[str, ...]
+    san_ip: tuple[str, ...]
+    serial: str | None
+    not_before: str | None
+    not_after: str | None
+    days_left: int | None
+    expired: bool | None
+    not_yet_valid: bool | None
+    self_signed: bool | None
+    key_type: str | None
+    key_bits: int | None
+    signature_algorithm_oid: str | None
+    signature_hash: str | None
+    eku: tuple[str, ...] | None
+    """EKU names (dotted OIDs when unnamed); None when the certificate has no EKU extension."""
+    server_auth: bool | None
+    """serverAuth, anyExtendedKeyUsage or Remote Desktop Authentication present; None = no EKU
+    extension, i.e. any purpose."""
+    sha1_thumbprint: str
+    sha1_thumbprint_dialog: str
+    sha256_fingerprint: str
+    target: str | None
+    target_is_ip: bool | None
+    name_match: bool | None
+    name_match_reason: str
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def describe_certificate(
+    der_bytes: bytes, *, target_name: str | None, now: datetime
+) -> CertificateFacts:
+    """Everything rdprobe reports about one DER certificate, judged at *now* (aware)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # e.g. serial <= 0
+        return _describe(der_bytes, target_name, now)
+
+
+def _describe(der_bytes: bytes, target_name: str | None, now: datetime) -> CertificateFacts:
+    try:
+        cert = x509.load_der_x509_certificate(der_bytes)
+    except ValueError as exc:
+        raise ProtocolError(f"not an X.509 certificate: {exc}") from None
+    notes: list[str] = []
+
+    def attempt(what, fn, default=None):
+        # cryptography parses lazily and raises many kinds (ValueError, KeyError for an
+        # unknown string tag, UnsupportedAlgorithm, …) on odd certificates: note, go on.
+        try:
+            return fn()
+        except Exception as exc:
+            notes.append(f"{what}: {type(exc).__name__}: {exc}")
+            return default
+
+    subject = attempt("subject", lambda: cert.subject.rfc4514_string())
+    issuer = attempt("issuer", lambda: cert.issuer.rfc4514_string())
+    cn = attempt("subject CN", lambda: _common_name(cert))
+    extensions = attempt("extensions", lambda: cert.extensions)
+    san = None if extensions is None else _extension(extensions, x509.SubjectAlternativeName)
+    san_dns: tuple[str, ...] = ()
+    san_ip: tuple[str, ...] = ()
+    if san is not None:
+        san_dns = tuple(san.get_values_for_type(x509.DNSName))
+        san_ip = tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+    usage = None if extensions is None else _extension(extensions, x509.ExtendedKeyUsage)
+    eku = None
+    if usage is not None:
+        eku = tuple(EKU_NAMES.get(o.dotted_string, o.dotted_string) for o in usage)
+    not_before = attempt("notBefore", lambda: cert.not_valid_before_utc)
+    not_after = attempt("notAfter", lambda: cert.not_valid_after_utc)
+    now = now.astimezone(UTC)
+    key_type, key_bits = attempt(
+        "public key", lambda: _key_facts(cert, der_bytes, notes), (None, None)
+    )
+    sig_oid = attempt("signature algorithm", lambda: cert.signature_algorithm_oid.dotted_string)
+    sig_hash = attempt("signature hash", lambda: _hash_name(cert))
+    if sig_hash is None and sig_oid in SIGNATURE_HASH_BY_OID:
+        sig_hash = SIGNATURE_HASH_BY_OID[sig_oid]
+    sha1 = hashlib.sha1(der_bytes).hexdigest()
+    match, reason, is_ip = match_name(target_name, san_dns, san_ip, cn)
+    return CertificateFacts(
+        subject=subject,
+        issuer=issuer,
+        subject_cn=cn,
+        san_dns=san_dns,
+        san_ip=san_ip,
+        serial=attempt("serial", lambda: f"{cert.serial_number:x}"),
+        not_before=None if not_before is None else not_before.isoformat(),
+        not_after=None if not_after is None else not_after.isoformat(),
+        days_left=None if not_after is None else (not_after - now).days,
+        expired=None if not_after is None else now > not_after,
+        not_yet_valid=None if not_before is None else now < not_before,
+        self_signed=attempt(
+            "self-signed check", lambda: _self_signed(cert, subject, issuer, notes)
+        ),
+        key_type=key_type,
+        key_bits=key_bits,
+        signature_algorithm_oid=sig_oid,
+        signature_hash=sig_hash,
+        eku=eku,
+        server_auth=None if eku is None else bool(SERVER_AUTH_EKUS & set(eku)),
+        sha1_thumbprint=sha1.upper(),
+        sha1_thumbprint_dialog=" ".join(sha1[i : i + 2] for i in range(0, 40, 2)),
+        sha256_fingerprint=hashlib.sha256(der_bytes).hexdigest(),
+        target=target_name,
+        target_is_ip=is_ip,
+        name_match=match,
+        name_match_reason=reason,
+        notes=tuple(notes),
+    )
+
+
+def match_name(
+    target: str | None, san_dns: tuple[str, ...], san_ip: tuple[str, ...], cn: str | None
+) -> tuple[bool | None, str, bool | None]:
+    """(match, reason, target_is_ip) for the name the user typed (RFC 6125 §6.4)."""
+    if not target:
+        return None, "no target name given", None
+    host = target.strip().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        address = None
+    if address is not None:
+        ips = [ipaddress.ip_address(i) for i in san_ip]
+        if address in ips:
+            return True, f"target is the IP address literal {address}, one of its IP SANs", True
+        literal = f"target is the IP address literal {address}"
+        if not san_ip and cn == str(address):
+            why = "it is only the subject CN (no IP SAN): some clients accept that, strict ones not"
+            return None, f"{literal}; {why}", True
+        listed = ", ".join(san_ip) if san_ip else "none"
+        why = f"certificates name hosts; this one's IP SANs: {listed}. Connect by its DNS name"
+        return False, f"{literal}, not a name; {why}", True
+    wanted = _ascii_host(host)
+    if san_dns:
+        for pattern in san_dns:
+            if _dns_match(pattern, wanted):
+                return True, f"{target} matches the DNS SAN {pattern}", False
+        return False, f"{target} matches none of the DNS SANs: {', '.join(san_dns)}", False
+    if cn is not None and _dns_match(cn, wanted):
+        return True, f"{target} matches the subject CN {cn} (the certificate has no DNS SAN)", False
+    return False, f"{target} does not match the subject CN {cn} (no DNS SAN)", False
+
+
+def _dns_match(pattern: str, host: str) -> bool:
+    pattern = _ascii_host(pattern.strip().rstrip("."))
+    if pattern == host:
+        return True
+    if not pattern.startswith("*."):
+        return False
+    suffix = pattern[2:]
+    if "*" in suffix or suffix.count(".") < 1:
+        return False
+    label, _, rest = host.partition(".")
+    return bool(label) and rest == suffix
+
+
+def _ascii_host(name: str) -> str:
+    try:
+        return name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return name.lower()
+
+
+def _common_name(cert: x509.Certificate) -> str | None:
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not attrs:
+        return None
+    value = attrs[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _extension(extensions: x509.Extensions, kind: type) -> object | None:
+    try:
+        return extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _hash_name(cert: x509.Certificate) -> str | None:
+    algorithm = cert.signature_hash_algorithm
+    return None if algorithm is None else algorithm.name
+
+
+def _key_facts(cert: x509.Certificate, der_bytes: bytes, notes: list[str]):
+    """(key type, bits); falls back to reading SubjectPublicKeyInfo by hand."""
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        notes.append(f"public key: {exc}")
+        return _key_from_spki(der_bytes, notes)
+    return _describe_key(key)
+
+
+def _describe_key(key: object) -> tuple[str, int | None]:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {key.curve.name}", key.key_size
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    return type(key).__name__, None
+
+
+def _key_from_spki(der_bytes: bytes, notes: list[str]) -> tuple[str | None, int | None]:
+    """Certificate → TBSCertificate → SubjectPublicKeyInfo (RFC 5280 §4.1), key as PKCS#1."""
+    try:
+        cert_body, _ = der.expect(der_bytes, der.TAG_SEQUENCE)
+        tbs, _ = der.expect(cert_body, der.TAG_SEQUENCE)
+        fields = der.children(tbs)
+        if fields and fields[0][0] == der.context(0):
+            fields = fields[1:]
+        if len(fields) < 6:
+            raise ProtocolError("TBSCertificate too short")
+        algorithm, bits = der.children(fields[5][1])[:2]
+        oid = der.decode_oid(der.expect(algorithm[1], der.TAG_OID)[0])
+        if bits[0] != der.TAG_BIT_STRING or len(bits[1]) < 2:
+            raise ProtocolError("no BIT STRING in SubjectPublicKeyInfo")
+    except (ProtocolError, IndexError) as exc:
+        notes.append(f"SubjectPublicKeyInfo unreadable: {exc}")
+        return None, None
+    try:
+        key = serialization.load_der_public_key(bits[1][1:])
+    except (ValueError, UnsupportedAlgorithm):
+        notes.append(f"key algorithm {oid} not readable")
+        return f"unknown ({oid})", None
+    kind, size = _describe_key(key)
+    notes.append(f"key algorithm {oid} read as a PKCS#1 {kind} key")
+    return kind, size
+
+
+def _self_signed(cert: x509.Certificate, subject, issuer, notes: list[str]) -> bool | None:
+    if subject is None or issuer is None:
+        return None
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        try:
+            cert.verify_directly_issued_by(cert)
+        except UnsupportedAlgorithm:  # e.g. SHA-1, refused there but fine for a plain verify
+            _verify_own_signature(cert)
+    except InvalidSignature:
+        notes.append("issuer equals subject, but the signature does not verify with its own key")
+        return False
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        notes.append(f"issuer equals subject; signature not checked ({exc})")
+    return True
+
+
+def _verify_own_signature(cert: x509.Certificate) -> None:
+    key = cert.public_key()
+    algorithm = cert.signature_hash_algorithm
+    if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+        key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+    elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+        key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+    else:
+        raise TypeError("unsupported key or signature algorithm")
+
+
+@dataclass(frozen=True)
+class TrustResult:
+    trusted: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"trusted": self.trusted, "reason": self.reason}
+
+
+def verify_chain(
+    chain: list[bytes], *, ca_file: str | None, hostname: str | None, now: datetime
+) -> TrustResult:
+    """Would a client that checks certificates accept *chain* (leaf first)?
+
+    Uses cryptography's RFC 5280 / CA-B-Forum-style verifier with the system store (or
+    *ca_file*).
+    When the leaf has no subjectAltName (Windows' own RDP certificates have none) or no
+    *hostname* is given, only the chain to a trusted root is judged, the name is left to
+    match_name(). The verifier is stricter than Windows CryptoAPI in places, so the reason text
+    is worth showing as is.
+    """
+    from cryptography.x509 import verification as v
+
+    if not chain:
+        return TrustResult(False, "the server sent no certificate")
+    try:
+        certs = [x509.load_der_x509_certificate(c) for c in chain]
+    except ValueError as exc:
+        return TrustResult(False, f"certificate does not parse: {exc}")
+    try:
+        roots = _load_store(ca_file)
+    except (OSError, ValueError) as exc:
+        return TrustResult(False, f"cannot read trust store: {exc}")
+    if not roots:
+        return TrustResult(False, "the trust store holds no usable certificate")
+    builder = v.PolicyBuilder().store(v.Store(list(roots))).time(now.astimezone(UTC))
+    subject = _verifier_subject(hostname) if _has_san(certs[0]) else None
+    try:
+        if subject is not None:
+            builder.build_server_verifier(subject).verify(certs[0], certs[1:])
+            return TrustResult(True, f"chains to a trusted root and is valid for {hostname}")
+        trust_only = builder.extension_policies(
+            ca_policy=v.ExtensionPolicy.webpki_defaults_ca(),
+            ee_policy=v.ExtensionPolicy.permit_all(),
+        ).build_client_verifier()
+        trust_only.verify(certs[0], certs[1:])
+    except v.VerificationError as exc:
+        text = " ".join(str(exc).split()).split(" (encountered processing")[0]
+        return TrustResult(False, text)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return TrustResult(False, f"cannot verify: {exc}")
+    why = "no host name given" if not hostname else "the certificate has no subjectAltName"
+    return TrustResult(True, f"chains to a trusted root (name not checked here: {why})")
+
+
+def _has_san(leaf: x509.Certificate) -> bool:
+    try:
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return True
+
+
+def _verifier_subject(hostname: str | None):
+    from cryptography.x509 import verification as v
+
+    if not hostname:
+        return None
+    host = hostname.strip("[]").rstrip(".")
+    try:
+        return v.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return v.DNSName(_ascii_host(host))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_store(ca_file: str | None) -> tuple[x509.Certificate, ...]:
+    """Trusted roots: *ca_file*, else Windows' ROOT store, else OpenSSL's default CA file."""
+    if ca_file is not None:
+        with open(ca_file, "rb") as handle:
+            return _parse_bundle(handle.read())
+    if hasattr(ssl, "enum_certificates"):  # Windows
+        certs = []
+        for data, encoding, _trust in ssl.enum_certificates("ROOT"):
+            if encoding == "x509_asn":
+                try:
+                    certs.append(x509.load_der_x509_certificate(data))
+                except ValueError:
+                    continue
+        return tuple(certs)
+    path = ssl.get_default_verify_paths().cafile or ssl.get_default_verify_paths().openssl_cafile
+    with open(path, "rb") as handle:
+        return _parse_bundle(handle.read())
+
+
+def _parse_bundle(data: bytes) -> tuple[x509.Certificate, ...]:
+    """PEM bundle (or one DER certificate); certificates that fail to load are skipped."""
+    marker = b"-----BEGIN CERTIFICATE-----"
+    if marker not in data:
+        return (x509.load_der_x509_certificate(data),)
+    certs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. non-positive serials in old roots
+        for block in data.split(marker)[1:]:
+            try:
+                certs.append(x509.load_pem_x509_certificate(marker + block))
+            except ValueError:
+                continue
+    return tuple(certs)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

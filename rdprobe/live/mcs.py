@@ -1,0 +1,248 @@
+"""MCS Connect-Initial probe over an open stream, and the encryption-method matrix.
+
+After a Connection Confirm that selected PROTOCOL_RDP (or an 11-byte legacy confirm), or after
+TLS when SSL was selected: send X.224 DT + MCS Connect-Initial (GCC CS_CORE, CS_SECURITY, CS_NET),
+read one TPKT (at most tpkt.MAX_PDU), parse, send Disconnect-Provider-Ultimatum, close.
+MS-RDPBCGR 1.3.1.1 (connection sequence), 2.2.1.3, 2.2.1.4, 5.3.2 (encryption levels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from rdprobe.live.timing import Deadline, close_writer
+from rdprobe.protocol import gcc, mcs, tpkt, x224
+from rdprobe.protocol.errors import ProtocolError
+
+OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter, int]]]
+
+#: One connection per method, offered alone (the order is the report order).
+MATRIX_METHODS: dict[str, int] = {
+    "40BIT": gcc.EncryptionMethod.ENCRYPTION_METHOD_40BIT,
+    "56BIT": gcc.EncryptionMethod.ENCRYPTION_METHOD_56BIT,
+    "128BIT": gcc.EncryptionMethod.ENCRYPTION_METHOD_128BIT,
+    "FIPS": gcc.EncryptionMethod.ENCRYPTION_METHOD_FIPS,
+}
+ALL_METHODS = 0x1B  # 40 | 128 | 56 | FIPS, what mstsc offers
+
+
+@dataclass(frozen=True)
+class McsResult:
+    selected_protocol: int
+    encryption_methods: int  # what was offered
+    server_data: gcc.ServerData | None = None
+    connect_response: mcs.ConnectResponse | None = None
+    ultimatum: mcs.DisconnectProviderUltimatum | None = None
+    error: str | None = None
+    raw_hex: str = ""
+    elapsed_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "selected_protocol": self.selected_protocol,
+            "encryption_methods": self.encryption_methods,
+            "server_data": self.server_data.to_dict() if self.server_data else None,
+            "connect_response": self.connect_response.to_dict() if self.connect_response else None,
+            "ultimatum": self.ultimatum.to_dict() if self.ultimatum else None,
+            "error": self.error,
+            "raw_hex": self.raw_hex,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+async def read_tpkt(reader: asyncio.StreamReader, timeout: float) -> bytes:
+    """One whole TPKT PDU (ProtocolError if not TPKT or larger than tpkt.MAX_PDU)."""
+    deadline = Deadline(timeout)
+    head = await asyncio.wait_for(reader.readexactly(tpkt.HEADER_LEN), deadline.limit(timeout))
+    length = tpkt.frame_length(head)
+    rest = await asyncio.wait_for(
+        reader.readexactly(length - tpkt.HEADER_LEN), deadline.limit(timeout)
+    )
+    return head + rest
+
+
+def _interpret(result: McsResult, pdu: bytes) -> McsResult:
+    fields = dict(result.__dict__, raw_hex=pdu.hex())
+    try:
+        reply = mcs.parse_server_pdu(x224.parse_data(pdu))
+        if isinstance(reply, mcs.DisconnectProviderUltimatum):
+            fields.update(
+                ultimatum=reply, error=f"disconnect provider ultimatum ({reply.reason_name})"
+            )
+        elif reply.result != mcs.Result.RT_SUCCESSFUL:
+            fields.update(connect_response=reply, error=f"MCS result {reply.result_name}")
+        else:
+            data = gcc.parse_conference_create_response(reply.user_data)
+            fields.update(connect_response=reply, server_data=data)
+    except ProtocolError as exc:
+        fields.update(error=f"malformed reply: {exc}")
+    return McsResult(**fields)
+
+
+async def mcs_probe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    selected_protocol: int,
+    encryption_methods: int = ALL_METHODS,
+    timeout: float = 5.0,
+) -> McsResult:
+    """Send Connect-Initial, read and parse the reply, disconnect, close. Never raises."""
+    start = time.monotonic()
+    result = McsResult(selected_protocol, encryption_methods)
+    try:
+        request = x224.build_data(
+            mcs.build_connect_initial(
+                gcc.build_client_data(
+                    selected_protocol=selected_protocol, encryption_methods=encryption_methods
+                )
+            )
+        )
+        writer.write(request)
+        await asyncio.wait_for(writer.drain(), timeout)
+        pdu = await read_tpkt(reader, timeout)
+        result = _interpret(result, pdu)
+        try:
+            writer.write(x224.build_data(mcs.build_disconnect_provider_ultimatum()))
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except (OSError, TimeoutError):
+            pass
+    except TimeoutError:
+        result = McsResult(selected_protocol, encryption_methods, error="timeout: no MCS reply")
+    except asyncio.IncompleteReadError as exc:
+        error = (
+            "connection closed before any MCS reply"
+            if not exc.partial
+            else (f"connection closed after {len(exc.partial)} bytes of the MCS reply")
+        )
+        result = McsResult(selected_protocol, encryption_methods, error=error,
+                           raw_hex=exc.partial.hex())  # fmt: skip
+    except ProtocolError as exc:
+        result = McsResult(selected_protocol, encryption_methods, error=f"malformed reply: {exc}")
+    except OSError as exc:
+        result = McsResult(selected_protocol, encryption_methods, error=f"socket error: {exc}")
+    finally:
+        await close_writer(writer)
+    elapsed = round((time.monotonic() - start) * 1000, 2)
+    return McsResult(**dict(result.__dict__, elapsed_ms=elapsed))
+
+
+# --- encryption matrix ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodOutcome:
+    """What the server did when one encryption method was offered alone.
+
+    ``answered``: a Connect Response with security data came back; ``accepted``: it chose the
+    method offered (xrdp answers with its own configured method whatever is offered).
+    """
+
+    offered: str
+    answered: bool
+    accepted: bool
+    encryption_method: str | None = None
+    encryption_level: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def summarize(offered: str, result: McsResult) -> MethodOutcome:
+    sec = result.server_data.security if result.server_data else None
+    if sec is None:
+        error = result.error or "no security data in the MCS Connect Response"
+        return MethodOutcome(offered, False, False, error=error)
+    return MethodOutcome(offered, True, sec.method_name == offered, sec.method_name, sec.level_name)
+
+
+async def _one(open_stream: OpenStream, name: str, method: int, timeout: float) -> MethodOutcome:
+    try:
+        reader, writer, selected = await asyncio.wait_for(open_stream(), timeout)
+    except Exception as exc:  # whatever the lead's opener raises is a per-method failure
+        return MethodOutcome(
+            name, False, False, error=f"could not connect: {exc or type(exc).__name__}"
+        )
+    result = await mcs_probe(
+        reader, writer, selected_protocol=selected, encryption_methods=method, timeout=timeout
+    )
+    return summarize(name, result)
+
+
+async def encryption_matrix(
+    open_stream: OpenStream, *, timeout: float = 5.0
+) -> dict[str, MethodOutcome]:
+    """Offer 40BIT, 56BIT, 128BIT and FIPS alone, one fresh connection each, concurrently."""
+    outcomes = await asyncio.gather(
+        *(_one(open_stream, name, method, timeout) for name, method in MATRIX_METHODS.items())
+    )
+    return {o.offered: o for o in outcomes}
+
+
+# --- the Encryption level setting as the admin knows it -------------------------------------
+
+ADMIN_LEVELS = {
+    0: "None",
+    1: "Low",
+    2: "Client Compatible",
+    3: "High",
+    4: "FIPS Compliant",
+}
+
+
+@dataclass(frozen=True)
+class EncryptionLevelVerdict:
+    setting: str  # "Low", "Client Compatible", "High", "FIPS Compliant", "None", or a hedge
+    level: int | None  # encryptionLevel as the server sent it
+    accepted: tuple[str, ...]  # methods the server accepted when offered alone
+    basis: str
+    consistent: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "accepted": list(self.accepted)}
+
+
+def infer_encryption_level(
+    level: int | None,
+    matrix: Mapping[str, MethodOutcome],
+    *,
+    selected_protocol: int = 0,
+) -> EncryptionLevelVerdict:
+    """Encryption level (Group Policy / RDP-Tcp setting) from encryptionLevel plus the matrix."""
+    accepted = tuple(name for name, o in matrix.items() if o.accepted)
+    if selected_protocol != 0:
+        return EncryptionLevelVerdict(
+            "not applicable (Enhanced RDP Security: TLS encrypts)", level, accepted,
+            f"selected protocol {selected_protocol} is not PROTOCOL_RDP",
+        )  # fmt: skip
+    if level is None:
+        levels = {o.encryption_level for o in matrix.values() if o.answered}
+        named = {v: k for k, v in gcc.SHORT_LEVEL.items()}
+        if len(levels) == 1 and next(iter(levels)) in named:
+            level = named[next(iter(levels))]
+    weak = {"40BIT", "56BIT"} & set(accepted)
+    if level is None:
+        if not accepted:
+            return EncryptionLevelVerdict("unknown", None, accepted, "no method was accepted")
+        if set(accepted) == {"FIPS"}:
+            setting = "FIPS Compliant"
+        elif weak:
+            setting = "Low or Client Compatible"
+        else:
+            setting = "High"
+        basis = f"inferred from accepted methods {', '.join(accepted)}"
+        return EncryptionLevelVerdict(setting, None, accepted, basis)
+    setting = ADMIN_LEVELS.get(level, f"unknown level {level}")
+    consistent = True
+    if level == 3 and weak:
+        consistent = False  # High must refuse clients without 128-bit
+    if level == 4 and set(accepted) - {"FIPS"}:
+        consistent = False
+    basis = f"encryptionLevel {level} ({gcc.SHORT_LEVEL.get(level, '?')})"
+    if matrix:
+        basis += f"; accepted alone: {', '.join(accepted) or 'none'}"
+    return EncryptionLevelVerdict(setting, level, accepted, basis, consistent)

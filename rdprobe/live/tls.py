@@ -1,0 +1,213 @@
+"""TLS on an RDP connection after the X.224 exchange (MS-RDPBCGR 5.4.5.1), asyncio.
+
+The probe never verifies the certificate while connecting: it records what the server sends
+and leaves judgement to rdprobe.analysis.certificate. OpenSSL's security level is lowered only
+in contexts that must reach TLS 1.0/1.1 (legacy=True).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rdprobe.live.timing import close_writer
+
+SSL_OP_LEGACY_SERVER_CONNECT = 0x4
+"""OpenSSL option; without it old Windows fails with "unsafe legacy renegotiation"."""
+LEGACY_CIPHERS = "ALL:@SECLEVEL=0"
+PROBE_CIPHERS = "DEFAULT"
+"""OpenSSL's default list: unlike Python's, it keeps RSA key exchange and CBC-SHA suites,
+which Windows servers up to 2012 R2 may offer alone; the security level stays as configured."""
+
+VERSIONS: dict[str, ssl.TLSVersion] = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+_LOCALLY_AVAILABLE = {
+    "TLSv1": ssl.HAS_TLSv1,
+    "TLSv1.1": ssl.HAS_TLSv1_1,
+    "TLSv1.2": ssl.HAS_TLSv1_2,
+    "TLSv1.3": ssl.HAS_TLSv1_3,
+}
+ACCEPTED, REFUSED, UNSUPPORTED_LOCALLY = "accepted", "refused", "unsupported-locally"
+
+OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+def make_context(
+    min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    max_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
+    *,
+    legacy: bool = False,
+) -> ssl.SSLContext:
+    """A client context that accepts any certificate; legacy=True reaches TLS 1.0/1.1."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers(LEGACY_CIPHERS if legacy else PROBE_CIPHERS)
+    if legacy:
+        context.options |= SSL_OP_LEGACY_SERVER_CONNECT
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: probing them is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = min_version
+        context.maximum_version = max_version
+    return context
+
+
+@dataclass(frozen=True)
+class TlsResult:
+    version: str | None
+    cipher: str | None
+    cipher_bits: int | None
+    chain_der: tuple[bytes, ...]
+    """Certificates as sent, leaf first (only the leaf on Pythons that cannot give more)."""
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        import hashlib
+
+        return {
+            "version": self.version,
+            "cipher": self.cipher,
+            "cipher_bits": self.cipher_bits,
+            "chain_sha256": [hashlib.sha256(c).hexdigest() for c in self.chain_der],
+            "error": self.error,
+        }
+
+
+async def upgrade(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    server_hostname: str | None,
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+) -> TlsResult:
+    """Start TLS on *writer* (right after a Connection Confirm that selected SSL or HYBRID).
+
+    The default context offers TLS 1.0 to 1.3 at OpenSSL security level 0, so that even a
+    TLS 1.0-only listener shows its certificate: this connection observes, it carries no
+    secret. On success the same reader/writer pair carries TLS; on failure the error is in
+    the result and the caller closes the writer. Never raises for what the server does.
+    """
+    del reader  # start_tls keeps using the same StreamReader
+    if context is None:
+        context = make_context(ssl.TLSVersion.TLSv1, ssl.TLSVersion.MAXIMUM_SUPPORTED, legacy=True)
+    failure = await _start_tls(writer, context, server_hostname, timeout)
+    if failure is not None:
+        return TlsResult(None, None, None, (), one_line(failure))
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return TlsResult(None, None, None, (), "no TLS session after start_tls")
+    cipher = ssl_object.cipher()
+    return TlsResult(
+        version=ssl_object.version(),
+        cipher=None if cipher is None else cipher[0],
+        cipher_bits=None if cipher is None else cipher[2],
+        chain_der=peer_chain(ssl_object),
+        error=None,
+    )
+
+
+async def _start_tls(
+    writer: asyncio.StreamWriter, context: ssl.SSLContext, hostname: str | None, timeout: float
+) -> BaseException | None:
+    try:
+        await asyncio.wait_for(
+            writer.start_tls(
+                context, server_hostname=hostname or None, ssl_handshake_timeout=timeout
+            ),
+            timeout,
+        )
+    except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        return exc
+    return None
+
+
+def peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
+    """The server's certificates as sent, without verification."""
+    getter = getattr(ssl_object, "get_unverified_chain", None)  # Python 3.13+
+    if getter is None:
+        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if getter is not None:
+        try:
+            chain = getter() or []
+            out = [
+                c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain
+            ]
+            if out:
+                return tuple(out)
+        except (AttributeError, ValueError, ssl.SSLError):
+            pass
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return (leaf,) if leaf else ()
+
+
+_REFUSALS = (
+    "ALERT",  # the server answered with an alert (protocol_version, handshake_failure, …)
+    "WRONG_VERSION_NUMBER",
+    "UNSUPPORTED_PROTOCOL",
+    "VERSION_TOO_LOW",
+    "NO_SHARED_CIPHER",
+    "UNEXPECTED_EOF",
+    "EOF OCCURRED",
+)
+
+
+def classify_handshake_failure(exc: BaseException) -> str:
+    """ "refused" when the server turned the handshake down, else "error: …"."""
+    if isinstance(exc, asyncio.IncompleteReadError | EOFError | ConnectionError):
+        return REFUSED  # Windows and others just close or reset on a version they do not speak
+    text = str(exc).upper().replace(" ", "_")
+    if "NO_PROTOCOLS_AVAILABLE" in text or "NO_CIPHERS_AVAILABLE" in text:
+        return UNSUPPORTED_LOCALLY
+    if isinstance(exc, ssl.SSLError) and any(m.replace(" ", "_") in text for m in _REFUSALS):
+        return REFUSED
+    return f"error: {one_line(exc)}"
+
+
+async def probe_version(open_stream: OpenStream, name: str, *, timeout: float) -> str:
+    """One fresh connection, one handshake pinned to TLS version *name*."""
+    if not _LOCALLY_AVAILABLE.get(name, False):
+        return UNSUPPORTED_LOCALLY
+    version = VERSIONS[name]
+    try:
+        context = make_context(version, version, legacy=version < ssl.TLSVersion.TLSv1_2)
+    except (ValueError, ssl.SSLError):
+        return UNSUPPORTED_LOCALLY
+    try:
+        _reader, writer = await asyncio.wait_for(open_stream(), timeout)
+    except Exception as exc:  # the caller's connect/negotiate step; any failure is a result
+        return f"error: {one_line(exc)}"
+    try:
+        failure = await _start_tls(writer, context, None, timeout)
+        if failure is not None:
+            return classify_handshake_failure(failure)
+        ssl_object = writer.get_extra_info("ssl_object")
+        got = None if ssl_object is None else ssl_object.version()
+        return ACCEPTED if got == name else f"error: negotiated {got}"
+    finally:
+        await close_writer(writer, timeout)
+
+
+async def version_matrix(open_stream: OpenStream, *, timeout: float) -> dict[str, str]:
+    """For TLS 1.0, 1.1, 1.2 and 1.3: "accepted", "refused", "unsupported-locally" or
+    "error: …". Each version gets its own connection from *open_stream*; they run at once."""
+    names = list(VERSIONS)
+    results = await asyncio.gather(*(probe_version(open_stream, n, timeout=timeout) for n in names))
+    return dict(zip(names, results, strict=True))
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, asyncio.IncompleteReadError | EOFError | ConnectionResetError):
+        return f"connection closed by the server ({type(exc).__name__})"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]

@@ -1,0 +1,127 @@
+"""RDP over UDP probe: one MS-RDPEUDP SYN (padded to the MTU), classify the answer.
+
+Why the standard library and not asyncio-dgram: asyncio-dgram's ``recv()`` does not wake on an
+ICMP port-unreachable (measured here: a closed loopback port ran to its 2 s timeout and the
+ConnectionRefusedError only surfaced on the next send), while ``asyncio.DatagramProtocol`` gets
+``error_received`` at once. Telling a closed port from a silent one needs exactly that.
+
+Safety: no spoofing (a connected socket, the OS picks our address), the SYN is as large as the
+SYN+ACK it elicits (~1:1), retransmissions are spaced at least 500 ms (MS-RDPEUDP 3.1.6.1 minimum
+retransmit timeout) and bounded in count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from rdprobe.protocol import rdpudp
+from rdprobe.protocol.errors import ProtocolError
+
+MIN_RETRY_INTERVAL_S = 0.5
+MAX_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class UdpResult:
+    outcome: str  # "synack" | "closed" | "silent" | "other" | "error"
+    syn_ack: rdpudp.RdpUdpSyn | None = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    probe_size: int = 0
+    amplification: float | None = None  # first answer / one probe datagram
+    rtt_ms: float | None = None
+    attempts: int = 0
+    ack_matches: bool | None = None  # SYN+ACK's snSourceAck == our ISN
+    error: str | None = None
+    reply_hex: str = ""  # first 64 bytes of a reply that is not a SYN+ACK
+
+    def to_dict(self) -> dict[str, object]:
+        out = dict(self.__dict__)
+        out["syn_ack"] = self.syn_ack.to_dict() if self.syn_ack else None
+        return out
+
+
+class _Probe(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.replies: list[tuple[float, bytes]] = []
+        self.error: OSError | None = None
+        self.error_at = 0.0
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if len(self.replies) < 16:
+            self.replies.append((time.monotonic(), data))
+        self.event.set()
+
+    def error_received(self, exc: Exception) -> None:
+        if self.error is None and isinstance(exc, OSError):
+            self.error = exc
+            self.error_at = time.monotonic()
+        self.event.set()
+
+
+async def udp_probe(
+    host: str, port: int = 3389, *, timeout: float = 3.0, retries: int = 2
+) -> UdpResult:
+    """Send a SYN (and up to ``retries`` retransmissions) and classify. Never raises.
+
+    ``timeout`` bounds the whole probe; attempts are spread over it, at least 500 ms apart.
+    """
+    retries = max(0, min(retries, MAX_RETRIES))
+    interval = max(MIN_RETRY_INTERVAL_S, timeout / (retries + 1))
+    syn = rdpudp.build_syn()
+    isn = rdpudp.parse_syn(syn).isn
+    loop = asyncio.get_running_loop()
+    try:
+        transport, proto = await asyncio.wait_for(
+            loop.create_datagram_endpoint(_Probe, remote_addr=(host, port)), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        return UdpResult("error", error=f"cannot open UDP socket to {host}:{port}: {exc}")
+    sent = attempts = 0
+    deadline = time.monotonic() + max(timeout, MIN_RETRY_INTERVAL_S)
+    sent_at = time.monotonic()
+    try:
+        while attempts <= retries and time.monotonic() < deadline:
+            sent_at = time.monotonic()
+            transport.sendto(syn)
+            sent += len(syn)
+            attempts += 1
+            wait = min(interval, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(proto.event.wait(), max(wait, 0.0))
+                break
+            except TimeoutError:
+                continue
+    finally:
+        transport.close()
+    base = {"bytes_sent": sent, "probe_size": len(syn), "attempts": attempts}
+    received = sum(len(d) for _, d in proto.replies)
+    if proto.replies:
+        at, first = proto.replies[0]
+        rtt = round((at - sent_at) * 1000, 2)
+        answer, error = None, ""
+        try:
+            answer = rdpudp.parse_syn(first)
+        except ProtocolError as exc:
+            error = str(exc)
+        if answer is not None and answer.is_syn_ack:
+            return UdpResult(
+                "synack", answer, bytes_received=received, rtt_ms=rtt,
+                amplification=round(len(first) / len(syn), 3),
+                ack_matches=answer.ack == isn, **base,
+            )  # fmt: skip
+        if answer is not None:
+            error = f"SYN without ACK (flags 0x{answer.flags:04x})"
+        return UdpResult("other", bytes_received=received, rtt_ms=rtt, error=error,
+                         amplification=round(len(first) / len(syn), 3),
+                         reply_hex=first[:64].hex(), **base)  # fmt: skip
+    if proto.error is not None:
+        err = proto.error
+        if isinstance(err, ConnectionRefusedError | ConnectionResetError):
+            rtt = round((proto.error_at - sent_at) * 1000, 2)
+            return UdpResult("closed", rtt_ms=rtt, error="ICMP port unreachable", **base)
+        return UdpResult("error", error=f"{type(err).__name__}: {err}", **base)
+    return UdpResult("silent", **base)

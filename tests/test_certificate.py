@@ -1,0 +1,278 @@
+"""Certificate facts and chain trust (rdprobe.analysis.certificate) on certificates made here."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import random
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from rdprobe.analysis.certificate import describe_certificate, match_name, verify_chain
+from rdprobe.protocol.errors import ProtocolError
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "windows-handshakes.json").read_text())
+_KEYS: dict[int, rsa.RSAPrivateKey] = {}
+
+
+def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    if bits not in _KEYS:
+        _KEYS[bits] = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return _KEYS[bits]
+
+
+def make_cert(
+    cn: str = "rdp.example.test",
+    *,
+    dns: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+    not_before: datetime = NOW - timedelta(days=10),
+    not_after: datetime = NOW + timedelta(days=90),
+    key=None,
+    issuer: tuple[x509.Name, object] | None = None,
+    eku: tuple | None = (ExtendedKeyUsageOID.SERVER_AUTH,),
+    ca: bool = False,
+) -> tuple[x509.Certificate, object]:
+    key = key or rsa_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_name, issuer_key = issuer or (name, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(0x1234ABCD)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=ca)
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+        )
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
+        )
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def facts(cert, target="rdp.example.test", now=NOW):
+    return describe_certificate(der(cert), target_name=target, now=now)
+
+
+def test_valid_self_signed_certificate():
+    cert, _ = make_cert(dns=("rdp.example.test",))
+    f = facts(cert)
+    assert f.subject == "CN=rdp.example.test" and f.issuer == f.subject
+    assert f.subject_cn == "rdp.example.test" and f.san_dns == ("rdp.example.test",)
+    assert f.serial == "1234abcd"
+    assert f.not_after == (NOW + timedelta(days=90)).isoformat()
+    assert f.days_left == 90 and f.expired is False and f.not_yet_valid is False
+    assert f.self_signed is True
+    assert (f.key_type, f.key_bits) == ("RSA", 2048)
+    assert f.signature_hash == "sha256" and f.signature_algorithm_oid == "1.2.840.113549.1.1.11"
+    assert f.eku == ("serverAuth",) and f.server_auth is True
+    assert f.name_match is True and f.target_is_ip is False
+    sha1 = hashlib.sha1(der(cert)).hexdigest()
+    assert f.sha1_thumbprint == sha1.upper() and len(f.sha1_thumbprint) == 40
+    assert f.sha1_thumbprint_dialog.replace(" ", "") == sha1
+    assert len(f.sha1_thumbprint_dialog.split(" ")) == 20
+    assert f.sha256_fingerprint == hashlib.sha256(der(cert)).hexdigest()
+    assert f.notes == ()
+    json.dumps(f.to_dict())
+
+
+def test_expired_and_not_yet_valid():
+    expired, _ = make_cert(not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=3))
+    f = facts(expired)
+    assert f.expired is True and f.not_yet_valid is False and f.days_left == -3
+    early, _ = make_cert(not_before=NOW + timedelta(days=2), not_after=NOW + timedelta(days=300))
+    f = facts(early)
+    assert f.not_yet_valid is True and f.expired is False
+    # the same certificate judged at another moment (e.g. a capture's time)
+    assert facts(early, now=NOW + timedelta(days=5)).not_yet_valid is False
+
+
+def test_name_mismatch_against_san_and_cn_fallback():
+    cert, _ = make_cert(cn="other.example.test", dns=("other.example.test", "alt.example.test"))
+    f = facts(cert)
+    assert f.name_match is False and "alt.example.test" in f.name_match_reason
+    assert facts(cert, target="ALT.example.test.").name_match is True
+    no_san, _ = make_cert(cn="WIN-HOST01")
+    assert facts(no_san, target="win-host01").name_match is True
+    assert "no DNS SAN" in facts(no_san, target="win-host01").name_match_reason
+    assert facts(no_san, target="win-host02").name_match is False
+    assert facts(no_san, target=None).name_match is None
+
+
+def test_ip_literal_target():
+    cert, _ = make_cert(dns=("rdp.example.test",))
+    f = facts(cert, target="192.0.2.10")
+    assert f.target_is_ip is True and f.name_match is False
+    assert "IP address literal" in f.name_match_reason
+    with_ip, _ = make_cert(dns=("rdp.example.test",), ips=("192.0.2.10", "2001:db8::1"))
+    assert facts(with_ip, target="192.0.2.10").name_match is True
+    assert facts(with_ip, target="[2001:db8::1]").name_match is True
+    assert facts(with_ip, target="192.0.2.11").name_match is False
+    cn_ip, _ = make_cert(cn="192.0.2.10")
+    f = facts(cn_ip, target="192.0.2.10")
+    assert f.name_match is None and "subject CN" in f.name_match_reason
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "expected"),
+    [
+        ("*.example.test", "rdp.example.test", True),
+        ("*.example.test", "a.b.example.test", False),
+        ("*.example.test", "example.test", False),
+        ("*.test", "example.test", False),
+        ("r*.example.test", "rdp.example.test", False),
+        ("rdp.*.test", "rdp.example.test", False),
+    ],
+)
+def test_wildcards_rfc6125(pattern, host, expected):
+    assert match_name(host, (pattern,), (), None)[0] is expected
+    if expected:
+        assert facts(make_cert(dns=(pattern,))[0], target=host).name_match is True
+
+
+def test_weak_key_and_ec_key():
+    weak, _ = make_cert(key=rsa_key(1024))
+    assert (facts(weak).key_type, facts(weak).key_bits) == ("RSA", 1024)
+    ec_cert, _ = make_cert(key=ec.generate_private_key(ec.SECP256R1()))
+    assert facts(ec_cert).key_type == "EC secp256r1" and facts(ec_cert).key_bits == 256
+
+
+def test_eku_variants():
+    client_only, _ = make_cert(eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    f = facts(client_only)
+    assert f.eku == ("clientAuth",) and f.server_auth is False
+    none, _ = make_cert(eku=None)
+    assert facts(none).eku is None and facts(none).server_auth is None
+    rda = x509.ObjectIdentifier("1.3.6.1.4.1.311.54.1.2")
+    remote_desktop, _ = make_cert(eku=(rda, x509.ObjectIdentifier("1.2.3.4")))
+    f = facts(remote_desktop)
+    assert f.eku == ("remoteDesktopAuthentication", "1.2.3.4") and f.server_auth is True
+
+
+def test_ca_issued_certificate_is_not_self_signed_and_trust_with_ca_file(tmp_path):
+    ca, ca_key = make_cert(cn="Test Root CA", eku=None, ca=True, key=rsa_key(3072))
+    leaf, _ = make_cert(dns=("rdp.example.test",), issuer=(ca.subject, ca_key))
+    assert facts(leaf).self_signed is False
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    ok = verify_chain([der(leaf)], ca_file=str(ca_file), hostname="rdp.example.test", now=NOW)
+    assert ok.trusted is True, ok.reason
+    wrong = verify_chain([der(leaf)], ca_file=str(ca_file), hostname="other.test", now=NOW)
+    assert wrong.trusted is False
+    later = verify_chain(
+        [der(leaf)], ca_file=str(ca_file), hostname=None, now=NOW + timedelta(days=400)
+    )
+    assert later.trusted is False
+    trust_only = verify_chain([der(leaf)], ca_file=str(ca_file), hostname=None, now=NOW)
+    assert trust_only.trusted is True and "name not checked" in trust_only.reason
+
+
+def test_self_signed_is_untrusted_by_the_system_store():
+    cert, _ = make_cert(dns=("rdp.example.test",))
+    result = verify_chain([der(cert)], ca_file=None, hostname="rdp.example.test", now=NOW)
+    assert result.trusted is False and result.reason
+    assert verify_chain([], ca_file=None, hostname=None, now=NOW).trusted is False
+    assert verify_chain([b"junk"], ca_file=None, hostname=None, now=NOW).trusted is False
+
+
+def test_issuer_equals_subject_but_other_key_is_not_self_signed():
+    other = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rdp.example.test")])
+    forged, _ = make_cert(issuer=(name, other))
+    f = facts(forged)
+    assert f.self_signed is False and any("does not verify" in n for n in f.notes)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+def test_sha1_signed_certificate_made_by_openssl(tmp_path):
+    key, crt = tmp_path / "k.pem", tmp_path / "c.der"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha1", "-nodes", "-keyout", str(key),
+         "-outform", "DER", "-out", str(crt), "-subj", "/CN=WIN-SHA1", "-days", "30"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    f = describe_certificate(crt.read_bytes(), target_name="WIN-SHA1", now=datetime.now(UTC))
+    assert f.signature_hash == "sha1" and f.self_signed is True and f.name_match is True
+    assert f.sha1_thumbprint == hashlib.sha1(crt.read_bytes()).hexdigest().upper()
+
+
+def test_recorded_windows_certificates():
+    seen = 0
+    for vector in VECTORS:
+        tls = vector["facts"].get("decoded", {}).get("tls_server")
+        if not tls:
+            continue
+        for recorded in tls["certificates"]:
+            f = describe_certificate(
+                bytes.fromhex(recorded["der_hex"]), target_name="192.168.1.150", now=NOW
+            )
+            assert f.subject == recorded["subject"] and f.self_signed is True
+            assert f.sha1_thumbprint.lower() == recorded["sha1"]
+            assert f.key_bits == recorded["key_bits"] and f.server_auth is True
+            assert f.serial == recorded["serial"][2:]
+            assert f.target_is_ip is True and f.name_match is False
+            seen += 1
+    assert seen == 3
+
+
+def test_unsupported_key_oid_is_reported_not_raised():
+    cert, _ = make_cert()
+    raw = der(cert)
+    rsa_oid = bytes.fromhex("06092a864886f70d010101")
+    assert raw.count(rsa_oid) == 1
+    odd = raw.replace(rsa_oid, bytes.fromhex("06092a864886f70d010104"))  # md5WithRSA as key OID
+    f = describe_certificate(odd, target_name=None, now=NOW)
+    assert f.key_type == "RSA" and f.key_bits == 2048
+    assert any("1.2.840.113549.1.1.4" in n for n in f.notes)
+
+
+def test_hostile_input_raises_only_protocol_error():
+    rng = random.Random(11)
+    with pytest.raises(ProtocolError):
+        describe_certificate(b"", target_name=None, now=NOW)
+    base = der(make_cert(dns=("rdp.example.test",), ips=("192.0.2.1",))[0])
+    for cut in range(0, len(base), 37):
+        try:
+            describe_certificate(base[:cut], target_name="x", now=NOW)
+        except ProtocolError:
+            pass
+    parsed = 0
+    for _ in range(1000):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            json.dumps(describe_certificate(bytes(data), target_name="x", now=NOW).to_dict())
+            parsed += 1
+        except ProtocolError:
+            pass
+    assert parsed > 0
