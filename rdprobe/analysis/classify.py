@@ -184,7 +184,9 @@ def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> li
             out.append(finding("neg.nla_not_required", **ev))
         if setting.security_layer == "SSL":
             out.append(finding("neg.tls_required", **ev))
-        if FailureCode.SSL_NOT_ALLOWED_BY_SERVER in setting.failure_codes:
+        if FailureCode.SSL_NOT_ALLOWED_BY_SERVER in setting.failure_codes or (
+            setting.security_layer == "RDP" and not setting.legacy_server
+        ):
             out.append(finding("neg.rdp_security_only", **ev))
         if setting.legacy_clients_allowed is False:
             out.append(finding("neg.legacy_clients_refused", **ev))

@@ -295,7 +295,7 @@ _SPECS = [
     FindingSpec(
         "neg.rdp_security_only",
         WARN,
-        "Only Standard RDP Security: the server refuses TLS (SSL_NOT_ALLOWED_BY_SERVER)",
+        "Only Standard RDP Security: the server refuses TLS",
         "The listener's Security Layer is set to 'RDP Security Layer'. The server is not "
         "authenticated (no certificate check is possible) and clients that require TLS or NLA "
         "cannot connect.",

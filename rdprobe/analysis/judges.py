@@ -154,6 +154,9 @@ def judge_mcs(obs: TargetObservation, now: datetime) -> list[Finding]:
     where = {"host": obs.host, "port": obs.port}
     data = facts.get("server_data")
     if not data:
+        if facts.get("request") == "no negotiation":
+            # confirmed a client without RDP_NEG_REQ, then refused it: TLS is required
+            return [finding("neg.legacy_clients_refused", error=facts.get("error"), **where)]
         return [finding("rdpsec.mcs_failed", error=facts.get("error"), **where)]
     sec = data.get("security") or {}
     out: list[Finding] = []

@@ -165,7 +165,9 @@ def infer_setting(attempts: Iterable[Attempt]) -> Setting | None:
     else:
         layer, summary = "unknown", "not enough answers to tell the security layer"
     if legacy_clients is not None:
-        summary += "; clients without negotiation " + ("get in" if legacy_clients else "refused")
+        summary += "; clients without negotiation " + (
+            "get a Connection Confirm" if legacy_clients else "refused"
+        )
     return Setting(
         security_layer=layer,
         nla_required=nla_required if (failures or selections) else None,

@@ -1,0 +1,5 @@
+"""`python -m rdprobe`: the same as the rdprobe command."""
+
+from rdprobe.cli import main
+
+main()
