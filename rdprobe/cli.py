@@ -61,6 +61,23 @@ def _targets(texts: list[str], ports: str | None) -> list[Target]:
         raise UsageError(str(exc)) from None
 
 
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    """--resolve NAME:ADDR (ADDR may be an IPv6 literal, with or without brackets)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, addr = pair.partition(":")
+        target = None
+        if sep:
+            try:
+                target = parse_target(addr.strip("[]"))
+            except TargetError:
+                target = None
+        if not name or target is None or not target.is_literal:
+            raise UsageError(f"--resolve {pair!r}: expected NAME:ADDRESS with an IP address")
+        out[name.lower().rstrip(".")] = target.host
+    return out
+
+
 async def _check_all(targets: list[Target], opts: CheckOptions, concurrency: int) -> list[Report]:
     limit = asyncio.Semaphore(max(1, concurrency))
 
@@ -109,6 +126,10 @@ def check(
     ca_file: Annotated[
         str | None, typer.Option(help="Trust these CA certificates (PEM) for the TLS check")
     ] = None,
+    resolve: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME:ADDR - probe ADDR but check the certificate against NAME"),
+    ] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Cause and fix for every finding")
@@ -130,6 +151,7 @@ def check(
         depth=depth,
         udp=udp,
         ca_file=ca_file,
+        resolve=_overrides(resolve or []),
     )
     if ca_file is not None and not os.path.isfile(ca_file):
         raise UsageError(f"--ca-file {ca_file}: no such file")

@@ -45,6 +45,8 @@ class CheckOptions:
     depth: str = "full"  #: "tcp", "x224" or "full"
     udp: bool = False
     ca_file: str | None = None
+    #: NAME -> address, like curl's --resolve: probe a given server under the name users type
+    resolve: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def with_timeout(cls, timeout: float = DEFAULT_TIMEOUT_S, **kw: object) -> CheckOptions:
@@ -81,10 +83,14 @@ def register_stage(name: str) -> Callable[[Stage], Stage]:
     return add
 
 
-async def resolve(target: Target, timeout: float) -> tuple[list[str], str | None]:
+async def resolve(
+    target: Target, timeout: float, overrides: dict[str, str] | None = None
+) -> tuple[list[str], str | None]:
     """Addresses of the target (in resolver order, de-duplicated), or the DNS error."""
     if target.is_literal:
         return [target.host], None
+    if overrides and target.host in overrides:
+        return [overrides[target.host]], None
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
@@ -232,7 +238,7 @@ async def check_target(
 ) -> list[Report]:
     """One report per probed address (the first, or all with all_addresses)."""
     clock = now or (lambda: datetime.now(UTC))
-    addresses, dns_error = await resolve(target, opts.timeouts.connect)
+    addresses, dns_error = await resolve(target, opts.timeouts.connect, opts.resolve)
     if dns_error is not None or not addresses:
         obs = TargetObservation(
             target.host, target.port, None, clock(), dns_error=dns_error or "no address"
