@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Coroutine
@@ -196,6 +197,10 @@ def emulate(
     if profile not in profiles.PROFILES:
         raise UsageError(f"unknown profile {profile!r}; try --list")
     try:
+        server.parse_listen(listen)
+    except ValueError as exc:
+        raise UsageError(f"--listen {listen!r}: {exc}") from None
+    try:
         _run(server.run_emulator(profile, listen))
     except KeyboardInterrupt:
         pass
@@ -208,8 +213,15 @@ def demo(
     """Start emulated listeners on loopback, check each, and print what rdprobe diagnoses."""
     from rdprobe.emulate.demo import run_demo
 
-    reports = _run(run_demo())
-    _emit(reports, as_json, False)
+    results = _run(run_demo())
+    if as_json:
+        for r in results:
+            row = {"demo_profile": r.profile, **jsonl.report_dict(r.report)}
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+    else:
+        human.render_demo(
+            [(r.profile, r.description, r.report) for r in results], Console(highlight=False)
+        )
 
 
 def main() -> None:

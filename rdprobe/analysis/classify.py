@@ -43,6 +43,7 @@ _REPLY_FINDINGS = {
     ReplyKind.CLOSED: "tcp.closed_before_reply",
     ReplyKind.SILENT: "tcp.silent",
     ReplyKind.TRUNCATED: "x224.truncated",
+    ReplyKind.SLOW: "x224.slow",
     ReplyKind.OVERSIZED: "x224.oversized",
     ReplyKind.MALFORMED: "x224.malformed",
 }
@@ -96,6 +97,7 @@ def _outcome(obs: TargetObservation) -> tuple[str, Attempt | None]:
             ReplyKind.OVERSIZED,
             ReplyKind.MALFORMED,
             ReplyKind.TRUNCATED,
+            ReplyKind.SLOW,
             ReplyKind.RESET,
             ReplyKind.CLOSED,
             ReplyKind.SILENT,
@@ -196,6 +198,12 @@ def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> li
             elif code not in FailureCode._value2member_map_:
                 out.append(finding("neg.unknown_failure", code=code, **ev))
     for a in obs.attempts:
+        if a.ended_by_server is not None:
+            out.append(
+                finding(
+                    "tcp.dropped_after_confirm", how=a.ended_by_server, requested=a.label, **where
+                )
+            )
         if a.tpdu is not None and not isinstance(a.tpdu, ConnectionConfirm):
             out.append(
                 finding(

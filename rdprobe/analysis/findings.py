@@ -183,6 +183,26 @@ _SPECS = [
         "for a proxy or IPS on the path.",
     ),
     FindingSpec(
+        "x224.slow",
+        ERR,
+        "The reply was still incomplete after {timeout_s} s ({received} bytes so far)",
+        "The server answers a byte at a time: an overloaded or swapping server, a saturated "
+        "link, or a tarpit in front of the port.",
+        "Check the server's CPU, memory and network load and any IPS or tarpit on the path; "
+        "repeat with a longer --timeout to see whether the answer completes.",
+    ),
+    FindingSpec(
+        "tcp.dropped_after_confirm",
+        ERR,
+        "The server {how} the connection right after its Connection Confirm",
+        "The listener negotiated, then dropped the connection before the client could go on: "
+        "the connection limit is reached, a licensing or policy check refuses the client, or "
+        "the RDP stack on the server is failing.",
+        "Check `qwinsta` for free sessions, the 'Limit number of connections' policy, and the "
+        "TerminalServices-* and RemoteDesktopServices-RdpCoreTS event logs at the time of the "
+        "probe.",
+    ),
+    FindingSpec(
         "x224.oversized",
         ERR,
         "The reply announces an impossible length ({length} bytes)",

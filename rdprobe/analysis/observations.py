@@ -32,7 +32,8 @@ class ReplyKind(enum.StrEnum):
     CLOSED = "closed"  #: FIN before any byte
     SILENT = "silent"  #: nothing before the deadline
     NOT_TPKT = "not_tpkt"  #: bytes that are not TPKT (another service)
-    TRUNCATED = "truncated"  #: a TPKT PDU that never completed
+    TRUNCATED = "truncated"  #: a TPKT PDU cut short by a close or reset
+    SLOW = "slow"  #: a TPKT PDU still incomplete at the deadline (a drip)
     OVERSIZED = "oversized"  #: a TPKT header announcing an impossible length
     MALFORMED = "malformed"  #: a whole TPKT PDU that is not valid X.224
 

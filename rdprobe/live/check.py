@@ -32,6 +32,8 @@ from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_wri
 DEFAULT_COOKIE = "rdprobe"
 DEFAULT_PER_HOST = 3
 DEFAULT_CONCURRENCY = 64
+#: How long to watch the primary connection after its confirm for a server that drops it.
+AFTER_CONFIRM_LINGER_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class CheckOptions:
     depth: str = "full"  #: "tcp", "x224" or "full"
     udp: bool = False
     ca_file: str | None = None
+    #: later stages to run at depth full (None: all of them)
+    stages: frozenset[str] | None = None
     #: NAME -> address, like curl's --resolve: probe a given server under the name users type
     resolve: dict[str, str] = field(default_factory=dict)
 
@@ -70,14 +74,15 @@ class StageSkipped(Exception):
 
 
 Stage = Callable[[StageContext], Awaitable[None]]
-_STAGES: list[tuple[str, Stage]] = []
+_STAGES: list[tuple[str, Stage, bool]] = []
 
 
-def register_stage(name: str) -> Callable[[Stage], Stage]:
-    """Later stages (TLS, NLA, MCS, UDP) add themselves; each writes observation.stages[name]."""
+def register_stage(name: str, *, needs_rdp: bool = True) -> Callable[[Stage], Stage]:
+    """Later stages (TLS, NLA, MCS, UDP) add themselves; each writes observation.stages[name].
+    A stage that needs_rdp runs only when the port answered the X.224 request."""
 
     def add(stage: Stage) -> Stage:
-        _STAGES.append((name, stage))
+        _STAGES.append((name, stage, needs_rdp))
         return stage
 
     return add
@@ -196,7 +201,7 @@ async def probe_address(
     deadline = Deadline(opts.timeouts.total)
     host_limit = asyncio.Semaphore(max(1, opts.per_host))
 
-    async def run(req: Request) -> Attempt:
+    async def run(req: Request, linger: float = 0.0) -> Attempt:
         async with host_limit:
             a, _ = await attempt(
                 address,
@@ -206,10 +211,11 @@ async def probe_address(
                 timeouts=opts.timeouts,
                 deadline=deadline,
                 retries=opts.retries,
+                linger=linger,
             )
             return a
 
-    first = await run(PRIMARY)
+    first = await run(PRIMARY, AFTER_CONFIRM_LINGER_S)
     obs.attempts.append(first)
     if opts.depth != "tcp" and first.tcp is TcpOutcome.CONNECTED:
         if first.reply_kind is ReplyKind.TPDU:
@@ -219,11 +225,16 @@ async def probe_address(
             obs.direct_tls = await direct_tls(address, target.port, opts, deadline)
     if opts.repeat > 1:
         obs.repeat = await _repeat(address, target.port, opts)
-    if opts.depth == "full" and first.reply_kind is ReplyKind.TPDU:
+    if opts.depth == "full":
         from rdprobe.live import stages  # noqa: F401  (registers the stages)
 
         ctx = StageContext(target, address, obs, opts, deadline, host_limit)
-        for name, stage in _STAGES:
+        answered = first.reply_kind is ReplyKind.TPDU
+        for name, stage, needs_rdp in _STAGES:
+            if (needs_rdp and not answered) or (
+                opts.stages is not None and name not in opts.stages
+            ):
+                continue
             try:
                 await stage(ctx)
             except StageSkipped as exc:

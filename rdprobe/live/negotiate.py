@@ -145,7 +145,7 @@ async def read_reply(
         except TimeoutError:
             if not buf:
                 return ReplyKind.SILENT, buf, None, None, first
-            return ReplyKind.TRUNCATED, buf, None, "the server stopped sending mid-PDU", first
+            return ReplyKind.SLOW, buf, None, "still incomplete at the deadline", first
         except ConnectionError as exc:
             if not buf:
                 return ReplyKind.RESET, buf, None, _error_text(exc), first
@@ -183,6 +183,19 @@ async def _linger_banner(
     return ReplyKind.NOT_TPKT, buf[:BANNER_LIMIT], None, None, first
 
 
+async def _ended_by_server(reader: asyncio.StreamReader, wait: float) -> str | None:
+    """'closed' or 'reset' when the server ends the connection within ``wait`` seconds."""
+    try:
+        data = await asyncio.wait_for(reader.read(1), wait)
+    except TimeoutError:
+        return None
+    except ConnectionError:
+        return "reset"
+    except OSError:
+        return "reset"
+    return "closed" if not data else None
+
+
 async def attempt(
     address: str,
     port: int,
@@ -193,9 +206,11 @@ async def attempt(
     deadline: Deadline,
     retries: int = 0,
     keep_open: bool = False,
+    linger: float = 0.0,
 ) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
     """Connect, send the CR, read the reply. With keep_open and a confirm, the streams are returned
-    open (the caller closes them); otherwise they are closed here."""
+    open (the caller closes them); otherwise they are closed here. With ``linger``, wait that long
+    after a confirm to see whether the server drops the connection right away."""
     outcome, error, connect_ms, streams = await connect(
         address, port, timeouts, deadline, retries=retries
     )
@@ -211,6 +226,13 @@ async def attempt(
         except (OSError, TimeoutError):
             pass  # the reply (or its absence) tells the story
         kind, data, tpdu, err, first = await read_reply(reader, timeouts, deadline, start)
+        ended = None
+        if (
+            linger > 0
+            and isinstance(tpdu, x224.ConnectionConfirm)
+            and not isinstance(tpdu.negotiation, x224.NegotiationFailure)
+        ):  # after a failure the server is right to close
+            ended = await _ended_by_server(reader, deadline.limit(linger))
         result = Attempt(
             request.label,
             request.requested,
@@ -221,6 +243,7 @@ async def attempt(
             kind,
             data,
             tpdu,
+            ended,
         )
         keep = keep_open and isinstance(tpdu, x224.ConnectionConfirm)
         return result, (reader, writer) if keep else None

@@ -229,7 +229,7 @@ async def mcs_stage(ctx: StageContext) -> None:
     ctx.observation.stages["mcs"] = facts
 
 
-@register_stage("udp")
+@register_stage("udp", needs_rdp=False)
 async def udp_stage(ctx: StageContext) -> None:
     if not ctx.options.udp:
         return

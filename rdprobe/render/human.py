@@ -111,3 +111,43 @@ def render(reports: list[Report], console: Console, *, verbose: bool = False) ->
             if p is not None
         ]
         console.print(Panel(Group(*parts), border_style=STYLE[report.worst], expand=True))
+
+
+def _verdict(report: Report) -> str:
+    if report.setting is not None:
+        return report.setting.summary
+    if report.service is not None:
+        return f"{report.service.name}" + (
+            f" ({report.service.detail})" if report.service.detail else ""
+        )
+    udp = report.observation.stages.get("udp")
+    if udp and udp.get("summary"):
+        return f"TCP {report.outcome.replace('_', ' ')}; UDP: {udp['summary']}"
+    return report.outcome.replace("_", " ")
+
+
+def render_demo(rows: list[tuple[str, str, Report]], console: Console) -> None:
+    """One row per emulated listener: what it imitates, what rdprobe diagnosed."""
+    table = Table(
+        title="rdprobe demo: emulated listeners on 127.0.0.1", expand=True, show_lines=True
+    )
+    table.add_column("listener (imitates)", ratio=3)
+    table.add_column("rdprobe says", ratio=3)
+    table.add_column("findings", ratio=4)
+    for name, description, report in rows:
+        label = Text(name, style="bold")
+        label.append("\n" + description.split(":")[0].split(" [")[0], style="dim")
+        findings = Text()
+        for f in sorted(report.findings, key=lambda f: -f.severity):
+            if f.id == "rdp.answered":
+                continue
+            if findings:
+                findings.append("\n")
+            findings.append(f"{f.severity}: ", STYLE[f.severity])
+            findings.append(f.title)
+        table.add_row(label, _verdict(report), findings)
+    console.print(table)
+    console.print(
+        "Each listener replays bytes of a real server or imitates a real failure: "
+        "`rdprobe emulate --list` names them, `rdprobe emulate --profile NAME` serves one."
+    )

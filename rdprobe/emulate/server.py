@@ -1,0 +1,418 @@
+"""asyncio listeners that play an emulator profile (the I/O around ``profiles``' behaviours).
+
+Every read is bounded (a client silent for ``idle_timeout`` is dropped), input is framed with
+``tpkt.split``, and no client input makes a handler raise: errors are logged and the connection
+closed. TLS, when a profile serves it, runs over memory BIOs so the handshake outcome — including
+OpenSSL's answer to bytes that are not TLS — goes to the client as OpenSSL produced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import functools
+import logging
+import os
+import socket
+import ssl
+import struct
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rdprobe.emulate import profiles
+from rdprobe.emulate.profiles import Profile, Reply, Then
+from rdprobe.protocol import tpkt, x224
+from rdprobe.protocol.errors import NeedMoreData, ProtocolError
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 30.0
+READ_SIZE = 4096
+#: PDUs / reads handled per connection before the emulator gives up on it
+MAX_EXCHANGES = 64
+#: seconds between the last byte of a reply and an abortive close
+RESET_DELAY = 0.05
+
+
+class _Closed(Exception):
+    """The client closed, or the connection ended by a reply."""
+
+
+@dataclass
+class EmulatorServer:
+    """A running emulated listener. ``port`` is the bound port (useful with port 0)."""
+
+    profile: Profile
+    host: str
+    port: int
+    idle_timeout: float = IDLE_TIMEOUT
+    connections: int = 0
+    active: int = 0
+    _server: asyncio.base_events.Server | None = None
+    _udp: asyncio.DatagramTransport | None = None
+    _tasks: set[asyncio.Task] = field(default_factory=set)
+
+    @property
+    def sockets(self) -> list:
+        if self._server is not None:
+            return list(self._server.sockets)
+        if self._udp is not None:
+            return [self._udp.get_extra_info("socket")]
+        return []
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._udp is not None:
+            self._udp.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> EmulatorServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- TCP --------------------------------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self.connections += 1
+        self.active += 1
+        conn = _Connection(self, reader, writer)
+        try:
+            await conn.run(self.connections, self.active)
+        except _Closed:
+            pass
+        except (TimeoutError, OSError, ProtocolError, ssl.SSLError) as exc:
+            log.debug("%s: connection ended: %r", self.profile.name, exc)
+        except asyncio.CancelledError:
+            # only close() cancels handlers; ending quietly keeps asyncio's stream callback calm
+            conn.abort()
+        except Exception:  # a bug here must not take the listener down
+            log.exception("%s: emulator error", self.profile.name)
+        finally:
+            self.active -= 1
+            conn.finish()
+            if task is not None:
+                self._tasks.discard(task)
+
+
+class _Connection:
+    def __init__(
+        self, server: EmulatorServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.behaviour = server.profile.behaviour
+        self.reader = reader
+        self.writer = writer
+        self.buf = b""
+        self.done = False
+
+    async def run(self, number: int, active: int) -> None:
+        reply = self.behaviour.accepted(number, active)
+        then = Then.READ if reply is None else await self.perform(reply)
+        seen_request = False
+        for _ in range(MAX_EXCHANGES):
+            if then is Then.HOLD:
+                await self.hold()
+                return
+            if then is Then.TLS:
+                await self.serve_tls()
+                return
+            if not self.behaviour.tpkt:
+                reply = self.behaviour.raw(await self.read_some())
+            else:
+                pdu = await self.read_pdu()
+                if pdu is None:
+                    reply = self.behaviour.raw(self.buf)
+                elif not seen_request:
+                    seen_request = True
+                    reply = self.behaviour.request(x224.parse_request(pdu))
+                else:
+                    reply = self.behaviour.data(pdu)
+            then = await self.perform(reply)
+
+    async def perform(self, reply: Reply) -> Then:
+        """Send a reply, then close or reset if it says so; returns what comes next."""
+        if reply.swallow:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.reader.read(READ_SIZE), reply.swallow)
+        if reply.drip and reply.data:
+            for i in range(len(reply.data)):
+                self.writer.write(reply.data[i : i + 1])
+                await self.writer.drain()
+                await asyncio.sleep(reply.drip)
+        elif reply.data:
+            self.writer.write(reply.data)
+            await self.writer.drain()
+        if reply.then is Then.RESET:
+            if reply.data:
+                await asyncio.sleep(RESET_DELAY)
+            self.abort()
+            raise _Closed
+        if reply.then is Then.CLOSE:
+            raise _Closed
+        return reply.then
+
+    async def read_some(self) -> bytes:
+        """One read under the idle timeout; _Closed on EOF or timeout."""
+        try:
+            data = await asyncio.wait_for(self.reader.read(READ_SIZE), self.server.idle_timeout)
+        except TimeoutError:
+            raise _Closed from None
+        if not data:
+            raise _Closed
+        return data
+
+    async def read_pdu(self) -> bytes | None:
+        """The next whole TPKT PDU, or None when the input is not TPKT (left in ``buf``)."""
+        while True:
+            try:
+                pdu, self.buf = tpkt.split(self.buf)
+                return pdu
+            except NeedMoreData:
+                pass
+            except ProtocolError:
+                return None
+            self.buf += await self.read_some()
+
+    async def hold(self) -> None:
+        for _ in range(MAX_EXCHANGES * 16):
+            await self.read_some()
+
+    async def serve_tls(self) -> None:
+        """TLS over memory BIOs; TPKT PDUs inside go to ``behaviour.tls_data``."""
+        if not self.behaviour.tls:
+            if not self.buf:
+                await self.read_some()  # the client's ClientHello: TLS is not emulated here
+            raise _Closed
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = _server_context().wrap_bio(incoming, outgoing, server_side=True)
+        incoming.write(self.buf)
+        self.buf = b""
+        for _ in range(MAX_EXCHANGES):
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self.flush(outgoing)
+                incoming.write(await self.read_some())
+            except ssl.SSLError as exc:
+                log.debug("%s: TLS handshake failed: %s", self.server.profile.name, exc)
+                await self.flush(outgoing)
+                raise _Closed from None
+        await self.flush(outgoing)
+        plain = b""
+        for _ in range(MAX_EXCHANGES):
+            try:
+                pdu, plain = tpkt.split(plain)
+            except NeedMoreData:
+                try:
+                    plain += tls.read(READ_SIZE)
+                except ssl.SSLWantReadError:
+                    incoming.write(await self.read_some())
+                except ssl.SSLZeroReturnError:
+                    raise _Closed from None
+                continue
+            reply = self.behaviour.tls_data(pdu)
+            if reply.data:
+                tls.write(reply.data)
+                await self.flush(outgoing)
+            if reply.then is Then.HOLD:
+                await self.hold()
+            if reply.then is not Then.READ:
+                if reply.then is Then.RESET:
+                    self.abort()
+                raise _Closed
+
+    async def flush(self, outgoing: ssl.MemoryBIO) -> None:
+        data = outgoing.read()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    def abort(self) -> None:
+        """Close with RST: SO_LINGER on, timeout 0 (works on Linux and Windows)."""
+        if self.done:
+            return
+        self.done = True
+        sock = self.writer.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+
+    def finish(self) -> None:
+        if not self.done:
+            self.done = True
+            self.writer.close()
+
+
+# -- UDP ------------------------------------------------------------------------------------------
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: EmulatorServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.server.connections += 1
+        try:
+            reply = self.server.profile.behaviour.datagram(data)
+        except Exception:
+            log.exception("%s: emulator error", self.server.profile.name)
+            return
+        if reply and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("%s: %r", self.server.profile.name, exc)
+
+
+# -- TLS certificate --------------------------------------------------------------------------------
+
+
+@functools.cache
+def _server_context() -> ssl.SSLContext:
+    """A TLS server context with a self-signed RSA-2048 certificate made once per process."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "WIN-RDPROBE-EMU")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=180))
+        .sign(key, hashes.SHA256())
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory(prefix="rdprobe-emu-") as tmp:
+        path = os.path.join(tmp, "cert.pem")
+        with open(path, "wb") as fh:
+            fh.write(cert.public_bytes(serialization.Encoding.PEM))
+            fh.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.TraditionalOpenSSL,
+                    serialization.NoEncryption(),
+                )
+            )
+        ctx.load_cert_chain(path)
+    return ctx
+
+
+# -- public API -----------------------------------------------------------------------------------
+
+
+async def serve(
+    profile: Profile | str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    udp: bool = False,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> EmulatorServer:
+    """Start a listener playing ``profile``; port 0 picks a free port (see ``.port``).
+
+    ``udp`` must match the profile's transport (a UDP profile is served over UDP either way).
+    """
+    if isinstance(profile, str):
+        profile = profiles.get(profile)
+    if udp and profile.transport != "udp":
+        raise ValueError(f"profile {profile.name!r} is a {profile.transport} profile")
+    em = EmulatorServer(profile, host, port, idle_timeout=idle_timeout)
+    if profile.transport == "udp":
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(em), local_addr=(host, port)
+        )
+        em._udp = transport
+    else:
+        em._server = await asyncio.start_server(em._handle, host, port)
+    if profile.behaviour.tls:
+        await asyncio.to_thread(_server_context)  # make the certificate before the first client
+    em.port = em.sockets[0].getsockname()[1]
+    return em
+
+
+async def serve_many(
+    profiles_with_addresses: Iterable[tuple[Profile | str, str, int]],
+) -> list[EmulatorServer]:
+    """Start several listeners: (profile, host, port) each; all or none are started."""
+    started: list[EmulatorServer] = []
+    try:
+        for profile, host, port in profiles_with_addresses:
+            started.append(await serve(profile, host, port))
+    except BaseException:
+        await asyncio.gather(*(s.close() for s in started), return_exceptions=True)
+        raise
+    return started
+
+
+def parse_listen(listen: str, default_port: int = 3389) -> tuple[str, int]:
+    """'ADDR:PORT', '[v6]:PORT', 'ADDR' or ':PORT' → (host, port). ValueError when malformed."""
+    host, port = listen, ""
+    if listen.startswith("["):
+        end = listen.find("]")
+        if end < 0 or (end + 1 < len(listen) and listen[end + 1] != ":"):
+            raise ValueError(f"bad listen address {listen!r}")
+        host, port = listen[1:end], listen[end + 2 :]
+    elif listen.count(":") == 1:
+        host, port = listen.split(":")
+    if not port:
+        return host or "127.0.0.1", default_port
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bad port in listen address {listen!r}")
+    return host or "127.0.0.1", int(port)
+
+
+async def run_emulator(profile_name: str, listen: str = "127.0.0.1:3389") -> None:
+    """``rdprobe emulate``: serve one profile until cancelled; one line on stderr says where."""
+    profile = profiles.get(profile_name)
+    host, port = parse_listen(listen)
+    em = await serve(profile, host, port)
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"emulating {profile.name} on {profile.transport} {shown}:{em.port}: {profile.description}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await em.close()
+
+
+#: Profiles ``rdprobe demo`` starts, in display order (rdpudp is a UDP listener).
+DEMO_PROFILES = tuple(
+    "win2003-legacy win2008-x509 win2008r2-tls win2012-negotiate win10-nla rdp-only"
+    " ssl-cert-missing corrupt-certificate xrdp-rdsaad accept-reset accept-close silent drip"
+    " oversized truncated garbage reset-after-confirm flapping http ssh vnc tls-direct rdpudp".split()
+)
+
+
+def demo_profiles() -> list[tuple[str, str]]:
+    """(name, description) of the profiles ``rdprobe demo`` runs, in order."""
+    return [(name, profiles.get(name).description) for name in DEMO_PROFILES]
