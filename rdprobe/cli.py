@@ -32,7 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Tell from the wire alone why a Remote Desktop connection fails.",
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(Exception):
@@ -224,12 +224,35 @@ def demo(
         )
 
 
+def _is_click_error(exc: BaseException) -> bool:
+    """Click's exceptions (typer may bundle its own Click, so they are recognised by shape)."""
+    return hasattr(exc, "exit_code") and (
+        hasattr(exc, "format_message") or type(exc).__name__ == "Abort"
+    )
+
+
+def _click_error(exc: Any) -> int:
+    """Print a Click usage error as one line; return the exit code."""
+    name = type(exc).__name__
+    if name == "Abort":
+        err.print("rdprobe: interrupted")
+        return 130
+    ctx = getattr(exc, "ctx", None)
+    if name == "NoArgsIsHelpError" and ctx is not None:
+        Console(highlight=False).print(ctx.get_help(), markup=False)
+        return int(ExitCode.USAGE)
+    hint = f" (see 'rdprobe {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
+    message = " ".join(exc.format_message().split())
+    err.print(f"rdprobe: error: {message}{hint}", markup=False)
+    return int(ExitCode.USAGE)
+
+
 def main() -> None:
     """Console entry point: usage errors and bugs become one line, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except UsageError as exc:
-        err.print(f"rdprobe: error: {exc}")
+        err.print(f"rdprobe: error: {exc}", markup=False)
         sys.exit(int(ExitCode.USAGE))
     except KeyboardInterrupt:
         err.print("rdprobe: interrupted")
@@ -237,5 +260,8 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # one line, never a traceback
-        err.print(f"rdprobe: internal error: {type(exc).__name__}: {exc}")
+        if _is_click_error(exc):
+            sys.exit(_click_error(exc))
+        err.print(f"rdprobe: internal error: {type(exc).__name__}: {exc}", markup=False)
         sys.exit(int(ExitCode.INTERNAL))
+    sys.exit(code if isinstance(code, int) else 0)
