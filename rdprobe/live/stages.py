@@ -165,7 +165,7 @@ async def nla_stage(ctx: StageContext) -> None:
         domain = ch.dns_domain or ch.nb_domain
         facts["summary"] = (
             f"{name}"
-            + (f" in {domain}" if domain else "")
+            + (f" in {domain}" if domain and domain.lower() != str(name).lower() else "")
             + (f", {facts['os']}" if "os" in facts else "")
             + f", TSRequest v{result.tsrequest_version}"
         )
