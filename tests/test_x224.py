@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import vector_pdus
 
+from conftest import vector_pdus
 from rdprobe.protocol import tpkt, x224
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 from rdprobe.protocol.x224 import (

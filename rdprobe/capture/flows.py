@@ -1,0 +1,422 @@
+r"""Connection table for captures: TCP flows with roles, timing, endings and reassembled streams.
+
+Roles: the **client** is the sender of a SYN without ACK; if the capture missed it, the sender of a
+SYN+ACK is the server; otherwise (mid-connection start) the endpoint with the lower port is the
+server, and with equal ports the first packet's destination (:attr:`Flow.role_basis` says which rule
+applied). Direction 0 (:data:`CLIENT`) is client-to-server, 1 (:data:`SERVER`) server-to-client.
+
+Fast path: every flow starts *undecided*. When its first payload bytes arrive, the upper layer's
+:meth:`FlowHandler.classify` sees them (per direction, up to ``decide_limit`` bytes) and answers True
+(dissect it), False (only count it) or None (show me more). Undecided flows queue their stream events;
+interesting flows then get every :class:`~rdprobe.capture.reassembly.StreamData` /
+:class:`~rdprobe.capture.reassembly.StreamGap` through :meth:`FlowHandler.on_stream`, in timestamp
+order; uninteresting flows drop their reassemblers and keep only counters. UDP datagrams go to
+:meth:`FlowHandler.on_udp` (e.g. RDP-UDP SYN recognition, MS-RDPEUDP 3.1.5.1.1).
+
+Endings: a flow ends ``linger`` seconds (capture time) after its first RST or its second-direction FIN,
+after ``idle_timeout`` seconds without packets, when a SYN that is not a retransmission of its own
+reuses its ports, or at :meth:`FlowTable.finish` (end of capture). :attr:`Flow.end_reason` keeps
+the first FIN or RST seen, else says why the flow was closed by the table. Then
+its streams are flushed (holes become gaps) and :meth:`FlowHandler.on_end` runs for every flow that
+was not declared uninteresting (including flows that never carried data, e.g. a SYN answered by RST).
+Memory is bounded: expired flows leave the table, and ``max_flows`` evicts the longest idle.
+
+Use::
+
+    class Rdp(FlowHandler):
+        def classify(self, flow, direction, data):
+            if direction == CLIENT and len(data) >= 6:
+                return data[:2] == b"\x03\x00" and data[5] & 0xF0 == 0xE0  # TPKT + X.224 CR
+            return None if direction == CLIENT else False
+        def on_stream(self, flow, direction, event): ...  # feed the sans-IO parsers
+        def on_end(self, flow): ...  # report the connection
+
+    with CaptureReader(path) as reader:  # CaptureError if it is no capture
+        table = FlowTable(Rdp())
+        table.process(reader)  # reader.warnings: damage found on the way
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rdprobe.capture.linklayer import UDP, Packet, Skip, decode, format_address
+from rdprobe.capture.reassembly import Reassembler, StreamData, StreamEvent
+
+__all__ = ["CLIENT", "SERVER", "Flow", "FlowHandler", "FlowTable"]
+
+CLIENT = 0
+SERVER = 1
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+
+#: How a flow ended (:attr:`Flow.end_reason`).
+END_FIN = "fin"
+END_RST = "rst"
+END_IDLE = "idle-timeout"  # no packet for idle_timeout seconds during the capture
+END_CAPTURE = "capture-end"  # still open (idle) when the capture ended
+END_REUSED = "port-reused"  # a SYN with a new sequence number opened another connection
+
+
+class Flow:
+    """One TCP connection seen in the capture. Timestamps are capture seconds (None = not seen)."""
+
+    __slots__ = (
+        "ack_ts",
+        "asked",
+        "bytes",
+        "client",
+        "client_port",
+        "end_reason",
+        "end_ts",
+        "ended_by",
+        "fin_ts",
+        "first_ts",
+        "interest",
+        "isn",
+        "last_ts",
+        "packets",
+        "role_basis",
+        "rst_ts",
+        "server",
+        "server_port",
+        "streams",
+        "syn_count",
+        "syn_ts",
+        "synack_ts",
+        "user",
+    )
+
+    def __init__(self, client: bytes, cport: int, server: bytes, sport: int, basis: str, ts: float):
+        self.client, self.client_port, self.server, self.server_port = client, cport, server, sport
+        self.role_basis = basis  # "syn", "synack" or "port"
+        self.first_ts = self.last_ts = ts
+        self.syn_ts: float | None = None
+        self.synack_ts: float | None = None
+        self.ack_ts: float | None = None  # client's ACK completing the three-way handshake
+        self.syn_count = 0  # SYNs sent by the client (retransmissions > 1)
+        self.isn: list[int | None] = [None, None]
+        self.fin_ts: list[float | None] = [None, None]
+        self.rst_ts: list[float | None] = [None, None]
+        self.packets = [0, 0]
+        self.bytes = [0, 0]  # TCP payload bytes per direction (as promised by the IP length)
+        self.streams: tuple[Reassembler, Reassembler] | None = None
+        self.interest: bool | None = None
+        self.end_reason: str | None = None
+        self.ended_by: int | None = None  # CLIENT or SERVER for fin / rst
+        self.end_ts: float | None = None
+        self.user: object = None  # free slot for the upper layer's per-flow state
+        self.asked = [0, 0]  # queued bytes when the handler was last asked, per direction
+
+    @property
+    def client_address(self) -> str:
+        return format_address(self.client)
+
+    @property
+    def server_address(self) -> str:
+        return format_address(self.server)
+
+    @property
+    def handshake_rtt(self) -> float | None:
+        """SYN to the client's ACK of the SYN+ACK: one round trip, wherever the capture was taken."""
+        if self.syn_ts is None or self.ack_ts is None:
+            return None
+        return self.ack_ts - self.syn_ts
+
+    @property
+    def closed(self) -> bool:
+        """A RST was seen, or a FIN in both directions."""
+        return self.rst_ts != [None, None] or None not in self.fin_ts
+
+    def __repr__(self) -> str:
+        return (
+            f"Flow({self.client_address}:{self.client_port} -> "
+            f"{self.server_address}:{self.server_port}, {self.role_basis}, end={self.end_reason})"
+        )
+
+
+class FlowHandler:
+    """Callbacks from :class:`FlowTable`; override what you need (the defaults ignore everything)."""
+
+    def classify(self, flow: Flow, direction: int, data: bytes) -> bool | None:
+        """First contiguous payload bytes of one direction: True, False, or None for more."""
+        return False
+
+    def on_stream(self, flow: Flow, direction: int, event: StreamEvent) -> None:
+        """Reassembled data or a gap of an interesting flow, in timestamp order."""
+
+    def on_end(self, flow: Flow) -> None:
+        """A flow not declared uninteresting ended; its streams have been flushed."""
+
+    def on_udp(self, ts: float, packet: Packet) -> None:
+        """Every UDP datagram."""
+
+
+class FlowTable:
+    """Feed records or packets; callbacks go to ``handler``. Call :meth:`finish` at the end."""
+
+    def __init__(
+        self,
+        handler: FlowHandler | None = None,
+        *,
+        idle_timeout: float = 300.0,
+        linger: float = 10.0,
+        max_flows: int = 200_000,
+        decide_limit: int = 65536,
+        max_buffer: int = 1 << 20,
+    ) -> None:
+        self.handler = handler or FlowHandler()
+        self.idle_timeout = idle_timeout
+        self.linger = linger
+        self.max_flows = max_flows
+        self.decide_limit = decide_limit
+        self.max_buffer = max_buffer
+        self._index: dict[tuple[bytes, int, bytes, int], tuple[Flow, int]] = {}
+        self._flows: dict[int, Flow] = {}
+        self.now = 0.0
+        self._next_sweep = 0
+        self.records = 0
+        self.tcp_packets = 0
+        self.udp_packets = 0
+        self._counts: dict[str, int] = {
+            "flows": 0,
+            "interesting": 0,
+            "uninteresting": 0,
+            "expired": 0,
+            **{key: 0 for key in _SKIP_KEYS.values()},
+        }
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: records, tcp, udp, flows, interesting, uninteresting, expired, skip_<reason>."""
+        return {
+            "records": self.records,
+            "tcp": self.tcp_packets,
+            "udp": self.udp_packets,
+            **self._counts,
+        }
+
+    @property
+    def active(self) -> int:
+        """Flows currently held in the table."""
+        return len(self._flows)
+
+    def process(self, records: Iterable[tuple[float, int, bytes, int]]) -> None:
+        """Run every record through :meth:`feed`, then :meth:`finish`."""
+        feed_packet = self.feed_packet
+        counts = self._counts
+        n = self.records
+        try:
+            for ts, linktype, data, _orig in records:
+                n += 1
+                pkt = decode(linktype, data)
+                if type(pkt) is Packet:
+                    feed_packet(ts, pkt)
+                else:
+                    counts[_SKIP_KEYS[pkt]] += 1
+        finally:
+            self.records = n
+        self.finish()
+
+    def feed(self, ts: float, linktype: int, data: bytes) -> None:
+        """One captured frame."""
+        self.records += 1
+        pkt = decode(linktype, data)
+        if type(pkt) is Packet:
+            self.feed_packet(ts, pkt)
+        else:
+            self._counts[_SKIP_KEYS[pkt]] += 1
+
+    def feed_packet(self, ts: float, pkt: Packet) -> None:
+        """One decoded TCP or UDP packet."""
+        if ts > self.now:
+            self.now = ts
+        src, dst, proto, sport, dport, seq, ack, flags, _win, payload, missing = pkt
+        if proto == UDP:
+            self.udp_packets += 1
+            self.handler.on_udp(ts, pkt)
+            return
+        self.tcp_packets += 1
+        self._next_sweep -= 1
+        if self._next_sweep <= 0:
+            self._sweep()
+        entry = self._index.get((src, sport, dst, dport))
+        if entry is None:
+            entry = self._new_flow(ts, pkt)
+        elif flags & 0x12 == SYN and (entry[1] != CLIENT or entry[0].isn[CLIENT] != seq):
+            self._end(entry[0], END_REUSED)  # a new connection on the same ports
+            entry = self._new_flow(ts, pkt)
+        flow, d = entry
+        flow.last_ts = ts
+        flow.packets[d] += 1
+        size = len(payload) + missing
+        flow.bytes[d] += size
+        if flags & 0x07 or (d == CLIENT and flow.ack_ts is None):
+            self._control(flow, d, flags, ts, pkt)
+        streams = flow.streams
+        if streams is None:  # uninteresting: counters only
+            return
+        if size or flags & 0x03:
+            streams[d].feed(
+                seq, payload, ts, syn=bool(flags & SYN), fin=bool(flags & FIN), missing=missing
+            )
+        if flags & ACK and not flags & RST:
+            streams[1 - d].ack(ack, ts)
+        if flow.interest:
+            self._deliver(flow)
+        elif streams[0].events or streams[1].events:
+            self._decide(flow, d)
+
+    def finish(self) -> None:
+        """End of capture: every remaining flow ends (``capture-end`` unless already closed)."""
+        for flow in list(self._flows.values()):
+            self._end(flow, END_CAPTURE)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _new_flow(self, ts: float, pkt: Packet) -> tuple[Flow, int]:
+        src, sport, dst, dport = pkt.src, pkt.sport, pkt.dst, pkt.dport
+        if pkt.flags & 0x12 == SYN:
+            basis, client_is_src = "syn", True
+        elif pkt.flags & 0x12 == SYN | ACK:
+            basis, client_is_src = "synack", False
+        else:
+            basis, client_is_src = "port", sport > dport or (sport == dport)
+        if len(self._flows) >= self.max_flows:
+            self._evict()
+        if client_is_src:
+            flow = Flow(src, sport, dst, dport, basis, ts)
+        else:
+            flow = Flow(dst, dport, src, sport, basis, ts)
+        flow.streams = (Reassembler(self.max_buffer), Reassembler(self.max_buffer))
+        fwd = (flow.client, flow.client_port, flow.server, flow.server_port)
+        rev = (flow.server, flow.server_port, flow.client, flow.client_port)
+        self._index[fwd] = (flow, CLIENT)
+        self._index[rev] = (flow, SERVER)
+        self._flows[id(flow)] = flow
+        self._counts["flows"] += 1
+        return self._index[(src, sport, dst, dport)]
+
+    def _control(self, flow: Flow, d: int, flags: int, ts: float, pkt: Packet) -> None:
+        if flags & SYN:
+            if flags & ACK:
+                if d == SERVER and flow.synack_ts is None:
+                    flow.synack_ts = ts
+            elif d == CLIENT:
+                flow.syn_count += 1
+                if flow.syn_ts is None:
+                    flow.syn_ts = ts
+            if flow.isn[d] is None:
+                flow.isn[d] = pkt.seq
+        elif d == CLIENT and flags & ACK and flow.synack_ts is not None and flow.ack_ts is None:
+            flow.ack_ts = ts
+        if flags & RST:
+            if flow.rst_ts[d] is None:
+                flow.rst_ts[d] = ts
+            if flow.end_reason is None:
+                flow.end_reason, flow.ended_by, flow.end_ts = END_RST, d, ts
+        if flags & FIN:
+            if flow.fin_ts[d] is None:
+                flow.fin_ts[d] = ts
+            if flow.end_reason is None:
+                flow.end_reason, flow.ended_by, flow.end_ts = END_FIN, d, ts
+
+    def _decide(self, flow: Flow, d: int) -> None:
+        """Ask the handler about queued bytes; again only once they have doubled (bounded work)."""
+        streams = flow.streams
+        assert streams is not None
+        limit = self.decide_limit
+        verdict: bool | None = None
+        for direction in (d, 1 - d):
+            stream = streams[direction]
+            events = stream.events
+            if not events:
+                continue
+            if not isinstance(events[0], StreamData):  # starts with a gap: nothing to recognise
+                verdict = False
+                break
+            queued = stream.next - events[0].offset
+            if queued < 2 * flow.asked[direction] and queued < limit:
+                continue
+            flow.asked[direction] = queued
+            parts, size = [], 0
+            for ev in events:
+                if not isinstance(ev, StreamData) or size >= limit:
+                    break
+                parts.append(ev.data)
+                size += len(ev.data)
+            verdict = self.handler.classify(flow, direction, b"".join(parts)[:limit])
+            if verdict is None and queued >= limit:
+                verdict = False
+            if verdict is not None:
+                break
+        if verdict is None:
+            return
+        flow.interest = verdict
+        if verdict:
+            self._counts["interesting"] += 1
+            self._deliver(flow)
+        else:
+            self._counts["uninteresting"] += 1
+            flow.streams = None
+
+    def _deliver(self, flow: Flow) -> None:
+        streams = flow.streams
+        assert streams is not None
+        on_stream = self.handler.on_stream
+        a, b = streams[0].pop(), streams[1].pop()
+        if a and b:
+            merged = sorted(
+                [(ev[2], 0, i, ev) for i, ev in enumerate(a)]
+                + [(ev[2], 1, i, ev) for i, ev in enumerate(b)],
+                key=lambda t: (t[0], t[2], t[1]),
+            )
+            for _ts, direction, _i, ev in merged:
+                on_stream(flow, direction, ev)
+            return
+        direction = 0 if a else 1
+        for ev in a or b:
+            on_stream(flow, direction, ev)
+
+    def _end(self, flow: Flow, reason: str | None = None) -> None:
+        if self._flows.pop(id(flow), None) is None:
+            return
+        for key in (
+            (flow.client, flow.client_port, flow.server, flow.server_port),
+            (flow.server, flow.server_port, flow.client, flow.client_port),
+        ):
+            if self._index.get(key, (None,))[0] is flow:
+                del self._index[key]
+        if flow.end_reason is None:  # the first FIN / RST, if any, stays the recorded ending
+            flow.end_reason = reason or END_CAPTURE
+            flow.end_ts = flow.last_ts
+        if flow.interest is False:
+            return
+        if flow.streams is not None:
+            for stream in flow.streams:
+                stream.flush(flow.last_ts)
+            if flow.interest:
+                self._deliver(flow)
+        self.handler.on_end(flow)
+
+    def _sweep(self) -> None:
+        """Expire closed and idle flows (runs every 16384 TCP packets)."""
+        self._next_sweep = 16384
+        now = self.now
+        idle_before = now - self.idle_timeout
+        linger_before = now - self.linger
+        for flow in list(self._flows.values()):
+            if flow.last_ts < idle_before:
+                self._counts["expired"] += 1
+                self._end(flow, END_IDLE)
+            elif flow.last_ts < linger_before and flow.closed:
+                self._end(flow)
+
+    def _evict(self) -> None:
+        """Too many flows: end the longest-idle tenth of them."""
+        flows = sorted(self._flows.values(), key=lambda f: f.last_ts)
+        for flow in flows[: max(1, len(flows) // 10)]:
+            self._counts["expired"] += 1
+            self._end(flow, END_IDLE)
+
+
+_SKIP_KEYS = {s: f"skip_{s.name.lower()}" for s in Skip}
