@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import ssl
 import struct
@@ -16,7 +15,7 @@ import pytest
 from conftest import VECTORS
 from rdprobe.emulate import profiles, server, vectors
 from rdprobe.emulate.profiles import PROFILES
-from rdprobe.protocol import tpkt, x224
+from rdprobe.protocol import rdpsec, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.x224 import FailureCode as F
 from rdprobe.protocol.x224 import Protocol as P
@@ -262,25 +261,12 @@ async def test_other_data_after_the_confirm_closes() -> None:
         writer.close()
 
 
-# Terminal Services signing key, MS-RDPBCGR 5.3.3.1.1 (little-endian modulus).
-TS_MODULUS = int.from_bytes(
-    bytes.fromhex(
-        "3d3a5ebd72433ec94dbbc11e4aba5fcb3e882087eff5c1e2d7b76b9af2524595"
-        "ce63656b583afeef7ce7bffe3df65c7d6c5e06091af561bb2093095f056dea87"
-    ),
-    "little",
-)
-TS_EXPONENT = 0xC0887B5B
-
-
 def proprietary_signature_ok(mcs_cr: bytes) -> bool:
-    """MS-RDPBCGR 5.3.3.1.2: MD5 of the certificate's first six fields, PKCS-like padding."""
+    """The proprietary certificate inside a Connect Response verifies (rdpsec's check, itself
+    tested against every Windows vector in test_rdpsec.py)."""
     sig_at = vectors.signature_offset(mcs_cr)
     cert_at = mcs_cr.rfind(struct.pack("<III", 1, 1, 1), 0, sig_at)
-    signed = mcs_cr[cert_at : sig_at - 4]
-    sig = int.from_bytes(mcs_cr[sig_at : sig_at + 64], "little")
-    plain = pow(sig, TS_EXPONENT, TS_MODULUS).to_bytes(64, "little")
-    return plain[:16] == hashlib.md5(signed).digest() and plain[17:62] == b"\xff" * 45
+    return rdpsec.verify_signature(mcs_cr[cert_at : sig_at - 4], mcs_cr[sig_at : sig_at + 64])
 
 
 async def test_corrupt_certificate_flips_one_signature_byte() -> None:
