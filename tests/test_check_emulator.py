@@ -132,3 +132,14 @@ async def test_udp_profile_answers_and_closed_port_is_told_apart():
     assert udp["outcome"] == "synack" and udp["ack_matches"] is True
     assert udp["amplification"] <= 1.0
     assert "udp.enabled" in {f.id for f in report.findings}
+
+
+async def test_depth_tcp_only_connects():
+    async with await serve("win10-nla", "127.0.0.1", 0) as server:
+        opts = CheckOptions(timeouts=TIMEOUTS, depth="tcp")
+        (report,) = await check_target(Target("127.0.0.1", server.port, True), opts)
+        await asyncio.sleep(0.05)
+    assert report.outcome == "open"
+    assert [f.id for f in report.findings] == ["tcp.open"]
+    (a,) = report.observation.attempts
+    assert a.reply == b"" and a.reply_kind is None

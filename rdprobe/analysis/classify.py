@@ -91,6 +91,8 @@ def _outcome(obs: TargetObservation) -> tuple[str, Attempt | None]:
     if any(a.tpdu is not None for a in obs.attempts):
         return "rdp", next(a for a in obs.attempts if a.tpdu is not None)
     connected = [a for a in obs.attempts if a.tcp is TcpOutcome.CONNECTED]
+    if connected and all(a.reply_kind is None for a in connected):
+        return "open", connected[0]  # depth tcp: nothing was sent
     if connected:
         # A reply problem on an accepted connection: report the most telling one.
         order = [
@@ -150,6 +152,8 @@ def classify(obs: TargetObservation, now: datetime) -> Report:
             findings.append(
                 finding("service.unknown", preview=service.preview if service else "", **evidence)
             )
+    elif outcome == "open":
+        findings.append(finding("tcp.open", **where))
     elif key is not None and key.tcp is not TcpOutcome.CONNECTED:
         findings.append(finding(_TCP_FINDINGS[key.tcp], error=key.error, **where, **_timeout(obs)))
     elif key is not None and key.reply_kind in _REPLY_FINDINGS:

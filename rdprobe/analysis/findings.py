@@ -70,6 +70,13 @@ _SPECS = [
         "run `ipconfig /registerdns`, or connect by IP address to confirm the server itself is up.",
     ),
     FindingSpec(
+        "tcp.open",
+        INFO,
+        "Port {port} accepts TCP connections (RDP itself not checked at depth tcp)",
+        "Something listens on the port; whether it is a working RDP listener needs depth x224.",
+        "Run `rdprobe check` without --depth tcp to see what answers.",
+    ),
+    FindingSpec(
         "tcp.refused",
         ERR,
         "Nothing listens on port {port}: the connection was refused",

@@ -143,6 +143,16 @@ async def direct_tls(
         await close_writer(writer)
 
 
+async def tcp_only(address: str, port: int, opts: CheckOptions, deadline: Deadline) -> Attempt:
+    """Depth tcp: connect and close, nothing sent."""
+    outcome, error, ms, streams = await connect(
+        address, port, opts.timeouts, deadline, retries=opts.retries
+    )
+    if streams is not None:
+        await close_writer(streams[1])
+    return Attempt("TCP connect", None, outcome, error, ms)
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
@@ -215,6 +225,9 @@ async def probe_address(
             )
             return a
 
+    if opts.depth == "tcp":
+        obs.attempts.append(await tcp_only(address, target.port, opts, deadline))
+        return classify(obs, clock())
     first = await run(PRIMARY, AFTER_CONFIRM_LINGER_S)
     obs.attempts.append(first)
     if opts.depth != "tcp" and first.tcp is TcpOutcome.CONNECTED:
