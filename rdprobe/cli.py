@@ -281,3 +281,13 @@ def main() -> None:
         err.print(f"rdprobe: internal error: {type(exc).__name__}: {exc}", markup=False)
         sys.exit(int(ExitCode.INTERNAL))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _register_subcommands() -> None:
+    """Commands that live in their own modules (they import UsageError from here lazily)."""
+    from rdprobe.cli_sweep import register as register_sweep
+
+    register_sweep(app)
+
+
+_register_subcommands()

@@ -1,0 +1,280 @@
+"""`rdprobe sweep` and `rdprobe merge`: the thin commands around rdprobe.sweep.
+
+``register(app)`` adds both commands to the main typer app. Rows go to ``-o FILE.jsonl``, ``--csv``
+and / or stdout (``--json``, or when no file is given), each line flushed as it is finished; the
+progress bar (only on a terminal) and the summary go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from typing import IO, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from rdprobe.live.check import DEFAULT_COOKIE, CheckOptions
+from rdprobe.live.target import Target, TargetError, parse_ports
+from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Timeouts
+from rdprobe.render.csv import CsvWriter
+from rdprobe.sweep import merge as merge_mod
+from rdprobe.sweep.resume import ResumeState, load_done, prepare_append
+from rdprobe.sweep.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_SWEEP_PER_HOST,
+    SweepOptions,
+    SweepStats,
+    run_sweep,
+)
+from rdprobe.sweep.shard import parse_shard, select
+from rdprobe.sweep.summary import Summary
+from rdprobe.sweep.targets import TargetSet, load_specs
+
+INTERRUPTED = 130
+
+
+def _usage(message: str) -> Exception:
+    from rdprobe.cli import UsageError  # late: rdprobe.cli imports this module to register
+
+    return UsageError(message)
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
+
+
+class _Counts(ProgressColumn):
+    def __init__(self, counts: Counter[str]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def render(self, task: Task) -> Text:
+        return Text(" ".join(f"{k} {n}" for k, n in self.counts.most_common(6)))
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _pending(
+    targets: TargetSet, shard: tuple[int, int], state: ResumeState | None, skipped: list[int]
+) -> Iterator[Target]:
+    for t in select(targets, *shard):
+        if state is not None and t in state.done:
+            skipped[0] += 1
+            continue
+        yield t
+
+
+def sweep(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(help="CIDR, A-B range, 10.0.0-3.1-254, host, host:port; - reads stdin"),
+    ] = None,
+    input_list: Annotated[
+        list[str] | None, typer.Option("-iL", "--input-list", help="File of targets (- = stdin)")
+    ] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Skip these (same forms)")] = None,
+    exclude_file: Annotated[list[str] | None, typer.Option(help="File of excludes")] = None,
+    ports: Annotated[str, typer.Option(help="Ports: 3389,3388-3399")] = "3389",
+    depth: Annotated[str, typer.Option(help="tcp, x224 or full")] = "full",
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=100000, help="Targets (connections) at once")
+    ] = DEFAULT_CONCURRENCY,
+    rate: Annotated[
+        float | None, typer.Option(min=0.1, help="New connections per second (smooth)")
+    ] = None,
+    per_host: Annotated[
+        int, typer.Option(min=1, max=1024, help="Targets at once per host")
+    ] = DEFAULT_SWEEP_PER_HOST,
+    timeout: Annotated[
+        float, typer.Option(min=0.05, max=600, help="Seconds for each network step")
+    ] = DEFAULT_TIMEOUT_S,
+    retries: Annotated[int, typer.Option(min=0, max=10, help="Retries of timed-out targets")] = 0,
+    cookie: Annotated[str, typer.Option(help="mstshash cookie to send")] = DEFAULT_COOKIE,
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="Write JSON Lines to FILE")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines to stdout")] = False,
+    csv_file: Annotated[str | None, typer.Option("--csv", help="Write CSV to FILE")] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Skip target:ports already in this JSON Lines file")
+    ] = None,
+    shard: Annotated[str, typer.Option(help="Probe only share K of N (1-based): K/N")] = "1/1",
+) -> None:
+    """Sweep networks for RDP listeners: one result row per target:port, streamed."""
+    if depth not in ("tcp", "x224", "full"):
+        raise _usage(f"--depth must be tcp, x224 or full, not {depth!r}")
+    if any(c in cookie for c in "\r\n") or not cookie.isascii():
+        raise _usage("--cookie must be ASCII without line breaks")
+    try:
+        port_list = parse_ports(ports)
+        specs = load_specs(targets or [], input_list or [], sys.stdin)
+        excludes = load_specs(exclude or [], exclude_file or [], sys.stdin)
+        shard_kn = parse_shard(shard)
+        target_set = TargetSet(specs, port_list, excludes)
+    except TargetError as exc:
+        raise _usage(str(exc)) from None
+    if not specs:
+        raise _usage("no targets: give CIDR blocks, ranges or hosts, -iL FILE, or - for stdin")
+    if depth == "full":
+        try:  # the later stages (TLS, NLA, MCS, UDP) register themselves on import
+            import rdprobe.live.stages  # noqa: F401
+        except ImportError:
+            pass
+
+    state: ResumeState | None = None
+    if resume is not None:
+        try:
+            state = load_done(resume)
+        except OSError as exc:
+            raise _usage(f"cannot read {resume}: {exc.strerror or exc}") from None
+        if output is None and not as_json and csv_file is None:
+            output = resume
+    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    summary = Summary()
+    stats = SweepStats()
+    skipped = [0]
+    with ExitStack() as stack:
+        sinks: list[Callable[[dict[str, Any]], None]] = []
+        if output is not None:
+            append = state is not None and resume is not None and _same_file(output, resume)
+            if append and state is not None:
+                prepare_append(output, state)
+            fh = stack.enter_context(_open(output, "a" if append else "w"))
+            sinks.append(_jsonl_sink(fh))
+        if as_json or (output is None and csv_file is None):
+            sinks.append(_jsonl_sink(sys.stdout))
+        if csv_file is not None:
+            append = state is not None and os.path.exists(csv_file) and os.path.getsize(csv_file)
+            cfh = stack.enter_context(_open(csv_file, "a" if append else "w"))
+            sinks.append(CsvWriter(cfh, header=not append).write)
+        sinks.append(summary.add)
+        progress = None
+        if sys.stderr.isatty():
+            total = target_set.upper_bound() // shard_kn[1] - (state.rows if state else 0)
+            progress = Progress(
+                BarColumn(),
+                MofNCompleteColumn(),
+                _Rate(),
+                TimeRemainingColumn(),
+                _Counts(summary.outcome),
+                console=err,
+                transient=False,
+            )
+            task = progress.add_task("sweep", total=max(total, 1))
+            stack.enter_context(progress)
+            sinks.append(lambda _row: progress.advance(task))
+
+        def sink(row: dict[str, Any]) -> None:
+            for s in sinks:
+                s(row)
+
+        opts = SweepOptions(
+            check=CheckOptions(
+                timeouts=Timeouts.from_timeout(timeout),
+                cookie=cookie,
+                per_host=min(per_host, 64),
+                depth=depth,
+            ),
+            concurrency=concurrency,
+            rate=rate,
+            per_host=per_host,
+            retries=retries,
+        )
+        pending = _pending(target_set, shard_kn, state, skipped)
+        gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
+        # fewer young passes over short-lived rows, but full passes often enough to free the
+        # reference cycles every refused connection's exception leaves (flat memory)
+        gc.set_threshold(5_000, 5, 5)
+        try:
+            asyncio.run(run_sweep(pending, opts, sink, stats=stats))
+        except KeyboardInterrupt:
+            stats.interrupted = True
+        if progress is not None:
+            progress.stop()
+    _print_summary(err, summary, stats, skipped[0], output or resume)
+    raise typer.Exit(INTERRUPTED if stats.interrupted else 0)
+
+
+def _open(path: str, mode: str) -> AbstractContextManager[IO[str]]:
+    """Open an output file; ``-`` is stdout (left open)."""
+    if path == "-":
+        return nullcontext(sys.stdout)
+    try:
+        return open(path, mode, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise _usage(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+def _jsonl_sink(out: IO[str]) -> Callable[[dict[str, Any]], None]:
+    def write(row: dict[str, Any]) -> None:
+        out.write(json.dumps(row, default=str) + "\n")
+        out.flush()
+
+    return write
+
+
+def _print_summary(
+    err: Console, summary: Summary, stats: SweepStats, skipped: int, resume_file: str | None
+) -> None:
+    elapsed = max(stats.elapsed, 1e-6)
+    head = f"rdprobe sweep: {stats.rows} target:ports in {elapsed:.1f} s ({stats.rows / elapsed:,.0f}/s)"
+    if skipped:
+        head += f", {skipped} skipped (already in the resume file)"
+    if stats.fd_backoffs:
+        head += (
+            f", {stats.fd_backoffs} slow-downs at the file-descriptor limit "
+            f"(ended at {stats.connection_limit} connections)"
+        )
+    if stats.timeout_retries:
+        head += f", {stats.timeout_retries} timeout retries"
+    summary.render(err, head)
+    if stats.interrupted:
+        hint = f" --resume {resume_file}" if resume_file else " with -o FILE and --resume FILE"
+        err.print(
+            f"rdprobe: interrupted; finished rows are written: continue with{hint}", soft_wrap=True
+        )
+
+
+def merge(
+    files: Annotated[list[str], typer.Argument(help="JSON Lines files from rdprobe sweep")],
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Write to FILE")] = None,
+) -> None:
+    """Merge sweep results: one row per target:port, the latest wins, conflicts reported."""
+    for f in files:
+        if not os.path.isfile(f):
+            raise _usage(f"cannot read {f}: no such file")
+    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    with ExitStack() as stack:
+        out = stack.enter_context(_open(output, "w")) if output else sys.stdout
+        result = merge_mod.merge_files(files, out, report=lambda line: err.print(line))
+    err.print(
+        f"rdprobe merge: {result.rows_out} target:ports from {result.rows_read} rows in "
+        f"{result.files} files; {result.duplicates} duplicates, {result.conflicts} conflicts"
+        + (f", {result.bad_lines} lines skipped (not result rows)" if result.bad_lines else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sweep` and `merge` to the rdprobe app."""
+    app.command()(sweep)
+    app.command()(merge)

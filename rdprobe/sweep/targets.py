@@ -1,0 +1,391 @@
+"""Sweep targets: CIDR blocks, address ranges, IPv4 octet ranges, names and files, expanded lazily.
+
+Forms (each also valid in a file of targets, one or more per line, ``#`` starts a comment):
+``10.0.0.0/8``, ``2001:db8::/120``, ``10.0.0.1-10.0.0.50``, ``2001:db8::1-2001:db8::ff``,
+``10.0.0-3.1-254`` (per-octet values, ranges, ``*`` and comma lists), ``10.0.0.1-50`` (the last
+octet), ``host``, ``host:3390``, ``[v6]:3390``. Excludes take the same forms.
+
+Nothing is expanded ahead: a /8 yields its first target at once. Duplicates are probed once: the
+addresses already produced are remembered as merged intervals per port set (a /8 is one interval),
+names in a bounded set.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import itertools
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from rdprobe.live.target import Target, TargetError, parse_target
+
+#: An octet pattern with at most this many contiguous runs is remembered as intervals.
+PATTERN_RUNS_AS_INTERVALS = 4096
+#: Names remembered for de-duplication; past this a repeated name could be probed twice.
+NAME_MEMORY = 1_000_000
+
+_OCTET_PATTERN = re.compile(r"^[0-9*,-]+(?:\.[0-9*,-]+){3}$")
+_V4_THEN_DASH = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}-")
+
+
+class IntervalSet:
+    """Sorted, disjoint, inclusive integer intervals; overlapping and adjacent ones merge."""
+
+    __slots__ = ("_ends", "_starts")
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __contains__(self, value: int) -> bool:
+        i = bisect.bisect_right(self._starts, value) - 1
+        return i >= 0 and self._ends[i] >= value
+
+    def add(self, lo: int, hi: int) -> None:
+        starts, ends = self._starts, self._ends
+        i = bisect.bisect_left(ends, lo - 1)  # first interval touching or after lo
+        j = bisect.bisect_right(starts, hi + 1)  # first interval wholly after hi
+        if i < j:
+            lo, hi = min(lo, starts[i]), max(hi, ends[j - 1])
+        starts[i:j] = [lo]
+        ends[i:j] = [hi]
+
+    def until(self, value: int) -> int | None:
+        """The last value of the interval holding ``value``, or None when it is not held."""
+        i = bisect.bisect_right(self._starts, value) - 1
+        if i >= 0 and self._ends[i] >= value:
+            return self._ends[i]
+        return None
+
+    def intervals(self) -> Iterator[tuple[int, int]]:
+        return zip(self._starts, self._ends, strict=True)
+
+    def count(self) -> int:
+        return sum(e - s + 1 for s, e in self.intervals())
+
+
+@dataclass(frozen=True)
+class Block:
+    """A contiguous block of addresses of one family (a CIDR block, a range, one address)."""
+
+    version: int
+    first: int
+    last: int
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+    def runs(self) -> Iterator[tuple[int, int]]:
+        yield self.first, self.last
+
+
+def _runs(values: Sequence[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for v in values:
+        if out and out[-1][1] == v - 1:
+            out[-1] = (out[-1][0], v)
+        else:
+            out.append((v, v))
+    return out
+
+
+@dataclass(frozen=True)
+class OctetPattern:
+    """IPv4 addresses whose four octets each come from a set (nmap-style ``10.0.0-3.1-254``)."""
+
+    octets: tuple[tuple[int, ...], ...]
+    _sets: tuple[frozenset[int], ...] = field(init=False, repr=False, compare=False)
+    version = 4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sets", tuple(frozenset(o) for o in self.octets))
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(o) for o in self.octets)
+
+    @property
+    def run_count(self) -> int:
+        return math.prod(len(o) for o in self.octets[:3]) * len(_runs(self.octets[3]))
+
+    def runs(self) -> Iterator[tuple[int, int]]:
+        last = _runs(self.octets[3])
+        for a, b, c in itertools.product(*self.octets[:3]):
+            base = (a << 24) | (b << 16) | (c << 8)
+            for lo, hi in last:
+                yield base | lo, base | hi
+
+    def __contains__(self, value: int) -> bool:
+        s = self._sets
+        return (
+            (value >> 24) & 255 in s[0]
+            and (value >> 16) & 255 in s[1]
+            and (value >> 8) & 255 in s[2]
+            and value & 255 in s[3]
+        )
+
+
+@dataclass(frozen=True)
+class Name:
+    """A host name (resolved when probed), or an IPv6 literal with a zone id."""
+
+    host: str
+    is_literal: bool = False
+
+    @property
+    def size(self) -> int:
+        return 1
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One item the user typed: what it covers, and its own port when it named one."""
+
+    item: Block | OctetPattern | Name
+    ports: tuple[int, ...] | None
+    text: str
+
+    @property
+    def size(self) -> int:
+        return self.item.size
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _cidr(raw: str) -> Block:
+    try:
+        net = ipaddress.ip_network(raw, strict=False)
+    except ValueError:
+        raise TargetError(f"{raw!r} is not a valid CIDR block") from None
+    return Block(net.version, int(net.network_address), int(net.broadcast_address))
+
+
+def _octet_values(part: str, raw: str) -> tuple[int, ...]:
+    if part == "*":
+        return tuple(range(256))
+    values: set[int] = set()
+    for item in part.split(","):
+        lo_s, dash, hi_s = item.partition("-")
+        if not lo_s.isdigit() or (dash and not hi_s.isdigit()):
+            raise TargetError(f"{raw!r}: bad octet {part!r} (use N, N-M, N,M or *)")
+        lo, hi = int(lo_s), int(hi_s) if dash else int(lo_s)
+        if hi > 255:
+            raise TargetError(f"{raw!r}: octet value {hi} is above 255")
+        if lo > hi:
+            raise TargetError(f"{raw!r}: octet range {item!r} runs backwards")
+        values.update(range(lo, hi + 1))
+    return tuple(sorted(values))
+
+
+def parse_spec(text: str) -> Spec:
+    """Parse one target or exclude item; raises TargetError with a one-line reason."""
+    raw = text.strip()
+    if not raw:
+        raise TargetError("empty target")
+    if "/" in raw:
+        return Spec(_cidr(raw), None, raw)
+    if raw.count("-") == 1 and not raw.startswith("["):
+        left, right = raw.split("-")
+        lo, hi = _address(left), _address(right)
+        if lo is not None and hi is not None:
+            if lo.version != hi.version:
+                raise TargetError(f"{raw!r}: a range cannot mix IPv4 and IPv6")
+            if int(lo) > int(hi):
+                raise TargetError(f"address range {raw!r} runs backwards")
+            return Spec(Block(lo.version, int(lo), int(hi)), None, raw)
+        if lo is not None and lo.version == 6:
+            raise TargetError(f"{raw!r}: an IPv6 range needs two full addresses, FIRST-LAST")
+    if _OCTET_PATTERN.match(raw) and any(c in raw for c in "*,-"):
+        return Spec(OctetPattern(tuple(_octet_values(p, raw) for p in raw.split("."))), None, raw)
+    if _V4_THEN_DASH.match(raw):
+        raise TargetError(f"{raw!r} is not a valid address range")
+    target = parse_target(raw, default_port=0)
+    ports = (target.port,) if target.port else None
+    if target.is_literal and "%" not in target.host:
+        ip = ipaddress.ip_address(target.host)
+        return Spec(Block(ip.version, int(ip), int(ip)), ports, raw)
+    if not target.is_literal and target.host.rsplit(".", 1)[-1].isdigit():
+        # no top-level domain is numeric: this is a mistyped address or range
+        raise TargetError(f"{raw!r} is not a valid address, range or host name")
+    return Spec(Name(target.host, target.is_literal), ports, raw)
+
+
+def read_specs(lines: Iterable[str], source: str) -> Iterator[Spec]:
+    """Specs from a file's lines (whitespace separated, ``#`` comments); errors name the line."""
+    for number, line in enumerate(lines, 1):
+        for word in line.split("#", 1)[0].split():
+            try:
+                yield parse_spec(word)
+            except TargetError as exc:
+                raise TargetError(f"{source}:{number}: {exc}") from None
+
+
+def coalesce(specs: Iterable[Spec]) -> list[Spec]:
+    """The specs in order, with runs of consecutive single addresses (a file of them) joined."""
+    out: list[Spec] = []
+    for spec in specs:
+        prev = out[-1] if out else None
+        item = spec.item
+        if (
+            prev is not None
+            and isinstance(item, Block)
+            and isinstance(prev.item, Block)
+            and item.version == prev.item.version
+            and item.first == prev.item.last + 1
+            and spec.ports == prev.ports
+        ):
+            out[-1] = Spec(Block(item.version, prev.item.first, item.last), spec.ports, prev.text)
+        else:
+            out.append(spec)
+    return out
+
+
+def format_v4(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def format_v6(value: int) -> str:
+    return str(ipaddress.IPv6Address(value))
+
+
+class _Cover:
+    """What one port set has covered so far: address intervals per family, big patterns, names."""
+
+    __slots__ = ("names", "patterns", "v4", "v6")
+
+    def __init__(self) -> None:
+        self.v4 = IntervalSet()
+        self.v6 = IntervalSet()
+        self.patterns: list[OctetPattern] = []
+        self.names: set[str] = set()
+
+    def until(self, version: int, value: int) -> int | None:
+        """How far from ``value`` on this cover holds every address, or None if not ``value``."""
+        if version == 6:
+            return self.v6.until(value)
+        end = self.v4.until(value)
+        if end is None and any(value in p for p in self.patterns):
+            return value
+        return end
+
+    def add(self, item: Block | OctetPattern | Name, *, names: bool) -> None:
+        if isinstance(item, Name):
+            if names:
+                self.names.add(item.host)
+        elif isinstance(item, OctetPattern) and item.run_count > PATTERN_RUNS_AS_INTERVALS:
+            self.patterns.append(item)
+        else:
+            target = self.v6 if item.version == 6 else self.v4
+            for lo, hi in item.runs():
+                target.add(lo, hi)
+
+
+class TargetSet:
+    """The targets of a sweep: specs x ports, minus excludes, each target:port once, in order.
+
+    Order: specs as given, addresses ascending within each, ports as given within each address.
+    Iterating twice gives the same sequence.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[Spec],
+        ports: Sequence[int],
+        excludes: Sequence[Spec] = (),
+        *,
+        name_memory: int = NAME_MEMORY,
+    ) -> None:
+        if not ports:
+            raise TargetError("no ports to probe")
+        self.specs = list(specs)
+        self.ports = tuple(ports)
+        self.excludes = list(excludes)
+        self.name_memory = name_memory
+
+    def upper_bound(self) -> int:
+        """Targets before removing duplicates and excludes (for a progress total)."""
+        return sum(s.size * len(s.ports or self.ports) for s in self.specs)
+
+    def __iter__(self) -> Iterator[Target]:
+        covers: dict[frozenset[int] | None, _Cover] = {}
+        for ex in self.excludes:
+            key = frozenset(ex.ports) if ex.ports else None
+            covers.setdefault(key, _Cover()).add(ex.item, names=True)
+        seen_names: set[tuple[str, int]] = set()
+        for spec in self.specs:
+            ports = spec.ports or self.ports
+            relevant = {p: [c for k, c in covers.items() if k is None or p in k] for p in ports}
+            item = spec.item
+            if isinstance(item, Name):
+                for p in ports:
+                    key = (item.host, p)
+                    if key in seen_names or any(item.host in c.names for c in relevant[p]):
+                        continue
+                    if len(seen_names) < self.name_memory:
+                        seen_names.add(key)
+                    yield Target(item.host, p, item.is_literal)
+            else:
+                yield from self._addresses(item, ports, relevant)
+            covers.setdefault(frozenset(ports), _Cover()).add(item, names=False)
+
+    @staticmethod
+    def _addresses(
+        item: Block | OctetPattern, ports: tuple[int, ...], relevant: dict[int, list[_Cover]]
+    ) -> Iterator[Target]:
+        version = item.version
+        fmt = format_v6 if version == 6 else format_v4
+        checked = any(relevant.values())
+        for lo, hi in item.runs():
+            value = lo
+            while value <= hi:  # not range(): an IPv6 block can exceed a C long
+                if not checked:
+                    host = fmt(value)
+                    for p in ports:
+                        yield Target(host, p, True)
+                    value += 1
+                    continue
+                host = None
+                covered, skip = True, hi  # while every port is covered: how far they all are
+                for p in ports:
+                    ends = [e for c in relevant[p] if (e := c.until(version, value)) is not None]
+                    if ends:
+                        skip = min(skip, max(ends))
+                        continue
+                    covered = False
+                    if host is None:
+                        host = fmt(value)
+                    yield Target(host, p, True)
+                value = skip + 1 if covered and skip > value else value + 1
+
+
+def load_specs(items: Sequence[str], files: Sequence[str], stdin: Iterable[str]) -> list[Spec]:
+    """Parse every item (``-`` reads stdin) and every file up front: bad input fails before any
+    probe, with one line naming the item or file:line."""
+    specs: list[Spec] = []
+    for text in items:
+        if text.strip() == "-":
+            specs.extend(read_specs(stdin, "<stdin>"))
+        else:
+            specs.append(parse_spec(text))
+    for path in files:
+        if path == "-":
+            specs.extend(read_specs(stdin, "<stdin>"))
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                specs.extend(read_specs(fh, path))
+        except OSError as exc:
+            raise TargetError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return coalesce(specs)
