@@ -285,9 +285,11 @@ def main() -> None:
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (they import UsageError from here lazily)."""
+    from rdprobe.cli_pcap import register as register_pcap
     from rdprobe.cli_sweep import register as register_sweep
 
     register_sweep(app)
+    register_pcap(app)
 
 
 _register_subcommands()

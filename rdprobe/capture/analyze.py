@@ -1,0 +1,63 @@
+"""Read capture files and return the RDP connections in them, in constant memory per flow.
+
+:func:`analyze` streams one file's records through :class:`~rdprobe.capture.flows.FlowTable`
+with :class:`~rdprobe.capture.rdp.RdpHandler`; only flows whose first client bytes are an X.224
+Connection Request are dissected, and each is dropped once its handshake is read. Damage in the
+file (truncated tail, corrupt record header) ends the reading with a warning: the connections
+before it are the partial result. A file that is no capture at all raises
+:class:`~rdprobe.capture.records.CaptureError` (one-line message).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+
+from rdprobe.analysis.classify import Report, classify
+from rdprobe.capture.connection import RdpConnection, to_observation
+from rdprobe.capture.flows import FlowTable
+from rdprobe.capture.rdp import RdpHandler
+from rdprobe.capture.records import CaptureError, CaptureReader
+
+__all__ = ["CaptureError", "analyze", "judge"]
+
+
+def analyze(
+    path: str | os.PathLike[str],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    emit: Callable[[RdpConnection], None] | None = None,
+) -> tuple[list[RdpConnection], list[str]]:
+    """(connections in order of their first packet, warnings) for one capture file.
+
+    ``host`` keeps connections with that client or server address, ``port`` those with that port
+    on either side. With ``emit``, each connection is passed on as soon as it ends and the returned
+    list is empty (nothing accumulates). Raises CaptureError when the file is no capture.
+    """
+    found: list[RdpConnection] = []
+    handler = RdpHandler(emit or found.append, host=host, port=port)
+    with CaptureReader(path) as reader:
+        table = FlowTable(handler)
+        table.process(reader)
+        handler.finish_udp()
+        warnings = list(reader.warnings)
+        if reader.snaplen_cut:
+            cut = sum(1 for c in found for _ in c.gaps)
+            warnings.append(
+                f"{reader.name}: {reader.snaplen_cut} packets were cut by the snaplen"
+                + (f"; {cut} gaps in RDP streams" if cut else "")
+            )
+    found.sort(key=lambda c: c.first_ts)
+    return found, warnings
+
+
+def judge(conn: RdpConnection, now: datetime | None = None) -> Report:
+    """The Report ``check`` would give for this connection, judged at the capture's time."""
+    report = classify(to_observation(conn), now or conn.started)
+    if conn.transport == "udp":  # no X.224 attempt: name the outcome after the datagrams
+        from dataclasses import replace
+
+        report = replace(report, outcome="rdp" if conn.udp_syn_ack else "silent")
+    return report

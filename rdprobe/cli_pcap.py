@@ -1,0 +1,245 @@
+"""`rdprobe pcap FILE...`: what happened to each RDP connection in capture files.
+
+``register(app)`` adds the command to the main typer app. Output: a human report grouped by
+server (stdout), ``--json`` (JSON Lines: one ``check``-style report object per connection plus a
+"connection" object with the capture facts), ``--csv FILE``. Damage in a file gives a warning on
+stderr and the connections read before it; a file that is no capture gives a one-line error.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import json
+import sys
+from collections import defaultdict
+from typing import IO, Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.text import Text
+
+from rdprobe.analysis.classify import Report, classify
+from rdprobe.analysis.setting import describe_answer
+from rdprobe.analysis.severity import ExitCode, Severity
+from rdprobe.capture.analyze import CaptureError, analyze, judge
+from rdprobe.capture.connection import RdpConnection, server_observation, zeek_fields
+from rdprobe.render.jsonl import report_dict
+
+err = Console(stderr=True, highlight=False)
+STYLE = {
+    Severity.INFO: "green",
+    Severity.WARNING: "yellow",
+    Severity.ERROR: "red",
+    Severity.CRITICAL: "bold red",
+}
+CSV_COLUMNS = (
+    "capture", "first_seen", "transport", "client", "client_port", "server", "server_port",
+    "cookie", "requested", "answer", "security_protocol", "result", "client_name", "client_build",
+    "tls_version", "tls_cipher", "cert_subject", "end_reason", "ended_by", "duration_s",
+    "outcome", "worst", "finding_ids",
+)  # fmt: skip
+
+
+def _usage(message: str) -> Exception:
+    from rdprobe.cli import UsageError  # late: rdprobe.cli imports this module to register
+
+    return UsageError(message)
+
+
+def pcap(
+    files: Annotated[list[str], typer.Argument(help="pcap / pcapng files, optionally gzipped")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per connection.")
+    ] = False,
+    csv_file: Annotated[
+        str | None, typer.Option("--csv", help="Also write one CSV line per connection to FILE.")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Only connections from or to this IP address.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Only connections on this TCP/UDP port.")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Cause and fix for every finding")
+    ] = False,
+) -> None:
+    """Diagnose the RDP connections in capture files, with the findings `check` would give."""
+    if host is not None:
+        try:
+            host = str(ipaddress.ip_address(host.strip("[]")))
+        except ValueError:
+            raise _usage(f"--host {host!r}: expected an IP address") from None
+    results: list[tuple[str, RdpConnection, Report]] = []
+    read = 0
+    for path in files:
+        try:
+            connections, warnings = analyze(path, host=host, port=port)
+        except CaptureError as exc:
+            if len(files) == 1:
+                raise _usage(str(exc)) from None
+            err.print(f"rdprobe: error: {exc}")
+            continue
+        read += 1
+        for warning in warnings:
+            err.print(f"rdprobe: warning: {warning}")
+        if not connections:
+            err.print(f"rdprobe: {path}: no RDP connection found")
+        results += [(path, c, judge(c)) for c in connections]
+    if not read:
+        raise _usage("no capture file could be read")
+    if as_json:
+        for path, conn, report in results:
+            row = {**report_dict(report), "capture": path, "connection": conn.to_dict()}
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+    else:
+        render(results, Console(highlight=False), verbose=verbose)
+    if csv_file is not None:
+        try:
+            with open(csv_file, "w", newline="", encoding="utf-8") as out:
+                write_csv(results, out)
+        except OSError as exc:
+            raise _usage(f"--csv {csv_file}: {exc.strerror or exc}") from None
+    ok = results and all(r.rdp and r.worst < Severity.WARNING for _, _, r in results)
+    raise typer.Exit(int(ExitCode.OK if ok else ExitCode.PROBLEM))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `pcap` to the rdprobe app."""
+    app.command()(pcap)
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _conn_lines(conn: RdpConnection, report: Report) -> list[str]:
+    d = conn.to_dict()
+    lines = [f"{d['first_seen']}  from {_endpoint(conn.client_address, conn.client_port)}"]
+    if conn.transport == "udp":
+        udp = d["udp"]
+        ack = udp["syn_ack"]
+        lines.append(
+            f"RDP-UDP: {udp['syn_count']} SYN(s), "
+            + (f"SYN+ACK {ack['version_name'] or ''}".rstrip() if ack else "no SYN+ACK")
+        )
+        return lines
+    req = conn.request
+    who = []
+    if req and req.cookie is not None:
+        who.append(f"cookie '{req.cookie}'")
+    if req and req.routing_token:
+        who.append(f"routing token {req.routing_token.decode('latin-1').strip()!r}")
+    if who:
+        lines.append(", ".join(who))
+    attempt = report.observation.attempts[0] if report.observation.attempts else None
+    if attempt is not None:
+        lines.append(f"offered {attempt.label} -> {describe_answer(attempt)}")
+    if d["client_info"]:
+        c = d["client_info"]
+        lines.append(
+            f"client {c['client_name']}, {c['client_build_name']} (build {c['client_build']}), "
+            f"{c['desktop_width']}x{c['desktop_height']} {c['color_depth']}, "
+            f"{c['keyboard_layout_name']}; channels {','.join(c['channels'] or []) or 'none'}; "
+            f"encryption offered {','.join(c['encryption_methods']) or 'none'}"
+        )
+    if d["server_info"]:
+        s = d["server_info"]
+        cert = ""
+        if s["cert_type"]:
+            cert = f"; {s['cert_count']} {s['cert_type']} certificate(s), " + (
+                "permanent" if s["cert_permanent"] else "temporary"
+            )
+            if s["cert_verified"] is not None:
+                cert += ", signature OK" if s["cert_verified"] else ", BAD signature"
+        lines.append(
+            f"server {s['rdp_version']}, {s['encryption_method']} / {s['encryption_level']}{cert}"
+        )
+    for name, facts in report.observation.stages.items():
+        if name in ("tls", "mcs") and isinstance(facts, dict) and facts.get("summary"):
+            lines.append(f"{name.upper()}: {facts['summary']}")
+    if conn.tls_client_hello and conn.tls_version is None:
+        lines.append("TLS: ClientHello seen, no server flight in clear")
+    timing = [
+        f"{label} {ms:.1f} ms"
+        for label, a, b in (
+            ("SYN->SYN+ACK", "syn", "synack"),
+            ("CR->reply", "request_sent", "first_reply"),
+            ("MCS", "mcs_ci", "mcs_cr"),
+            ("TLS hello", "tls_client_hello", "tls_server_hello"),
+        )
+        if (ms := conn.ms(a, b)) is not None
+    ]
+    if timing:
+        lines.append("timing: " + ", ".join(timing))
+    end = f"ended: {conn.end_reason or 'unknown'}"
+    if conn.ended_by:
+        end += f" by the {conn.ended_by}"
+    if conn.end_ts is not None:
+        end += f" after {conn.end_ts - conn.first_ts:.3f} s"
+    lines.append(end)
+    lines += [f"note: {n}" for n in conn.notes]
+    return lines
+
+
+def render(
+    results: list[tuple[str, RdpConnection, Report]], console: Console, *, verbose: bool = False
+) -> None:
+    """One panel per server (address, port, transport), one block per connection inside."""
+    groups: dict[tuple[str, int, str], list[tuple[RdpConnection, Report]]] = defaultdict(list)
+    for _path, conn, report in results:
+        groups[(conn.server_address, conn.server_port, conn.transport)].append((conn, report))
+    for (address, port, transport), items in groups.items():
+        worst = max(r.worst for _, r in items)
+        blocks: list[Any] = []
+        if transport == "tcp":
+            merged = classify(server_observation([c for c, _ in items]), items[0][0].started)
+            if merged.setting is not None:
+                blocks += [
+                    Text(
+                        f"Security (from {len(items)} connection(s)): {merged.setting.summary}",
+                        style="bold",
+                    ),
+                    Text(""),
+                ]
+        for conn, report in items:
+            text = Text("\n".join(_conn_lines(conn, report)))
+            for f in sorted(report.findings, key=lambda f: -f.severity):
+                text.append(f"\n{f.severity!s:8} ", STYLE[f.severity])
+                text.append(f.title, style="bold")
+                if f.severity >= Severity.WARNING or verbose:
+                    text.append(f"\n         Why: {f.spec.cause}", style="dim")
+                    text.append(f"\n         Fix: {f.spec.fix}")
+            blocks.append(text)
+            blocks.append(Text(""))
+        title = f"{_endpoint(address, port)} {transport.upper()} - {len(items)} connection(s)"
+        console.print(
+            Panel(Group(*blocks[:-1]), title=title, title_align="left", border_style=STYLE[worst])
+        )
+
+
+def csv_row(path: str, conn: RdpConnection, report: Report) -> list[str]:
+    d, z = conn.to_dict(), zeek_fields(conn)
+    attempt = report.observation.attempts[0] if report.observation.attempts else None
+    leaf = ((report.observation.stages.get("tls") or {}).get("chain") or [{}])[0]
+    cells = [
+        path, d["first_seen"], conn.transport, d["client"], d["client_port"], d["server"],
+        d["server_port"], d["cookie"], d["requested_name"],
+        describe_answer(attempt) if attempt else None, z["security_protocol"], z["result"],
+        z["client_name"], z["client_build"], conn.tls_version, conn.tls_cipher,
+        leaf.get("subject"), conn.end_reason, conn.ended_by, d["duration_s"], report.outcome,
+        str(report.worst), " ".join(f.id for f in report.findings),
+    ]  # fmt: skip
+    return ["" if c is None else str(c) for c in cells]
+
+
+def write_csv(results: list[tuple[str, RdpConnection, Report]], out: IO[str]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for path, conn, report in results:
+        writer.writerow(csv_row(path, conn, report))
