@@ -46,7 +46,19 @@ def tools():
 def tcpdump(path: Path, host: str):
     """Record loopback traffic of ``host`` to ``path`` until the block ends."""
     proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", str(path), "host", host],
+        [
+            "tcpdump",
+            "-i",
+            "lo",
+            "-B",
+            "65536",
+            "--immediate-mode",
+            "-U",
+            "-w",
+            str(path),
+            "host",
+            host,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
