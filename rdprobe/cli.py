@@ -217,7 +217,7 @@ def demo(
     if as_json:
         for r in results:
             row = {"demo_profile": r.profile, **jsonl.report_dict(r.report)}
-            sys.stdout.write(json.dumps(row, default=str) + "\n")
+            sys.stdout.write(jsonl.dumps(row) + "\n")
     else:
         human.render_demo(
             [(r.profile, r.description, r.report) for r in results], Console(highlight=False)

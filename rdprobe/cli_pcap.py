@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import ipaddress
-import json
 import sys
 from collections import defaultdict
 from typing import IO, Annotated, Any
@@ -25,6 +24,7 @@ from rdprobe.analysis.setting import describe_answer
 from rdprobe.analysis.severity import ExitCode, Severity
 from rdprobe.capture.analyze import CaptureError, analyze, judge
 from rdprobe.capture.connection import RdpConnection, server_observation, zeek_fields
+from rdprobe.render import jsonl
 from rdprobe.render.jsonl import report_dict
 
 err = Console(stderr=True, highlight=False)
@@ -93,7 +93,7 @@ def pcap(
     if as_json:
         for path, conn, report in results:
             row = {**report_dict(report), "capture": path, "connection": conn.to_dict()}
-            sys.stdout.write(json.dumps(row, default=str) + "\n")
+            sys.stdout.write(jsonl.dumps(row) + "\n")
     else:
         render(results, Console(highlight=False), verbose=verbose)
     if csv_file is not None:

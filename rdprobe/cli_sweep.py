@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import os
 import sys
 from collections import Counter
@@ -32,6 +31,7 @@ from rich.text import Text
 from rdprobe.live.check import DEFAULT_COOKIE, CheckOptions
 from rdprobe.live.target import Target, TargetError, parse_ports
 from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Timeouts
+from rdprobe.render import jsonl
 from rdprobe.render.csv import CsvWriter
 from rdprobe.sweep import merge as merge_mod
 from rdprobe.sweep.resume import ResumeState, load_done, prepare_append
@@ -227,7 +227,7 @@ def _open(path: str, mode: str) -> AbstractContextManager[IO[str]]:
 
 def _jsonl_sink(out: IO[str]) -> Callable[[dict[str, Any]], None]:
     def write(row: dict[str, Any]) -> None:
-        out.write(json.dumps(row, default=str) + "\n")
+        out.write(jsonl.dumps(row) + "\n")
         out.flush()
 
     return write

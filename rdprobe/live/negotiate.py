@@ -91,12 +91,10 @@ async def connect(
             break
         start = time.monotonic()
         try:
-            streams = await asyncio.wait_for(
-                asyncio.open_connection(
+            async with asyncio.timeout(limit):  # no extra task per connect, unlike wait_for
+                streams = await asyncio.open_connection(
                     address, port, ssl=ssl_context, server_hostname=server_hostname
-                ),
-                limit,
-            )
+                )
             return TcpOutcome.CONNECTED, None, now_ms(start), streams
         except TimeoutError:
             outcome, error = TcpOutcome.TIMEOUT, f"no answer within {limit:.1f} s"
@@ -141,7 +139,8 @@ async def read_reply(
                 if len(buf) >= 2 and buf[1] != 0:
                     return await _linger_banner(reader, buf, phase, first)
                 return ReplyKind.MALFORMED, buf, None, exc.reason, first
-            chunk = await asyncio.wait_for(reader.read(max(want, 1)), phase.remaining())
+            async with asyncio.timeout(phase.remaining()):
+                chunk = await reader.read(max(want, 1))
         except TimeoutError:
             if not buf:
                 return ReplyKind.SILENT, buf, None, None, first

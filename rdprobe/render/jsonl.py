@@ -95,12 +95,27 @@ def report_dict(report: Report) -> dict[str, Any]:
         "service": _plain(report.service) if report.service else None,
         "attempts": [attempt_dict(a) for a in obs.attempts],
         "repeat": _plain(obs.repeat) if obs.repeat else None,
-        "stages": _plain({k: v for k, v in obs.stages.items() if k != "config"}),
-        "findings": [_plain(f.to_dict()) for f in report.findings],
+        # stage facts and evidence are JSON-ready by construction; dumps() covers stragglers
+        "stages": {k: v for k, v in obs.stages.items() if k != "config"},
+        "findings": [f.to_dict() for f in report.findings],
     }
+
+
+def _default(value: Any) -> Any:
+    """What json cannot encode itself: bytes as hex, dataclasses as dicts, else str()."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(value)
+    return str(value)
+
+
+def dumps(row: dict[str, Any]) -> str:
+    """One JSON Lines row (the one encoder of every command's JSON output)."""
+    return json.dumps(row, default=_default)
 
 
 def write_jsonl(reports: list[Report], out: IO[str]) -> None:
     for r in reports:
-        out.write(json.dumps(report_dict(r), sort_keys=False, default=str) + "\n")
+        out.write(dumps(report_dict(r)) + "\n")
         out.flush()
