@@ -45,6 +45,7 @@ from rdprobe.sweep.runner import (
 from rdprobe.sweep.shard import parse_shard, select
 from rdprobe.sweep.summary import Summary
 from rdprobe.sweep.targets import TargetSet, load_specs
+from rdprobe.sweep.workers import relay, resolve_workers, share, start_children
 
 INTERRUPTED = 130
 
@@ -75,9 +76,16 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _pending(
-    targets: TargetSet, shard: tuple[int, int], state: ResumeState | None, skipped: list[int]
+    targets: TargetSet,
+    shard: tuple[int, int],
+    state: ResumeState | None,
+    skipped: list[int],
+    worker: tuple[int, int] = (0, 1),
 ) -> Iterator[Target]:
-    for t in select(targets, *shard):
+    """This process's targets: the shard, this worker's share of it (split before the resume
+    filter, so workers that read the resume file at different moments still agree), minus what
+    the resume file holds."""
+    for t in share(select(targets, *shard), *worker):
         if state is not None and t in state.done:
             skipped[0] += 1
             continue
@@ -119,6 +127,15 @@ def sweep(
         str | None, typer.Option(help="Skip target:ports already in this JSON Lines file")
     ] = None,
     shard: Annotated[str, typer.Option(help="Probe only share K of N (1-based): K/N")] = "1/1",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=256,
+            help="Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets",
+        ),
+    ] = 0,
+    worker_index: Annotated[int | None, typer.Option("--worker-index", hidden=True, min=1)] = None,
 ) -> None:
     """Sweep networks for RDP listeners: one result row per target:port, streamed."""
     if depth not in ("tcp", "x224", "full"):
@@ -141,13 +158,27 @@ def sweep(
         except ImportError:
             pass
 
+    stdin = _reads_stdin(targets, input_list, exclude_file)
+    if workers > 1 and worker_index is None and stdin:
+        raise _usage("--workers cannot share targets read from stdin: give them in a file (-iL)")
+    if workers == 0 and (
+        stdin
+        or target_set.upper_bound() < AUTO_WORKERS_MIN_TARGETS
+        or sys.argv[1:2] != ["sweep"]  # not our own command line: no copies of it to start
+    ):
+        workers = 1
+    n_workers = resolve_workers(workers)
+    if worker_index is not None:  # a worker of another rdprobe: rows to stdout, nothing else
+        if not 1 <= worker_index <= n_workers:
+            raise _usage(f"--worker-index {worker_index} is not among {n_workers} workers")
+        output, csv_file, as_json = None, None, True
     state: ResumeState | None = None
     if resume is not None:
         try:
             state = load_done(resume)
         except OSError as exc:
             raise _usage(f"cannot read {resume}: {exc.strerror or exc}") from None
-        if output is None and not as_json and csv_file is None:
+        if output is None and not as_json and csv_file is None and worker_index is None:
             output = resume
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     summary = Summary()
@@ -169,7 +200,7 @@ def sweep(
             sinks.append(CsvWriter(cfh, header=not append).write)
         sinks.append(summary.add)
         progress = None
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and worker_index is None:
             total = target_set.upper_bound() // shard_kn[1] - (state.rows if state else 0)
             progress = Progress(
                 BarColumn(),
@@ -195,24 +226,72 @@ def sweep(
                 per_host=min(per_host, 64),
                 depth=depth,
             ),
-            concurrency=concurrency,
-            rate=rate,
+            concurrency=max(1, concurrency // n_workers),
+            rate=rate / n_workers if rate else None,
             per_host=per_host,
             retries=retries,
         )
-        pending = _pending(target_set, shard_kn, state, skipped)
+        index = (worker_index or 1) - 1
+        pending = _pending(target_set, shard_kn, state, skipped, (index, n_workers))
         gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
         # fewer young passes over short-lived rows, but full passes often enough to free the
         # reference cycles every refused connection's exception leaves (flat memory)
         gc.set_threshold(5_000, 5, 5)
+        parent = worker_index is None and n_workers > 1
         try:
-            asyncio.run(run_sweep(pending, opts, sink, stats=stats))
+            asyncio.run(
+                _sweep_with_workers(pending, opts, sink, stats, n_workers)
+                if parent
+                else run_sweep(pending, opts, sink, stats=stats)
+            )
         except KeyboardInterrupt:
             stats.interrupted = True
         if progress is not None:
             progress.stop()
+    if worker_index is not None:
+        raise typer.Exit(INTERRUPTED if stats.interrupted else 0)
     _print_summary(err, summary, stats, skipped[0], output or resume)
     raise typer.Exit(INTERRUPTED if stats.interrupted else 0)
+
+
+async def _sweep_with_workers(
+    pending: Iterator[Target],
+    opts: SweepOptions,
+    sink: Callable[[dict[str, Any]], None],
+    stats: SweepStats,
+    n_workers: int,
+) -> None:
+    """Every share in a child process; this one relays their rows to ``sink`` (measured: a
+    parent that also probes becomes the bottleneck)."""
+    del pending, opts
+    procs = await start_children(sys.argv[1:], n_workers)
+
+    def counted(row: dict[str, Any]) -> None:
+        sink(row)
+        stats.rows += 1
+        stats.by_outcome[row.get("outcome", "error")] += 1
+
+    try:
+        codes = await relay(procs, counted)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+    if any(code == INTERRUPTED for code in codes):
+        stats.interrupted = True
+    failed = [code for code in codes if code not in (0, INTERRUPTED)]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} sweep worker(s) failed (exit {failed[0]}); rerun with --resume"
+        )
+
+
+#: Below this many target:ports, starting worker processes costs more than it saves.
+AUTO_WORKERS_MIN_TARGETS = 4096
+
+
+def _reads_stdin(*lists: list[str] | None) -> bool:
+    return any(item == "-" for items in lists if items for item in items)
 
 
 def _open(path: str, mode: str) -> AbstractContextManager[IO[str]]:

@@ -1,0 +1,90 @@
+"""`sweep --workers N`: the same sweep split over N processes, one per CPU core.
+
+One process probes at a few thousand targets per second on loopback, most of it Python work per
+target (classification, JSON), so more cores give more speed. The parent process starts N
+copies of the same command line, each told to probe share K (every N-th target of the same
+deterministic order, after --shard and before --resume), writing JSON Lines rows to a pipe; the
+parent relays their rows to the outputs, the summary and the progress bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from rdprobe.live.target import Target
+
+#: The hidden option that makes a process a worker of another.
+WORKER_OPTION = "--worker-index"
+#: Rows a child may hold in the pipe's buffer; lines are bounded by the row size.
+LINE_LIMIT = 16 * 1024 * 1024
+
+
+def resolve_workers(requested: int) -> int:
+    """0 means one per CPU core."""
+    return max(1, requested if requested > 0 else (os.cpu_count() or 1))
+
+
+def share(targets: Iterable[Target], index: int, workers: int) -> Iterator[Target]:
+    """Every ``workers``-th target starting at ``index`` (0-based)."""
+    if workers <= 1:
+        yield from targets
+        return
+    for i, t in enumerate(targets):
+        if i % workers == index:
+            yield t
+
+
+def child_argv(argv: list[str], index: int, workers: int) -> list[str]:
+    """The command line of worker ``index`` (1-based): the user's sweep arguments; output, CSV,
+    resume-writing and progress are left to the parent."""
+    args = list(argv)
+    return [
+        sys.executable,
+        "-m",
+        "rdprobe",
+        *args,
+        "--workers",
+        str(workers),
+        WORKER_OPTION,
+        str(index),
+    ]
+
+
+async def relay(
+    procs: list[asyncio.subprocess.Process], sink: Callable[[dict[str, Any]], None]
+) -> list[int]:
+    """Pass every row the children print to ``sink``; their exit codes."""
+
+    async def one(proc: asyncio.subprocess.Process) -> int:
+        assert proc.stdout is not None
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                break
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a partial last line of a killed child: its target was not finished
+            sink(row)
+        return await proc.wait()
+
+    return list(await asyncio.gather(*(one(p) for p in procs)))
+
+
+async def start_children(argv: list[str], workers: int) -> list[asyncio.subprocess.Process]:
+    procs = []
+    for index in range(1, workers + 1):
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                *child_argv(argv, index, workers),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                limit=LINE_LIMIT,
+            )
+        )
+    return procs
