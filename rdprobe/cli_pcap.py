@@ -12,7 +12,7 @@ import csv
 import ipaddress
 import sys
 from collections import defaultdict
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, Group
@@ -22,8 +22,9 @@ from rich.text import Text
 from rdprobe.analysis.classify import Report, classify
 from rdprobe.analysis.setting import describe_answer
 from rdprobe.analysis.severity import ExitCode, Severity
-from rdprobe.capture.analyze import CaptureError, analyze, judge
-from rdprobe.capture.connection import RdpConnection, server_observation, zeek_fields
+
+if TYPE_CHECKING:  # the capture modules load cryptography: only `rdprobe pcap` pays for that
+    from rdprobe.capture.connection import RdpConnection
 from rdprobe.render import jsonl
 from rdprobe.render.jsonl import report_dict
 
@@ -72,6 +73,8 @@ def pcap(
             host = str(ipaddress.ip_address(host.strip("[]")))
         except ValueError:
             raise _usage(f"--host {host!r}: expected an IP address") from None
+    from rdprobe.capture.analyze import CaptureError, analyze, judge
+
     results: list[tuple[str, RdpConnection, Report]] = []
     read = 0
     for path in files:
@@ -198,6 +201,8 @@ def render(
         worst = max(r.worst for _, r in items)
         blocks: list[Any] = []
         if transport == "tcp":
+            from rdprobe.capture.connection import server_observation
+
             merged = classify(server_observation([c for c, _ in items]), items[0][0].started)
             if merged.setting is not None:
                 blocks += [
@@ -224,6 +229,8 @@ def render(
 
 
 def csv_row(path: str, conn: RdpConnection, report: Report) -> list[str]:
+    from rdprobe.capture.connection import zeek_fields
+
     d, z = conn.to_dict(), zeek_fields(conn)
     attempt = report.observation.attempts[0] if report.observation.attempts else None
     leaf = ((report.observation.stages.get("tls") or {}).get("chain") or [{}])[0]

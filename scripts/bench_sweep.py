@@ -79,6 +79,24 @@ asyncio.run(main())
 """
 
 
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its children (sweep --workers runs copies of itself), in KiB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{p}/status").read_text())
+            total += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return total
+
+
 def raise_fd_limit() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
@@ -94,16 +112,11 @@ async def run_child(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, 
     peak = [0]
 
     def wait() -> int:
-        # VmHWM, polled: wait4's ru_maxrss would also count this process's memory from
-        # before the child's exec
+        # the whole tree's RSS, polled (wait4's ru_maxrss would count this process's memory
+        # from before the child's exec, and not the sweep's own worker processes)
         deadline = time.monotonic() + CHILD_LIMIT_S
         while time.monotonic() < deadline:
-            try:
-                status_text = Path(f"/proc/{proc.pid}/status").read_text()
-                m = re.search(r"VmHWM:\s+(\d+) kB", status_text)
-                peak[0] = max(peak[0], int(m.group(1))) if m else peak[0]
-            except OSError:
-                pass
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
             pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 return status
