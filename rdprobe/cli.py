@@ -62,20 +62,21 @@ def _targets(texts: list[str], ports: str | None) -> list[Target]:
         raise UsageError(str(exc)) from None
 
 
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    """--resolve NAME:ADDR (ADDR may be an IPv6 literal, with or without brackets)."""
-    out: dict[str, str] = {}
+def _overrides(pairs: list[str]) -> dict[str, list[str]]:
+    """--resolve NAME:ADDR[,ADDR...] (an IPv6 ADDR with or without brackets); repeatable."""
+    out: dict[str, list[str]] = {}
     for pair in pairs:
-        name, sep, addr = pair.partition(":")
-        target = None
-        if sep:
+        name, sep, addrs = pair.partition(":")
+        hosts = []
+        for addr in addrs.split(",") if sep else [""]:
             try:
-                target = parse_target(addr.strip("[]"))
+                target = parse_target(addr.strip().strip("[]"))
             except TargetError:
                 target = None
-        if not name or target is None or not target.is_literal:
-            raise UsageError(f"--resolve {pair!r}: expected NAME:ADDRESS with an IP address")
-        out[name.lower().rstrip(".")] = target.host
+            if not name or target is None or not target.is_literal:
+                raise UsageError(f"--resolve {pair!r}: expected NAME:ADDRESS[,ADDRESS...]")
+            hosts.append(target.host)
+        out.setdefault(name.lower().rstrip("."), []).extend(hosts)
     return out
 
 
@@ -129,7 +130,7 @@ def check(
     ] = None,
     resolve: Annotated[
         list[str] | None,
-        typer.Option(help="NAME:ADDR - probe ADDR but check the certificate against NAME"),
+        typer.Option(help="NAME:ADDR[,ADDR] - probe ADDR but check the certificate against NAME"),
     ] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[

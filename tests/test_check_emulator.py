@@ -143,3 +143,29 @@ async def test_depth_tcp_only_connects():
     assert [f.id for f in report.findings] == ["tcp.open"]
     (a,) = report.observation.attempts
     assert a.reply == b"" and a.reply_kind is None
+
+
+async def test_all_addresses_probes_every_address_of_a_name():
+    import socket
+
+    infos = socket.getaddrinfo("localhost", 1, type=socket.SOCK_STREAM)
+    addresses = {str(i[4][0]) for i in infos}
+    opts = CheckOptions(timeouts=TIMEOUTS, depth="tcp", all_addresses=True)
+    reports = await check_target(Target("localhost", 1, False), opts)
+    assert {r.observation.address for r in reports} == addresses
+    assert all(r.outcome == "refused" for r in reports)
+    (first,) = await check_target(
+        Target("localhost", 1, False), CheckOptions(timeouts=TIMEOUTS, depth="tcp")
+    )
+    assert first.observation.address in addresses
+
+
+async def test_all_addresses_of_a_resolved_name():
+    async with await serve("win10-nla", "127.0.0.1", 0) as server:
+        opts = CheckOptions(
+            timeouts=TIMEOUTS, depth="x224", all_addresses=True,
+            resolve={"farm.rdprobe.test": ["127.0.0.1", "127.0.0.2"]},
+        )  # fmt: skip
+        reports = await check_target(Target("farm.rdprobe.test", server.port, False), opts)
+    by_address = {r.observation.address: r.outcome for r in reports}
+    assert by_address == {"127.0.0.1": "rdp", "127.0.0.2": "refused"}

@@ -26,7 +26,7 @@ def _needs():
 
 
 async def check_by_name(srv, **kw):
-    opts = CheckOptions(timeouts=TIMEOUTS, resolve={NAME: srv.host}, **kw)
+    opts = CheckOptions(timeouts=TIMEOUTS, resolve={NAME: [srv.host]}, **kw)
     (report,) = await check_target(Target(NAME, srv.port, False), opts)
     return report
 

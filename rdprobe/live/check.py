@@ -49,8 +49,8 @@ class CheckOptions:
     ca_file: str | None = None
     #: later stages to run at depth full (None: all of them)
     stages: frozenset[str] | None = None
-    #: NAME -> address, like curl's --resolve: probe a given server under the name users type
-    resolve: dict[str, str] = field(default_factory=dict)
+    #: NAME -> addresses, like curl's --resolve: probe given servers under the name users type
+    resolve: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def with_timeout(cls, timeout: float = DEFAULT_TIMEOUT_S, **kw: object) -> CheckOptions:
@@ -89,13 +89,13 @@ def register_stage(name: str, *, needs_rdp: bool = True) -> Callable[[Stage], St
 
 
 async def resolve(
-    target: Target, timeout: float, overrides: dict[str, str] | None = None
+    target: Target, timeout: float, overrides: dict[str, list[str]] | None = None
 ) -> tuple[list[str], str | None]:
     """Addresses of the target (in resolver order, de-duplicated), or the DNS error."""
     if target.is_literal:
         return [target.host], None
     if overrides and target.host in overrides:
-        return [overrides[target.host]], None
+        return list(overrides[target.host]), None
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
