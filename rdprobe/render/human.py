@@ -17,6 +17,13 @@ STYLE = {
     Severity.ERROR: "red",
     Severity.CRITICAL: "bold red",
 }
+STAGE_NAMES = {
+    "tls": "TLS",
+    "tls_versions": "TLS versions",
+    "nla": "NLA (NTLM)",
+    "mcs": "MCS",
+    "udp": "RDP over UDP",
+}
 OUTCOME_TEXT = {
     "rdp": "RDP answers",
     "wrong_service": "another service answers",
@@ -80,7 +87,7 @@ def _stage_lines(report: Report) -> Text | None:
             continue
         summary = facts.get("summary")
         if summary:
-            lines.append(f"{name.upper()}: {summary}")
+            lines.append(f"{STAGE_NAMES.get(name, name)}: {summary}")
     return Text("\n".join(lines)) if lines else None
 
 
