@@ -229,7 +229,7 @@ def render(
 
 
 def csv_row(path: str, conn: RdpConnection, report: Report) -> list[str]:
-    from rdprobe.capture.connection import zeek_fields
+    from rdprobe.capture.zeek_names import zeek_fields
 
     d, z = conn.to_dict(), zeek_fields(conn)
     attempt = report.observation.attempts[0] if report.observation.attempts else None

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rdprobe.analysis.certificate import describe_certificate, match_name, verify_chain
+from rdprobe.analysis.certificate import describe_certificate, match_name
+from rdprobe.analysis.trust import verify_chain
 from rdprobe.protocol.errors import ProtocolError
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

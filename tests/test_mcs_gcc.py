@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rdprobe.live import mcs as live_mcs
-from rdprobe.protocol import gcc, mcs, rdpsec, tpkt, x224
+from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpsec, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
 
 ROOT = Path(__file__).parent.parent
@@ -41,14 +41,14 @@ def zeek_log(name: str, log: str) -> list[dict[str, str]]:
     return [dict(zip(fields, line.split("\t"), strict=True)) for line in lines if line[:1] != "#"]
 
 
-def parse_cr(pdu: bytes) -> gcc.ServerData:
-    return gcc.parse_conference_create_response(
+def parse_cr(pdu: bytes) -> gcc_server.ServerData:
+    return gcc_server.parse_conference_create_response(
         mcs.parse_connect_response(x224.parse_data(pdu)).user_data
     )
 
 
-def parse_ci(pdu: bytes) -> gcc.ClientData:
-    return gcc.parse_conference_create_request(
+def parse_ci(pdu: bytes) -> gcc_client.ClientData:
+    return gcc_client.parse_conference_create_request(
         mcs.parse_connect_initial(x224.parse_data(pdu)).user_data
     )
 
@@ -63,7 +63,7 @@ def test_connect_response_matches_recorded_facts(vid: str, pdu: bytes, facts: di
     cr = mcs.parse_connect_response(x224.parse_data(pdu))
     assert cr.result == 0
     assert list(cr.domain_parameters.as_tuple()) == facts["decoded"]["mcs_cr"]["domainParameters"]
-    data = gcc.parse_conference_create_response(cr.user_data)
+    data = gcc_server.parse_conference_create_response(cr.user_data)
     assert f"0x{data.core.version:08x}" == s["server_core_version"]
     assert data.core.version_name == "RDP 5.0-8.1 (0x00080004)"
     assert data.core.length == s["sc_core_len"]
@@ -150,7 +150,7 @@ def test_fields_agree_with_zeek_rdp_log(trace: str, vid: str) -> None:
 
 
 def test_client_data_round_trip_distinct_values() -> None:
-    core = gcc.ClientCore(
+    core = gcc_client.ClientCore(
         version=0x0008000C, desktop_width=1366, desktop_height=911, color_depth=0xCA03,
         sas_sequence=0xAA03, keyboard_layout=0x41E, client_build=19041, client_name="PROBE-Ü",
         keyboard_type=7, keyboard_sub_type=2, keyboard_function_key=24,
@@ -159,15 +159,15 @@ def test_client_data_round_trip_distinct_values() -> None:
         connection_type=6, server_selected_protocol=1,
     )  # fmt: skip
     blocks = (
-        gcc.build_client_core(core)
-        + gcc.build_client_security(0x1B, 0x05)
-        + gcc.build_client_network((("rdpdr", 0x80800000), ("cliprdr", 0xC0A00000)))
+        gcc_client.build_client_core(core)
+        + gcc_client.build_client_security(0x1B, 0x05)
+        + gcc_client.build_client_network((("rdpdr", 0x80800000), ("cliprdr", 0xC0A00000)))
     )
     ci = mcs.build_connect_initial(gcc.build_conference_create_request(blocks))
     parsed = mcs.parse_connect_initial(ci)
     assert parsed.target_parameters == mcs.MSTSC_TARGET
     assert parsed.maximum_parameters == mcs.MSTSC_MAXIMUM
-    data = gcc.parse_conference_create_request(parsed.user_data)
+    data = gcc_client.parse_conference_create_request(parsed.user_data)
     assert data.core == core
     assert (data.encryption_methods, data.ext_encryption_methods) == (0x1B, 0x05)
     assert data.channels == (("rdpdr", 0x80800000), ("cliprdr", 0xC0A00000))
@@ -175,7 +175,9 @@ def test_client_data_round_trip_distinct_values() -> None:
 
 
 def test_default_request_is_mstsc_shaped() -> None:
-    request = x224.build_data(mcs.build_connect_initial(gcc.build_client_data(selected_protocol=1)))
+    request = x224.build_data(
+        mcs.build_connect_initial(gcc_client.build_client_data(selected_protocol=1))
+    )
     assert tpkt.frame_length(request) == len(request)
     ci = mcs.parse_connect_initial(x224.parse_data(request))
     # same MCS parameters and GCC header as the redemption client Windows 2000-2012 accepted
@@ -186,7 +188,7 @@ def test_default_request_is_mstsc_shaped() -> None:
         known.maximum_parameters,
     )
     assert ci.user_data[:7] + ci.user_data[9:21] == known.user_data[:7] + known.user_data[9:21]
-    data = gcc.parse_conference_create_request(ci.user_data)
+    data = gcc_client.parse_conference_create_request(ci.user_data)
     assert data.block_order == (0xC001, 0xC002, 0xC003)
     assert data.core.client_name == "rdprobe"
     assert data.core.server_selected_protocol == 1
@@ -195,15 +197,15 @@ def test_default_request_is_mstsc_shaped() -> None:
 
 def test_server_data_round_trip_distinct_values() -> None:
     cert = rdpsec.build_proprietary_certificate((1 << 1023) + 12345, 65537)
-    server = gcc.ServerData(
-        core=gcc.ServerCore(0x00080011, 0x0B, 0x07, 16),
-        network=gcc.ServerNetwork(1003, (1004, 1005, 1006)),
-        security=gcc.ServerSecurity(0x08, 2, bytes(range(1, 33)), cert),
+    server = gcc_server.ServerData(
+        core=gcc_server.ServerCore(0x00080011, 0x0B, 0x07, 16),
+        network=gcc_server.ServerNetwork(1003, (1004, 1005, 1006)),
+        security=gcc_server.ServerSecurity(0x08, 2, bytes(range(1, 33)), cert),
     )
-    cr = mcs.build_connect_response(gcc.build_server_data(server), called_connect_id=7)
+    cr = mcs.build_connect_response(gcc_server.build_server_data(server), called_connect_id=7)
     parsed = mcs.parse_connect_response(cr)
     assert parsed.called_connect_id == 7 and parsed.result == 0
-    back = gcc.parse_conference_create_response(parsed.user_data)
+    back = gcc_server.parse_conference_create_response(parsed.user_data)
     assert back.core == server.core and back.core.version_name == "RDP 10.12 (0x00080011)"
     assert back.network == server.network
     assert back.security.server_random == bytes(range(1, 33))
@@ -238,8 +240,8 @@ def test_malformed_certificate_is_kept_not_raised() -> None:
     data = parse_cr(good)
     broken = bytearray(data.security.certificate_bytes)
     broken[16:20] = b"XXXX"  # RSA1 magic
-    sec = gcc.ServerSecurity(2, 2, data.security.server_random, bytes(broken))
-    again = gcc.parse_server_security(gcc.build_server_security(sec)[4:])
+    sec = gcc_server.ServerSecurity(2, 2, data.security.server_random, bytes(broken))
+    again = gcc_server.parse_server_security(gcc_server.build_server_security(sec)[4:])
     assert again.certificate is None and "magic" in again.certificate_error
 
 
@@ -304,7 +306,7 @@ async def test_mcs_probe_parses_windows_2003_reply_and_disconnects() -> None:
     assert result.error is None
     assert result.server_data.security.certificate.verified
     assert result.raw_hex == CRS[2][1].hex()
-    ci = gcc.parse_conference_create_request(
+    ci = gcc_client.parse_conference_create_request(
         mcs.parse_connect_initial(x224.parse_data(received[0])).user_data
     )
     assert ci.encryption_methods == 0x1B
@@ -329,17 +331,17 @@ async def test_encryption_matrix_and_level_inference() -> None:
     win = parse_cr(CRS[2][1])  # Windows 2003 answers 128BIT / CLIENT_COMPATIBLE
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ci = gcc.parse_conference_create_request(
+        ci = gcc_client.parse_conference_create_request(
             mcs.parse_connect_initial(
                 x224.parse_data(await live_mcs.read_tpkt(reader, 2))
             ).user_data
         )
         if ci.encryption_methods & 0x0A:  # a "High"-like server: 128 or 56 only
             method = 2 if ci.encryption_methods & 2 else 8
-            sec = gcc.ServerSecurity(
+            sec = gcc_server.ServerSecurity(
                 method, 3, win.security.server_random, win.security.certificate_bytes
             )
-            body = gcc.build_server_data(gcc.ServerData(win.core, win.network, sec))
+            body = gcc_server.build_server_data(gcc_server.ServerData(win.core, win.network, sec))
             writer.write(x224.build_data(mcs.build_connect_response(body)))
             await writer.drain()
         writer.close()

@@ -11,7 +11,8 @@ import pytest
 
 from rdprobe.analysis.classify import classify
 from rdprobe.capture.analyze import analyze, judge
-from rdprobe.capture.connection import server_observation, zeek_fields
+from rdprobe.capture.connection import server_observation
+from rdprobe.capture.zeek_names import zeek_fields
 
 ROOT = Path(__file__).resolve().parent.parent / "captures/zeek"
 BASELINE = ROOT / "baseline"

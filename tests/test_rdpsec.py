@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rdprobe.protocol import gcc, mcs, rdpsec, x224
+from rdprobe.protocol import gcc_server, mcs, rdpsec, x224
 from rdprobe.protocol.errors import ProtocolError
 
 ROOT = Path(__file__).parent.parent
@@ -16,9 +16,9 @@ VECTORS = json.loads((ROOT / "tests/vectors/windows-handshakes.json").read_text(
 BASELINE = ROOT / "captures/zeek/baseline"
 
 
-def _security(pdu_hex: str) -> gcc.ServerSecurity:
+def _security(pdu_hex: str) -> gcc_server.ServerSecurity:
     cr = mcs.parse_connect_response(x224.parse_data(bytes.fromhex(pdu_hex)))
-    return gcc.parse_conference_create_response(cr.user_data).security
+    return gcc_server.parse_conference_create_response(cr.user_data).security
 
 
 CERTS = [
@@ -59,8 +59,10 @@ def test_any_flipped_signed_or_signature_byte_fails(vid: str, sec, summary: dict
     # and the finding travels in the parsed MCS data (not as an exception)
     flipped = bytearray(raw)
     flipped[sig_start + 5] ^= 0x80
-    again = gcc.parse_server_security(
-        gcc.build_server_security(gcc.ServerSecurity(2, 2, sec.server_random, bytes(flipped)))[4:]
+    again = gcc_server.parse_server_security(
+        gcc_server.build_server_security(
+            gcc_server.ServerSecurity(2, 2, sec.server_random, bytes(flipped))
+        )[4:]
     )
     assert again.certificate is not None and not again.certificate.verified
 

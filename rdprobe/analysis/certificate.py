@@ -1,4 +1,4 @@
-"""Facts about a server certificate and whether a checking client would trust it.
+"""Facts about a server certificate; whether a checking client trusts its chain is in ``trust``.
 
 describe_certificate() never raises on an odd but loadable certificate (Windows Terminal Services
 licensing certificates with key OIDs cryptography rejects, malformed extensions): what cannot be
@@ -14,10 +14,8 @@ compares thumbprints case-insensitively.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
-import ssl
 import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -328,117 +326,6 @@ def _verify_own_signature(cert: x509.Certificate) -> None:
         key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
     else:
         raise TypeError("unsupported key or signature algorithm")
-
-
-@dataclass(frozen=True)
-class TrustResult:
-    trusted: bool
-    reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {"trusted": self.trusted, "reason": self.reason}
-
-
-def verify_chain(
-    chain: list[bytes], *, ca_file: str | None, hostname: str | None, now: datetime
-) -> TrustResult:
-    """Would a client that checks certificates accept *chain* (leaf first)?
-
-    Uses cryptography's RFC 5280 / CA-B-Forum-style verifier with the system store (or
-    *ca_file*).
-    When the leaf has no subjectAltName (Windows' own RDP certificates have none) or no
-    *hostname* is given, only the chain to a trusted root is judged, the name is left to
-    match_name(). The verifier is stricter than Windows CryptoAPI in places, so the reason text
-    is worth showing as is.
-    """
-    from cryptography.x509 import verification as v
-
-    if not chain:
-        return TrustResult(False, "the server sent no certificate")
-    try:
-        certs = [x509.load_der_x509_certificate(c) for c in chain]
-    except ValueError as exc:
-        return TrustResult(False, f"certificate does not parse: {exc}")
-    try:
-        roots = _load_store(ca_file)
-    except (OSError, ValueError) as exc:
-        return TrustResult(False, f"cannot read trust store: {exc}")
-    if not roots:
-        return TrustResult(False, "the trust store holds no usable certificate")
-    builder = v.PolicyBuilder().store(v.Store(list(roots))).time(now.astimezone(UTC))
-    subject = _verifier_subject(hostname) if _has_san(certs[0]) else None
-    try:
-        if subject is not None:
-            builder.build_server_verifier(subject).verify(certs[0], certs[1:])
-            return TrustResult(True, f"chains to a trusted root and is valid for {hostname}")
-        trust_only = builder.extension_policies(
-            ca_policy=v.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=v.ExtensionPolicy.permit_all(),
-        ).build_client_verifier()
-        trust_only.verify(certs[0], certs[1:])
-    except v.VerificationError as exc:
-        text = " ".join(str(exc).split()).split(" (encountered processing")[0]
-        return TrustResult(False, text)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        return TrustResult(False, f"cannot verify: {exc}")
-    why = "no host name given" if not hostname else "the certificate has no subjectAltName"
-    return TrustResult(True, f"chains to a trusted root (name not checked here: {why})")
-
-
-def _has_san(leaf: x509.Certificate) -> bool:
-    try:
-        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except (x509.ExtensionNotFound, ValueError):
-        return False
-    return True
-
-
-def _verifier_subject(hostname: str | None):
-    from cryptography.x509 import verification as v
-
-    if not hostname:
-        return None
-    host = hostname.strip("[]").rstrip(".")
-    try:
-        return v.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return v.DNSName(_ascii_host(host))
-
-
-@functools.lru_cache(maxsize=4)
-def _load_store(ca_file: str | None) -> tuple[x509.Certificate, ...]:
-    """Trusted roots: *ca_file*, else Windows' ROOT store, else OpenSSL's default CA file."""
-    if ca_file is not None:
-        with open(ca_file, "rb") as handle:
-            return _parse_bundle(handle.read())
-    if hasattr(ssl, "enum_certificates"):  # Windows
-        certs = []
-        for data, encoding, _trust in ssl.enum_certificates("ROOT"):
-            if encoding == "x509_asn":
-                try:
-                    certs.append(x509.load_der_x509_certificate(data))
-                except ValueError:
-                    continue
-        return tuple(certs)
-    path = ssl.get_default_verify_paths().cafile or ssl.get_default_verify_paths().openssl_cafile
-    with open(path, "rb") as handle:
-        return _parse_bundle(handle.read())
-
-
-def _parse_bundle(data: bytes) -> tuple[x509.Certificate, ...]:
-    """PEM bundle (or one DER certificate); certificates that fail to load are skipped."""
-    marker = b"-----BEGIN CERTIFICATE-----"
-    if marker not in data:
-        return (x509.load_der_x509_certificate(data),)
-    certs = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. non-positive serials in old roots
-        for block in data.split(marker)[1:]:
-            try:
-                certs.append(x509.load_pem_x509_certificate(marker + block))
-            except ValueError:
-                continue
-    return tuple(certs)
 
 
 def utc_now() -> datetime:

@@ -8,7 +8,7 @@ connection ended. :func:`to_observation` turns it into the same
 :class:`~rdprobe.analysis.observations.TargetObservation` the live probe builds (one
 :class:`~rdprobe.analysis.observations.Attempt`, stages in the live dict shapes), so
 :func:`~rdprobe.analysis.classify.classify` gives the findings ``check`` gives, judged at the
-capture's time. :func:`zeek_fields` names the facts as Zeek's rdp.log prints them.
+capture's time. Zeek's rdp.log names for the facts are in :mod:`rdprobe.capture.zeek_names`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rdprobe.analysis.certificate import describe_certificate, verify_chain
+from rdprobe.analysis.certificate import describe_certificate
 from rdprobe.analysis.observations import Attempt, ReplyKind, TargetObservation, TcpOutcome
+from rdprobe.analysis.trust import verify_chain
 from rdprobe.capture.linklayer import format_address
+from rdprobe.capture.zeek_names import certificate_facts, client_build_name, keyboard_layout_name
 from rdprobe.live.mcs import MethodOutcome, infer_encryption_level
-from rdprobe.protocol import gcc, mcs, rdpsec, rdpudp
+from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpudp
 from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
@@ -32,45 +34,9 @@ from rdprobe.protocol.x224 import (
     protocol_name,
 )
 
-#: Zeek's names for client builds (rdp.log client_build).
-CLIENT_BUILDS = {
-    419: "RDP 4.0", 2195: "RDP 5.0", 2221: "RDP 5.0", 2600: "RDP 5.1", 3790: "RDP 5.2",
-    6000: "RDP 6.0", 6001: "RDP 6.1", 6002: "RDP 6.2", 7600: "RDP 7.0", 7601: "RDP 7.1",
-    9200: "RDP 8.0", 9600: "RDP 8.1", 25189: "RDP 8.0 (Mac)", 25282: "RDP 8.0 (Mac)",
-}  # fmt: skip
-#: Windows language identifiers of common keyboard layouts ([MS-LCID]), as Zeek names them.
-KEYBOARD_LAYOUTS = {
-    0x0401: "Arabic - Saudi Arabia", 0x0404: "Chinese - Taiwan", 0x0405: "Czech",
-    0x0406: "Danish", 0x0407: "German - Germany", 0x0408: "Greek",
-    0x0409: "English - United States", 0x040A: "Spanish - Traditional Sort",
-    0x040B: "Finnish", 0x040C: "French - France", 0x040D: "Hebrew", 0x040E: "Hungarian",
-    0x0410: "Italian - Italy", 0x0411: "Japanese", 0x0412: "Korean",
-    0x0413: "Dutch - Netherlands", 0x0414: "Norwegian (Bokmal)", 0x0415: "Polish",
-    0x0416: "Portuguese - Brazil", 0x0419: "Russian", 0x041D: "Swedish", 0x041E: "Thai",
-    0x041F: "Turkish", 0x0804: "Chinese - People's Republic of China",
-    0x0807: "German - Switzerland", 0x0809: "English - United Kingdom",
-    0x080C: "French - Belgium", 0x0816: "Portuguese - Portugal",
-    0x0C09: "English - Australia", 0x0C0C: "French - Canada", 0x1009: "English - Canada",
-    0x100C: "French - Switzerland",
-}  # fmt: skip
-ZEEK_LEVELS = {0: "None", 1: "Low", 2: "Client compatible", 3: "High", 4: "FIPS"}
-ZEEK_METHODS = {0x00: "None", 0x01: "40bit", 0x02: "128bit", 0x08: "56bit", 0x10: "FIPS"}
 TIMING_KEYS = ("syn", "synack", "ack", "request_sent", "cr", "first_reply", "cc", "mcs_ci",
                "mcs_cr", "tls_client_hello", "tls_server_hello", "udp_syn", "udp_synack",
                "end")  # fmt: skip
-
-
-def keyboard_layout_name(layout: int) -> str:
-    """Zeek's wording: the table name, else the language part's name as a best guess."""
-    if layout in KEYBOARD_LAYOUTS:
-        return KEYBOARD_LAYOUTS[layout]
-    if layout & 0xFFFF in KEYBOARD_LAYOUTS:
-        return f"{KEYBOARD_LAYOUTS[layout & 0xFFFF]} (Best Guess for {layout})"
-    return f"0x{layout:08x}"
-
-
-def client_build_name(build: int) -> str:
-    return CLIENT_BUILDS.get(build, f"RDP build {build}")
 
 
 @dataclass
@@ -92,11 +58,11 @@ class RdpConnection:
     reply: bytes = b""
     tpdu: ServerTpdu | None = None
     reply_error: str | None = None
-    client_data: gcc.ClientData | None = None
+    client_data: gcc_client.ClientData | None = None
     client_data_error: str | None = None
     connect_response: mcs.ConnectResponse | None = None
     ultimatum: mcs.DisconnectProviderUltimatum | None = None
-    server_data: gcc.ServerData | None = None
+    server_data: gcc_server.ServerData | None = None
     mcs_error: str | None = None
     tls_client_hello: bool = False
     sni: str | None = None
@@ -210,7 +176,7 @@ class RdpConnection:
                 "rdp_version": sd.core.version_name if sd.core else None,
                 "encryption_method": sec.method_name if sec else None,
                 "encryption_level": sec.level_name if sec else None,
-                **_certificate_facts(sec),
+                **certificate_facts(sec),
             },
             "mcs_result": self.connect_response.result_name if self.connect_response else None,
             "mcs_error": self.mcs_error,
@@ -234,56 +200,6 @@ class RdpConnection:
             "bytes": {"client": self.bytes[0], "server": self.bytes[1]},
             "notes": list(self.notes),
         }  # fmt: skip
-
-
-def _certificate_facts(sec: gcc.ServerSecurity | None) -> dict[str, Any]:
-    cert = sec.certificate if sec else None
-    if cert is None:
-        return {"cert_type": None, "cert_count": 0, "cert_permanent": None, "cert_verified": None}
-    chain = isinstance(cert, rdpsec.X509Chain)
-    return {
-        "cert_type": cert.cert_type,
-        "cert_count": len(cert.certs) if chain else 1,
-        "cert_permanent": cert.permanent,
-        "cert_verified": None if chain else cert.verified,
-    }
-
-
-def zeek_fields(conn: RdpConnection) -> dict[str, str | None]:
-    """The rdp.log fields as Zeek prints them (None where Zeek prints '-')."""
-    req, cd, sd = conn.request, conn.client_data, conn.server_data
-    core = cd.core if cd else None
-    sec = sd.security if sd else None
-    certs = _certificate_facts(sec)
-    neg = conn.negotiation
-    result = None
-    if isinstance(neg, NegotiationFailure):
-        result = neg.code_name
-    elif conn.connect_response is not None:
-        result = (
-            "Success" if conn.connect_response.result == 0 else conn.connect_response.result_name
-        )
-    elif conn.selected:
-        result = "encrypted"
-    return {
-        "cookie": (req.cookie or "") if req else None,  # Zeek logs a CR without cookie as empty
-        "result": result,
-        "security_protocol": None if conn.selected is None else protocol_name(conn.selected),
-        "client_channels": ",".join(n for n, _ in cd.channels) if cd and cd.channels else None,
-        "keyboard_layout": keyboard_layout_name(core.keyboard_layout) if core else None,
-        "client_build": client_build_name(core.client_build) if core else None,
-        "client_name": core.client_name if core else None,
-        "client_dig_product_id": core.client_dig_product_id if core else None,
-        "desktop_width": str(core.desktop_width) if core else None,
-        "desktop_height": str(core.desktop_height) if core else None,
-        "requested_color_depth": core.requested_color_depth if core else None,
-        "cert_type": {"proprietary": "RSA", "x509": "X.509"}.get(certs["cert_type"] or ""),
-        "cert_count": str(certs["cert_count"]),
-        "cert_permanent": None if certs["cert_permanent"] is None
-        else ("T" if certs["cert_permanent"] else "F"),
-        "encryption_level": ZEEK_LEVELS.get(sec.encryption_level) if sec else None,
-        "encryption_method": ZEEK_METHODS.get(sec.encryption_method) if sec else None,
-    }  # fmt: skip
 
 
 # -- the classifier's view ------------------------------------------------------------------------

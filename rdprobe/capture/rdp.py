@@ -21,7 +21,7 @@ from rdprobe.capture.flows import CLIENT, SERVER, Flow, FlowHandler
 from rdprobe.capture.linklayer import Packet
 from rdprobe.capture.reassembly import StreamData, StreamEvent, StreamGap
 from rdprobe.live.negotiate import BANNER_LIMIT, CONFIRM_LIMIT
-from rdprobe.protocol import gcc, mcs, rdpudp, tlsrec, tpkt, x224
+from rdprobe.protocol import gcc_client, gcc_server, mcs, rdpudp, tlsrec, tpkt, x224
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 
 __all__ = ["RdpHandler", "looks_like_request"]
@@ -161,7 +161,7 @@ class RdpHandler(FlowHandler):
                 conn.timing["mcs_ci"] = ts
                 try:
                     ci = mcs.parse_connect_initial(x224.parse_data(pdu))
-                    conn.client_data = gcc.parse_conference_create_request(ci.user_data)
+                    conn.client_data = gcc_client.parse_conference_create_request(ci.user_data)
                 except ProtocolError as exc:
                     conn.client_data_error = str(exc)
         elif buf[0] == tlsrec.ContentType.handshake:  # TLS ClientHello
@@ -255,7 +255,7 @@ class RdpHandler(FlowHandler):
                     conn.ultimatum = answer
                 else:
                     conn.connect_response = answer
-                    conn.server_data = gcc.parse_conference_create_response(answer.user_data)
+                    conn.server_data = gcc_server.parse_conference_create_response(answer.user_data)
             except ProtocolError as exc:
                 conn.mcs_error = str(exc)
         st.phase[SERVER] = _DONE

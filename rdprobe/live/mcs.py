@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from rdprobe.live.timing import Deadline, close_writer
-from rdprobe.protocol import gcc, mcs, tpkt, x224
+from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
 
 OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter, int]]]
@@ -33,7 +33,7 @@ ALL_METHODS = 0x1B  # 40 | 128 | 56 | FIPS, what mstsc offers
 class McsResult:
     selected_protocol: int
     encryption_methods: int  # what was offered
-    server_data: gcc.ServerData | None = None
+    server_data: gcc_server.ServerData | None = None
     connect_response: mcs.ConnectResponse | None = None
     ultimatum: mcs.DisconnectProviderUltimatum | None = None
     error: str | None = None
@@ -75,7 +75,7 @@ def _interpret(result: McsResult, pdu: bytes) -> McsResult:
         elif reply.result != mcs.Result.RT_SUCCESSFUL:
             fields.update(connect_response=reply, error=f"MCS result {reply.result_name}")
         else:
-            data = gcc.parse_conference_create_response(reply.user_data)
+            data = gcc_server.parse_conference_create_response(reply.user_data)
             fields.update(connect_response=reply, server_data=data)
     except ProtocolError as exc:
         fields.update(error=f"malformed reply: {exc}")
@@ -96,7 +96,7 @@ async def mcs_probe(
     try:
         request = x224.build_data(
             mcs.build_connect_initial(
-                gcc.build_client_data(
+                gcc_client.build_client_data(
                     selected_protocol=selected_protocol, encryption_methods=encryption_methods
                 )
             )

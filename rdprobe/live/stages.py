@@ -11,8 +11,9 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from rdprobe.analysis.certificate import describe_certificate, verify_chain
+from rdprobe.analysis.certificate import describe_certificate
 from rdprobe.analysis.observations import Attempt
+from rdprobe.analysis.trust import verify_chain
 from rdprobe.analysis.windows_versions import describe_windows_version
 from rdprobe.live import mcs as live_mcs
 from rdprobe.live import nla as live_nla

@@ -7,7 +7,7 @@ MS-RDPBCGR 2.2.1.4.3.1 (SERVER_CERTIFICATE), 2.2.1.4.3.1.1 (PROPRIETARYSERVERCER
 dwVersion's top bit ``t``: 0 = permanently issued, 1 = temporarily issued (spec text; Zeek's
 cert_permanent agrees: T for 0x00000001, F for 0x80000002 in its traces).
 
-Errors: a structurally malformed certificate raises ProtocolError (gcc.parse_server_security
+Errors: a structurally malformed certificate raises ProtocolError (gcc_server.parse_server_security
 catches it and keeps the bytes plus the error, so the MCS response still parses and the finding
 can be raised). A well-formed proprietary certificate whose signature does not verify parses with
 ``verified=False``.
