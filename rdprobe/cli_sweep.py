@@ -45,7 +45,7 @@ from rdprobe.sweep.runner import (
 from rdprobe.sweep.shard import parse_shard, select
 from rdprobe.sweep.summary import Summary
 from rdprobe.sweep.targets import TargetSet, load_specs
-from rdprobe.sweep.workers import relay, resolve_workers, share, start_children
+from rdprobe.sweep.workers import relay_until_done, resolve_workers, share, start_children
 
 INTERRUPTED = 130
 
@@ -240,7 +240,7 @@ def sweep(
         parent = worker_index is None and n_workers > 1
         try:
             asyncio.run(
-                _sweep_with_workers(pending, opts, sink, stats, n_workers)
+                _sweep_with_workers(sink, stats, n_workers)
                 if parent
                 else run_sweep(pending, opts, sink, stats=stats)
             )
@@ -255,15 +255,11 @@ def sweep(
 
 
 async def _sweep_with_workers(
-    pending: Iterator[Target],
-    opts: SweepOptions,
-    sink: Callable[[dict[str, Any]], None],
-    stats: SweepStats,
-    n_workers: int,
+    sink: Callable[[dict[str, Any]], None], stats: SweepStats, n_workers: int
 ) -> None:
     """Every share in a child process; this one relays their rows to ``sink`` (measured: a
-    parent that also probes becomes the bottleneck)."""
-    del pending, opts
+    parent that also probes becomes the bottleneck). Ctrl-C: the children finish their rows and
+    stop, and every row they finished is relayed before this returns."""
     procs = await start_children(sys.argv[1:], n_workers)
 
     def counted(row: dict[str, Any]) -> None:
@@ -271,14 +267,10 @@ async def _sweep_with_workers(
         stats.rows += 1
         stats.by_outcome[row.get("outcome", "error")] += 1
 
-    try:
-        codes = await relay(procs, counted)
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-    if any(code == INTERRUPTED for code in codes):
+    codes, interrupted = await relay_until_done(procs, counted)
+    if interrupted or any(code == INTERRUPTED for code in codes):
         stats.interrupted = True
+        return  # a child killed after the grace time is part of the interruption
     failed = [code for code in codes if code not in (0, INTERRUPTED)]
     if failed:
         raise RuntimeError(

@@ -39,3 +39,29 @@ def test_two_workers_one_row_per_target(tmp_path):
     assert by_target["127.8.1.1:3389"]["outcome"] == "rdp"
     assert sum(r["outcome"] == "refused" for r in rows) == 1023
     assert "1024 target:ports" in done.stderr
+
+
+def test_interrupted_workers_then_resume_give_one_row_each(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "rows.jsonl"
+    argv = [sys.executable, "-m", "rdprobe", "sweep", "127.12.0.0/18", "--depth", "x224",
+            "--workers", "2", "--timeout", "2", "-o", str(out)]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 200_000):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    first = len(out.read_text().splitlines())
+    assert 0 < first < 16384
+    done = subprocess.run(
+        [*argv[:-2], "--resume", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    targets = [json.loads(line)["target"] for line in out.read_text().splitlines()]
+    assert len(targets) == 16384 and len(set(targets)) == 16384

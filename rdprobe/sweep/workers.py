@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -20,8 +21,12 @@ from rdprobe.live.target import Target
 
 #: The hidden option that makes a process a worker of another.
 WORKER_OPTION = "--worker-index"
-#: Rows a child may hold in the pipe's buffer; lines are bounded by the row size.
+#: The longest row line read from a child.
 LINE_LIMIT = 16 * 1024 * 1024
+#: How long stopped children may take to write their finished rows and exit.
+STOP_GRACE_S = 10.0
+#: How long to wait for children to stop on their own before passing an interrupt on.
+OWN_STOP_S = 2.0
 
 
 def resolve_workers(requested: int) -> int:
@@ -74,6 +79,47 @@ async def relay(
         return await proc.wait()
 
     return list(await asyncio.gather(*(one(p) for p in procs)))
+
+
+async def relay_until_done(
+    procs: list[asyncio.subprocess.Process], sink: Callable[[dict[str, Any]], None]
+) -> tuple[list[int], bool]:
+    """Relay until every child has exited: (exit codes, whether we were interrupted).
+
+    When this task is cancelled (Ctrl-C reaches asyncio.run as a cancellation), the children are
+    told to stop too (Ctrl-C in a terminal reaches them already; a signal to this process alone
+    does not), and their finished rows are still relayed; a child that does not stop within the
+    grace time is killed, and the targets it had not finished are left for --resume.
+    """
+    task = asyncio.ensure_future(relay(procs, sink))
+    try:
+        return await asyncio.shield(task), False
+    except asyncio.CancelledError:
+        pass
+    try:  # Ctrl-C in a terminal reached the children too: let them stop by themselves
+        return await asyncio.wait_for(asyncio.shield(task), OWN_STOP_S), True
+    except (TimeoutError, asyncio.CancelledError):
+        pass
+    for proc in procs:  # a signal to this process alone: pass it on
+        _interrupt(proc)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S), True
+    except (TimeoutError, asyncio.CancelledError):
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+        codes = await asyncio.gather(*(p.wait() for p in procs))
+        await asyncio.gather(task, return_exceptions=True)
+        return list(codes), True
+
+
+def _interrupt(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGINT) if os.name != "nt" else proc.terminate()
+    except ProcessLookupError:
+        pass
 
 
 async def start_children(argv: list[str], workers: int) -> list[asyncio.subprocess.Process]:
