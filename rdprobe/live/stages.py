@@ -80,19 +80,30 @@ def _step(ctx: StageContext) -> float:
     return ctx.deadline.limit(ctx.options.timeouts.read)
 
 
+async def _open_tls(
+    ctx: StageContext, request: Request
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, live_tls.TlsResult]:
+    """A fresh connection through the confirm for ``request``, upgraded to TLS (or its error);
+    the caller closes the writer."""
+    reader, writer, selected = await _open(ctx, request)
+    try:
+        result = await live_tls.upgrade(
+            reader, writer, server_hostname=_hostname(ctx), timeout=_step(ctx)
+        )
+    except BaseException:
+        await close_writer(writer)
+        raise
+    return reader, writer, selected, result
+
+
 @register_stage("tls")
 async def tls_stage(ctx: StageContext) -> None:
     order = ("SSL", "SSL|HYBRID", "SSL|HYBRID|HYBRID_EX")
     request = _request_selecting(ctx, TLS_PROTOCOLS, order)
     if request is None:
         return
-    reader, writer, selected = await _open(ctx, request)
-    try:
-        result = await live_tls.upgrade(
-            reader, writer, server_hostname=_hostname(ctx), timeout=_step(ctx)
-        )
-    finally:
-        await close_writer(writer)
+    _reader, writer, selected, result = await _open_tls(ctx, request)
+    await close_writer(writer)
     now = datetime.now(UTC)
     chain = [
         describe_certificate(der, target_name=ctx.target.host, now=now).to_dict()
@@ -144,11 +155,8 @@ async def nla_stage(ctx: StageContext) -> None:
     request = _request_selecting(ctx, NLA_PROTOCOLS, order)
     if request is None:
         return
-    reader, writer, selected = await _open(ctx, request)
+    reader, writer, selected, tls = await _open_tls(ctx, request)
     try:
-        tls = await live_tls.upgrade(
-            reader, writer, server_hostname=_hostname(ctx), timeout=_step(ctx)
-        )
         if tls.error:
             ctx.observation.stages["nla"] = {"error": f"TLS before CredSSP failed: {tls.error}"}
             return
