@@ -499,6 +499,22 @@ _SPECS = [
         "Check the certificate's private key permissions (NETWORK SERVICE must read it), the "
         "SCHANNEL cipher suite order, and the System log for SChannel errors (event 36870 etc.).",
     ),
+    FindingSpec(
+        "tls.obsolete_ciphers",
+        ERR,
+        "The server's TLS offers only an obsolete cipher ({cipher}): current clients cannot "
+        "connect",
+        "Asked with a TLS 1.0 hello that also offers AES, the server still picked RC4 or 3DES "
+        "(or nothing current). Current Windows, macOS and Linux clients and OpenSSL 3 no longer "
+        "offer these ciphers at all, so the handshake fails before any certificate prompt. This "
+        "is an unpatched Windows Server 2003/2008-era server, or an SCHANNEL cipher policy that "
+        "leaves only RC4/3DES enabled.",
+        "Install the updates that bring AES cipher suites and TLS 1.2 to the server (for "
+        "2008 R2 the KB3080079-era TLS 1.2 updates for RDP), or put AES suites back into the "
+        "SCHANNEL cipher suite order (policy 'SSL Cipher Suite Order', or "
+        r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Ciphers); better, "
+        "upgrade the server.",
+    ),
     # -- NLA / CredSSP (MS-CSSP, MS-NLMP) ----------------------------------------------------------
     FindingSpec(
         "nla.identity",

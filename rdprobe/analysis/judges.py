@@ -18,6 +18,8 @@ AMPLIFICATION_LIMIT = 1.5
 WEAK_RSA_BITS = 2048
 WEAK_HASHES = {"md5", "sha1", "md2", "md4"}
 OLD_TLS = ("TLSv1", "TLSv1.1")
+OBSOLETE_CIPHER_MARKS = ("RC4", "3DES", "_DES_", "_NULL_", "EXPORT", "_ANON_")
+CURRENT_CIPHER_MARKS = ("AES", "CHACHA20", "CAMELLIA", "ARIA")
 
 
 def _time(text: Any) -> datetime | None:
@@ -34,12 +36,48 @@ def judge_tls(obs: TargetObservation, now: datetime) -> list[Finding]:
     if not facts or "skipped" in facts:
         return []
     where = {"host": obs.host, "port": obs.port}
+    chain, trust = facts.get("chain") or [], facts.get("trust") or {}
+    out: list[Finding] = []
     if facts.get("error"):
-        return [finding("tls.handshake_failed", error=facts["error"], **where)]
-    chain = facts.get("chain") or []
-    if not chain:
-        return []
-    leaf = chain[0]
+        # the hand-built TLS 1.0 hello after a failed handshake: what the server offers
+        fallback = facts.get("fallback") or {}
+        cipher = fallback.get("cipher")
+        if cipher and obsolete_cipher(cipher):
+            out.append(
+                finding(
+                    "tls.obsolete_ciphers",
+                    cipher=cipher,
+                    cipher_code=fallback.get("cipher_code"),
+                    version=fallback.get("version"),
+                    error=facts["error"],
+                    **where,
+                )
+            )
+        else:
+            out.append(finding("tls.handshake_failed", error=facts["error"], **where))
+        chain, trust = fallback.get("chain") or [], fallback.get("trust") or {}
+    if chain:
+        out.extend(_judge_certificate(obs, chain[0], trust, where, now))
+    return out
+
+
+def obsolete_cipher(name: str) -> bool:
+    """RC4, 3DES, single DES, NULL and export suites, or one that is not a current AEAD/AES
+    cipher at all (a name tlsrec does not know)."""
+    upper = name.upper()
+    if any(bad in upper for bad in OBSOLETE_CIPHER_MARKS):
+        return True
+    return not any(good in upper for good in CURRENT_CIPHER_MARKS)
+
+
+def _judge_certificate(
+    obs: TargetObservation,
+    leaf: dict[str, Any],
+    trust: dict[str, Any],
+    where: dict[str, Any],
+    now: datetime,
+) -> list[Finding]:
+    """The leaf certificate's findings (the main handshake's, or the fallback hello's)."""
     ev = {
         **where,
         "subject": leaf.get("subject"),
@@ -66,7 +104,6 @@ def judge_tls(obs: TargetObservation, now: datetime) -> list[Finding]:
     self_signed = bool(leaf.get("self_signed"))
     if self_signed:
         out.append(finding("cert.self_signed", **ev))
-    trust = facts.get("trust") or {}
     if trust.get("trusted") is False and (not self_signed or _domain_member(obs)):
         out.append(finding("cert.untrusted", reason=trust.get("reason"), **ev))
     if (leaf.get("key_type") or "").upper().startswith("RSA") and (

@@ -22,6 +22,7 @@ from rdprobe.live import udp as live_udp
 from rdprobe.live.check import StageContext, StageSkipped, register_stage
 from rdprobe.live.negotiate import MATRIX, Request, attempt
 from rdprobe.live.timing import close_writer
+from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
 
 TLS_PROTOCOLS = Protocol.SSL | Protocol.HYBRID | Protocol.HYBRID_EX
@@ -125,6 +126,14 @@ async def tls_stage(ctx: StageContext) -> None:
         facts["trust"] = {"trusted": trust.trusted, "reason": trust.reason}
     if result.error:
         facts["summary"] = f"handshake failed: {result.error}"
+        fallback = await _tls_fallback(ctx, request, now)
+        facts["fallback"] = fallback
+        if fallback.get("version"):
+            leaf = (fallback.get("chain") or [{}])[0]
+            facts["summary"] += (
+                f"; a TLS 1.0 hello with legacy suites got {fallback['version']} "
+                f"{fallback['cipher']}, certificate {leaf.get('subject')}"
+            )
     else:
         leaf = chain[0] if chain else {}
         facts["summary"] = (
@@ -133,6 +142,36 @@ async def tls_stage(ctx: StageContext) -> None:
         )
     ctx.observation.stages["tls"] = facts
     await _tls_versions(ctx, request)
+
+
+async def _tls_fallback(ctx: StageContext, request: Request, now: datetime) -> dict[str, Any]:
+    """What a server the local OpenSSL could not talk to offers to a hand-built TLS 1.0 hello
+    (RC4/3DES/AES-CBC suites), on a fresh connection."""
+    try:
+        reader, writer, _sel = await _open(ctx, request)
+    except StageSkipped as exc:
+        return {"error": str(exc), "chain": []}
+    try:
+        result = await live_tls.legacy_hello(
+            reader, writer, timeout=_step(ctx), server_name=_hostname(ctx)
+        )
+    finally:
+        await close_writer(writer)
+    out = result.to_dict()
+    out["chain"] = []
+    for der in result.chain_der:  # raw from the wire: OpenSSL has not parsed these
+        try:
+            out["chain"].append(
+                describe_certificate(der, target_name=ctx.target.host, now=now).to_dict()
+            )
+        except ProtocolError as exc:
+            out["chain"].append({"error": str(exc)})
+    if result.chain_der:
+        trust = verify_chain(
+            list(result.chain_der), ca_file=ctx.options.ca_file, hostname=_hostname(ctx), now=now
+        )
+        out["trust"] = {"trusted": trust.trusted, "reason": trust.reason}
+    return out
 
 
 async def _tls_versions(ctx: StageContext, request: Request) -> None:

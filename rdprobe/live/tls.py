@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rdprobe.live.timing import close_writer
+from rdprobe.protocol import tlsrec
+from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 
 SSL_OP_LEGACY_SERVER_CONNECT = 0x4
 """OpenSSL option; without it old Windows fails with "unsafe legacy renegotiation"."""
@@ -202,6 +204,103 @@ async def version_matrix(open_stream: OpenStream, *, timeout: float) -> dict[str
     names = list(VERSIONS)
     results = await asyncio.gather(*(probe_version(open_stream, n, timeout=timeout) for n in names))
     return dict(zip(names, results, strict=True))
+
+
+LEGACY_HELLO_VERSION = 0x0301  # TLS 1.0: what Windows Server 2003/2008 SCHANNEL speaks
+LEGACY_HELLO_SUITES = (0x0005, 0x0004, 0x000A, 0x002F, 0x0035)
+"""RC4-128-SHA, RC4-128-MD5, 3DES-EDE-CBC-SHA, AES128-SHA, AES256-SHA (RFC 5246 App. A.5)."""
+LEGACY_HELLO_READ_LIMIT = 16 * 1024
+
+
+@dataclass(frozen=True)
+class FallbackResult:
+    """The clear-text server flight answering a hand-built TLS 1.0 ClientHello."""
+
+    version: str | None
+    cipher: str | None
+    cipher_code: int | None
+    chain_der: tuple[bytes, ...]
+    alert: tlsrec.Alert | None
+    server_hello_done: bool
+    bytes_read: int
+    error: str | None
+    """Why no complete flight was read (timeout, closed, not TLS...), else None."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "cipher": self.cipher,
+            "cipher_code": None if self.cipher_code is None else f"0x{self.cipher_code:04x}",
+            "alert": None
+            if self.alert is None
+            else {"level": self.alert.level, "description": self.alert.description},
+            "server_hello_done": self.server_hello_done,
+            "bytes_read": self.bytes_read,
+            "error": self.error,
+        }
+
+
+async def legacy_hello(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    timeout: float,
+    server_name: str | None = None,
+    limit: int = LEGACY_HELLO_READ_LIMIT,
+) -> FallbackResult:
+    """Send a TLS 1.0 ClientHello offering RC4/3DES/AES-CBC suites and read the server's
+    answer in clear (RFC 5246 §7.4.1.2-§7.4.5): until ServerHelloDone, an alert, *limit* bytes,
+    the end of the stream or *timeout* (for the whole exchange). No key exchange follows: this
+    shows what a server the local OpenSSL cannot talk to offers. Never raises for what the
+    server does; the caller closes the writer.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    data = b""
+    error: str | None = None
+    flight: tlsrec.ServerFlight | None = None
+    try:
+        writer.write(
+            tlsrec.build_client_hello(
+                LEGACY_HELLO_VERSION, LEGACY_HELLO_SUITES, server_name=server_name
+            )
+        )
+        await asyncio.wait_for(writer.drain(), max(0.0, end - loop.time()))
+        while len(data) < limit:
+            left = end - loop.time()
+            if left <= 0:
+                error = "timeout"
+                break
+            chunk = await asyncio.wait_for(reader.read(limit - len(data)), left)
+            if not chunk:
+                error = "connection closed by the server"
+                break
+            data += chunk
+            try:
+                flight = tlsrec.parse_server_flight(data)
+            except NeedMoreData:
+                continue
+            if flight.server_hello_done or flight.alert is not None:
+                break
+        else:
+            error = f"no ServerHelloDone in the first {limit} bytes"
+    except ProtocolError as exc:
+        error = f"not TLS: {exc}"
+    except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        error = one_line(exc)
+    if flight is not None and (flight.server_hello_done or flight.alert is not None):
+        error = None
+    sh = flight.server_hello if flight else None
+    return FallbackResult(
+        version=flight.version if flight else None,
+        cipher=flight.cipher if flight else None,
+        cipher_code=None if sh is None else sh.cipher_suite,
+        chain_der=flight.certificates if flight else (),
+        alert=flight.alert if flight else None,
+        server_hello_done=bool(flight and flight.server_hello_done),
+        bytes_read=len(data),
+        error=error,
+    )
 
 
 def one_line(exc: BaseException) -> str:
