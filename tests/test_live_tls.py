@@ -15,10 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from certgen import self_signed
+from cryptography.hazmat.primitives import serialization
 
 from rdprobe.live import tls
 from rdprobe.live.nla import nla_probe
@@ -33,19 +31,7 @@ TIMEOUT = 5.0
 
 @pytest.fixture(scope="module")
 def cert_files(tmp_path_factory):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe-test.local")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = self_signed("probe-test.local", serial=7)
     folder = tmp_path_factory.mktemp("tlscert")
     (folder / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "k.pem").write_bytes(

@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 import json
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from certgen import self_signed
+from cryptography.hazmat.primitives import serialization
 
 from rdprobe.analysis.judges import judge_tls, obsolete_cipher
 from rdprobe.analysis.observations import TargetObservation
@@ -38,19 +36,7 @@ SUBJECT_CN = "W2K3-LEGACY"
 def legacy_cert() -> bytes:
     """A 1024-bit RSA self-signed certificate, as 2003-era servers made (OpenSSL 3 no longer
     signs with SHA-1, so SHA-256 here)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SUBJECT_CN)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(2003)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
+    _key, cert = self_signed(SUBJECT_CN, bits=1024, days=365, serial=2003)
     return cert.public_bytes(serialization.Encoding.DER)
 
 
