@@ -35,9 +35,7 @@ sys.path.insert(0, str(ROOT))
 from make_big_pcap import write_big_pcap  # noqa: E402
 
 RDPROBE = (
-    "from rdprobe import cli, cli_pcap\n"
-    "if not any(c.callback is cli_pcap.pcap for c in cli.app.registered_commands):\n"
-    "    cli_pcap.register(cli.app)\n"
+    "from rdprobe import cli\n"
     "cli.main()\n"
 )
 # Runs one command and reports its own children's peak RSS: RUSAGE_CHILDREN of a fresh process

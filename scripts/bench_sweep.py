@@ -42,10 +42,7 @@ PORT = 3389
 CHILD_LIMIT_S = 900
 CLI = (
     "import sys\n"
-    "from rdprobe.cli import app, main\n"
-    "from rdprobe.cli_sweep import register\n"
-    "if not any((c.name or c.callback.__name__) == 'sweep' for c in app.registered_commands):\n"
-    "    register(app)\n"
+    "from rdprobe.cli import main\n"
     "sys.argv[0] = 'rdprobe'\n"
     "main()\n"
 )

@@ -124,3 +124,43 @@ def test_demo_runs_every_profile():
         for f in by_profile["corrupt-certificate"]["findings"]
     )
     assert by_profile["rdpudp"]["stages"]["udp"]["outcome"] == "synack"
+
+
+def test_version_is_the_one_version():
+    from rdprobe._version import __version__
+
+    done = run("--version")
+    assert done.returncode == 0
+    assert done.stdout == f"rdprobe {__version__}\n"
+    # the version in the package metadata is read from the same place
+    from importlib.metadata import version
+
+    assert version("rdprobe") == __version__
+
+
+@pytest.mark.parametrize("args", [["--help"], ["check", "--help"], ["sweep", "--help"]])
+def test_help_loads_no_prober_tls_or_rich(args):
+    """Start-up stays fast because help builds the commands without the heavy modules."""
+    probe = (
+        "import sys\n"
+        "sys.argv = ['rdprobe', *sys.argv[1:]]\n"
+        "from rdprobe.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('asyncio', 'ssl', 'cryptography', 'rich') if m in sys.modules]\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60
+    )
+    assert "Usage: rdprobe" in done.stdout
+    assert done.stderr.endswith("HEAVY="), done.stderr
+
+
+def test_help_shows_v6_brackets_and_no_bool_metavar():
+    done = run("check", "--help")
+    assert "[v6addr]:port" in done.stdout
+    assert "<bool>" not in done.stdout
+    assert "--udp " in done.stdout

@@ -15,11 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ZEEK = ROOT / "captures/zeek"
-# Runs the CLI with `pcap` registered (whether or not rdprobe.cli registers it itself yet).
 RUNNER = (
-    "from rdprobe import cli, cli_pcap\n"
-    "if not any(c.callback is cli_pcap.pcap for c in cli.app.registered_commands):\n"
-    "    cli_pcap.register(cli.app)\n"
+    "from rdprobe import cli\n"
     "cli.main()\n"
 )
 

@@ -17,10 +17,7 @@ from rdprobe.emulate.server import serve
 CONFIRM = bytes.fromhex("030000130ed00000123400020f080001000000")
 CLI = """
 import sys
-from rdprobe.cli import app, main
-from rdprobe.cli_sweep import register
-if not any((c.name or c.callback.__name__) == "sweep" for c in app.registered_commands):
-    register(app)
+from rdprobe.cli import main
 sys.argv[0] = "rdprobe"
 main()
 """

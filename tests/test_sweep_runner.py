@@ -30,10 +30,7 @@ import resource, sys
 limit = int(sys.argv.pop(1))
 if limit:
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-from rdprobe.cli import app, main
-from rdprobe.cli_sweep import register
-if not any((c.name or c.callback.__name__) == "sweep" for c in app.registered_commands):
-    register(app)
+from rdprobe.cli import main
 sys.argv[0] = "rdprobe"
 main()
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class Severity(enum.IntEnum):
@@ -18,9 +19,26 @@ class Severity(enum.IntEnum):
 
 
 class ExitCode(enum.IntEnum):
-    """Process exit codes, documented in README.md."""
+    """Process exit codes of every command, documented in README.md ("Exit codes")."""
 
-    OK = 0  #: RDP answered and nothing of warning severity or worse was found
-    PROBLEM = 1  #: a problem (warning or worse) was found, or RDP did not answer
+    OK = 0  #: every target answered as asked and nothing of warning severity or worse was found
+    PROBLEM = 1  #: a problem (warning or worse) was found, or a target did not answer as asked
     USAGE = 2  #: bad arguments or input; nothing was probed
     INTERNAL = 3  #: a bug in rdprobe (reported in one line; please file it)
+    INTERRUPTED = 130  #: stopped by Ctrl-C (128 + SIGINT); what finished is printed or written
+
+
+#: Outcomes that count as "answered as asked": RDP answered, or (``--depth tcp``, the telnet
+#: replacement) the port accepted the connection and nothing more was asked of it.
+ANSWERED = frozenset({"rdp", "open"})
+
+
+def exit_code(results: Iterable[tuple[str, Severity]]) -> ExitCode:
+    """The one exit-code rule, for ``(outcome, worst severity)`` of each result: OK when there
+    is at least one result and every one answered as asked with nothing of warning or worse."""
+    seen = False
+    for outcome, worst in results:
+        seen = True
+        if outcome not in ANSWERED or worst >= Severity.WARNING:
+            return ExitCode.PROBLEM
+    return ExitCode.OK if seen else ExitCode.PROBLEM

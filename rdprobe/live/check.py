@@ -25,13 +25,11 @@ from rdprobe.analysis.observations import (
     TargetObservation,
     TcpOutcome,
 )
+from rdprobe.defaults import DEFAULT_CONCURRENCY, DEFAULT_COOKIE, DEFAULT_PER_HOST  # noqa: F401
 from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
 from rdprobe.live.target import Target, parse_target
 from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
 
-DEFAULT_COOKIE = "rdprobe"
-DEFAULT_PER_HOST = 3
-DEFAULT_CONCURRENCY = 64
 #: How long to watch the primary connection after its confirm for a server that drops it.
 AFTER_CONFIRM_LINGER_S = 0.2
 

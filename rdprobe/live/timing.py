@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-DEFAULT_TIMEOUT_S = 5.0
+from rdprobe.defaults import DEFAULT_TIMEOUT_S
 
 
 @dataclass(frozen=True)

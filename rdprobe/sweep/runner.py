@@ -23,12 +23,12 @@ from typing import Any
 
 from rdprobe.analysis.classify import Report, classify
 from rdprobe.analysis.observations import Attempt, TargetObservation, TcpOutcome
+from rdprobe.defaults import DEFAULT_SWEEP_CONCURRENCY as DEFAULT_CONCURRENCY
+from rdprobe.defaults import DEFAULT_SWEEP_PER_HOST
 from rdprobe.live.check import CheckOptions, check_target, probe_address
 from rdprobe.live.target import Target
 from rdprobe.render.jsonl import report_dict
 
-DEFAULT_CONCURRENCY = 256
-DEFAULT_SWEEP_PER_HOST = 8
 #: Times one target is put back after running out of file descriptors before it gets an error row.
 FD_RETRY_LIMIT = 200
 FD_BACKOFF_MAX_S = 1.0

@@ -1,6 +1,6 @@
 """`rdprobe pcap FILE...`: what happened to each RDP connection in capture files.
 
-``register(app)`` adds the command to the main typer app. Output: a human report grouped by
+Output: a human report grouped by
 server (stdout), ``--json`` (JSON Lines: one ``check``-style report object per connection plus a
 "connection" object with the capture facts), ``--csv FILE``. Damage in a file gives a warning on
 stderr and the connections read before it; a file that is no capture gives a one-line error.
@@ -15,20 +15,17 @@ from collections import defaultdict
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.text import Text
 
-from rdprobe.analysis.classify import Report, classify
-from rdprobe.analysis.setting import describe_answer
-from rdprobe.analysis.severity import ExitCode, Severity
+from rdprobe.analysis.severity import Severity
+from rdprobe.cli.errors import UsageError, excerpt
+from rdprobe.cli.options import VerboseOpt
 
-if TYPE_CHECKING:  # the capture modules load cryptography: only `rdprobe pcap` pays for that
+if TYPE_CHECKING:  # loaded when the command runs: the capture modules load cryptography
+    from rich.console import Console
+
+    from rdprobe.analysis.classify import Report
     from rdprobe.capture.connection import RdpConnection
-from rdprobe.render import jsonl
-from rdprobe.render.jsonl import report_dict
 
-err = Console(stderr=True, highlight=False)
 STYLE = {
     Severity.INFO: "green",
     Severity.WARNING: "yellow",
@@ -44,35 +41,47 @@ CSV_COLUMNS = (
 
 
 def _usage(message: str) -> Exception:
-    from rdprobe.cli import UsageError  # late: rdprobe.cli imports this module to register
-
     return UsageError(message)
 
 
 def pcap(
-    files: Annotated[list[str], typer.Argument(help="pcap / pcapng files, optionally gzipped")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE", help="pcap / pcapng files, optionally gzipped")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per connection.")
     ] = False,
     csv_file: Annotated[
-        str | None, typer.Option("--csv", help="Also write one CSV line per connection to FILE.")
+        str | None,
+        typer.Option(
+            "--csv", metavar="FILE", help="Also write one CSV line per connection to FILE."
+        ),
     ] = None,
     host: Annotated[
-        str | None, typer.Option(help="Only connections from or to this IP address.")
+        str | None,
+        typer.Option(metavar="ADDR", help="Only connections from or to this IP address."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Only connections on this TCP/UDP port.")
+        int | None,
+        typer.Option(
+            min=0, max=65535, metavar="PORT", help="Only connections on this TCP/UDP port."
+        ),
     ] = None,
-    verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Cause and fix for every finding")
-    ] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Diagnose the RDP connections in capture files, with the findings `check` would give."""
+    from rich.console import Console
+
+    from rdprobe.analysis.severity import exit_code
+    from rdprobe.render import jsonl
+    from rdprobe.render.jsonl import report_dict
+
+    err = Console(stderr=True, highlight=False)
     if host is not None:
         try:
             host = str(ipaddress.ip_address(host.strip("[]")))
         except ValueError:
-            raise _usage(f"--host {host!r}: expected an IP address") from None
+            raise _usage(f"--host {excerpt(host)}: expected an IP address") from None
     from rdprobe.capture.analyze import CaptureError, analyze, judge
 
     results: list[tuple[str, RdpConnection, Report]] = []
@@ -105,13 +114,7 @@ def pcap(
                 write_csv(results, out)
         except OSError as exc:
             raise _usage(f"--csv {csv_file}: {exc.strerror or exc}") from None
-    ok = results and all(r.rdp and r.worst < Severity.WARNING for _, _, r in results)
-    raise typer.Exit(int(ExitCode.OK if ok else ExitCode.PROBLEM))
-
-
-def register(app: typer.Typer) -> None:
-    """Add `pcap` to the rdprobe app."""
-    app.command()(pcap)
+    raise typer.Exit(int(exit_code((r.outcome, r.worst) for _, _, r in results)))
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -122,6 +125,8 @@ def _endpoint(address: str, port: int) -> str:
 
 
 def _conn_lines(conn: RdpConnection, report: Report) -> list[str]:
+    from rdprobe.analysis.setting import describe_answer
+
     d = conn.to_dict()
     lines = [f"{d['first_seen']}  from {_endpoint(conn.client_address, conn.client_port)}"]
     if conn.transport == "udp":
@@ -194,6 +199,12 @@ def render(
     results: list[tuple[str, RdpConnection, Report]], console: Console, *, verbose: bool = False
 ) -> None:
     """One panel per server (address, port, transport), one block per connection inside."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from rdprobe.analysis.classify import classify
+
     groups: dict[tuple[str, int, str], list[tuple[RdpConnection, Report]]] = defaultdict(list)
     for _path, conn, report in results:
         groups[(conn.server_address, conn.server_port, conn.transport)].append((conn, report))
@@ -229,6 +240,7 @@ def render(
 
 
 def csv_row(path: str, conn: RdpConnection, report: Report) -> list[str]:
+    from rdprobe.analysis.setting import describe_answer
     from rdprobe.capture.zeek_names import zeek_fields
 
     d, z = conn.to_dict(), zeek_fields(conn)

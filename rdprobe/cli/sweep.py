@@ -1,74 +1,45 @@
-"""`rdprobe sweep` and `rdprobe merge`: the thin commands around rdprobe.sweep.
+"""`rdprobe sweep`: the thin command around rdprobe.sweep.
 
-``register(app)`` adds both commands to the main typer app. Rows go to ``-o FILE.jsonl``, ``--csv``
-and / or stdout (``--json``, or when no file is given), each line flushed as it is finished; the
-progress bar (only on a terminal) and the summary go to stderr.
+Rows go to ``-o FILE.jsonl``, ``--csv`` and / or stdout (``--json``, or when no file is given),
+each line flushed as it is finished; the progress bar (only on a terminal) and the summary go to
+stderr. Everything heavy (asyncio, the prober, rich) is imported when the command runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
-from rdprobe.live.check import DEFAULT_COOKIE, CheckOptions
-from rdprobe.live.target import Target, TargetError, parse_ports
-from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Timeouts
-from rdprobe.render import jsonl
-from rdprobe.render.csv import CsvWriter
-from rdprobe.sweep import merge as merge_mod
-from rdprobe.sweep.resume import ResumeState, load_done, prepare_append
-from rdprobe.sweep.runner import (
-    DEFAULT_CONCURRENCY,
+from rdprobe.analysis.severity import ExitCode
+from rdprobe.cli.errors import UsageError
+from rdprobe.cli.options import CookieOpt, DepthOpt, TimeoutOpt, check_cookie, check_depth
+from rdprobe.defaults import (
+    DEFAULT_COOKIE,
+    DEFAULT_SWEEP_CONCURRENCY,
     DEFAULT_SWEEP_PER_HOST,
-    SweepOptions,
-    SweepStats,
-    run_sweep,
+    DEFAULT_TIMEOUT_S,
 )
-from rdprobe.sweep.shard import parse_shard, select
-from rdprobe.sweep.summary import Summary
-from rdprobe.sweep.targets import TargetSet, load_specs
-from rdprobe.sweep.workers import relay_until_done, resolve_workers, share, start_children
 
-INTERRUPTED = 130
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rdprobe.live.target import Target
+    from rdprobe.sweep.resume import ResumeState
+    from rdprobe.sweep.runner import SweepStats
+    from rdprobe.sweep.summary import Summary
+    from rdprobe.sweep.targets import TargetSet
+
+INTERRUPTED = int(ExitCode.INTERRUPTED)
 
 
 def _usage(message: str) -> Exception:
-    from rdprobe.cli import UsageError  # late: rdprobe.cli imports this module to register
-
     return UsageError(message)
-
-
-class _Rate(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
-
-
-class _Counts(ProgressColumn):
-    def __init__(self, counts: Counter[str]) -> None:
-        super().__init__()
-        self.counts = counts
-
-    def render(self, task: Task) -> Text:
-        return Text(" ".join(f"{k} {n}" for k, n in self.counts.most_common(6)))
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -85,6 +56,9 @@ def _pending(
     """This process's targets: the shard, this worker's share of it (split before the resume
     filter, so workers that read the resume file at different moments still agree), minus what
     the resume file holds."""
+    from rdprobe.sweep.shard import select
+    from rdprobe.sweep.workers import share
+
     for t in share(select(targets, *shard), *worker):
         if state is not None and t in state.done:
             skipped[0] += 1
@@ -95,53 +69,92 @@ def _pending(
 def sweep(
     targets: Annotated[
         list[str] | None,
-        typer.Argument(help="CIDR, A-B range, 10.0.0-3.1-254, host, host:port; - reads stdin"),
+        typer.Argument(
+            metavar="TARGET",
+            help="CIDR, A-B range, 10.0.0-3.1-254, host, host:port, [v6addr]:port; - reads stdin",
+        ),
     ] = None,
     input_list: Annotated[
-        list[str] | None, typer.Option("-iL", "--input-list", help="File of targets (- = stdin)")
+        list[str] | None,
+        typer.Option("-iL", "--input-list", metavar="FILE", help="File of targets (- = stdin)."),
     ] = None,
-    exclude: Annotated[list[str] | None, typer.Option(help="Skip these (same forms)")] = None,
-    exclude_file: Annotated[list[str] | None, typer.Option(help="File of excludes")] = None,
-    ports: Annotated[str, typer.Option(help="Ports: 3389,3388-3399")] = "3389",
-    depth: Annotated[str, typer.Option(help="tcp, x224 or full")] = "full",
+    exclude: Annotated[
+        list[str] | None, typer.Option(metavar="TARGET", help="Skip these (same forms).")
+    ] = None,
+    exclude_file: Annotated[
+        list[str] | None, typer.Option(metavar="FILE", help="File of excludes.")
+    ] = None,
+    ports: Annotated[
+        str, typer.Option(metavar="PORTS", help="Ports of every target: 3389,3388-3399.")
+    ] = "3389",
+    depth: DepthOpt = "full",
     concurrency: Annotated[
-        int, typer.Option(min=1, max=100000, help="Targets (connections) at once")
-    ] = DEFAULT_CONCURRENCY,
+        int,
+        typer.Option(
+            min=1, max=100000, metavar="N", help="Targets (connections) in flight at once."
+        ),
+    ] = DEFAULT_SWEEP_CONCURRENCY,
     rate: Annotated[
-        float | None, typer.Option(min=0.1, help="New connections per second (smooth)")
+        float | None,
+        typer.Option(
+            min=0.1, metavar="N", help="At most N new connections per second, spread evenly."
+        ),
     ] = None,
     per_host: Annotated[
-        int, typer.Option(min=1, max=1024, help="Targets at once per host")
+        int,
+        typer.Option(min=1, max=1024, metavar="N", help="Targets in flight at once on one host."),
     ] = DEFAULT_SWEEP_PER_HOST,
-    timeout: Annotated[
-        float, typer.Option(min=0.05, max=600, help="Seconds for each network step")
-    ] = DEFAULT_TIMEOUT_S,
-    retries: Annotated[int, typer.Option(min=0, max=10, help="Retries of timed-out targets")] = 0,
-    cookie: Annotated[str, typer.Option(help="mstshash cookie to send")] = DEFAULT_COOKIE,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    retries: Annotated[
+        int, typer.Option(min=0, max=10, metavar="N", help="Retries of timed-out targets.")
+    ] = 0,
+    cookie: CookieOpt = DEFAULT_COOKIE,
     output: Annotated[
-        str | None, typer.Option("-o", "--output", help="Write JSON Lines to FILE")
+        str | None, typer.Option("-o", "--output", metavar="FILE", help="Write JSON Lines to FILE.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines to stdout")] = False,
-    csv_file: Annotated[str | None, typer.Option("--csv", help="Write CSV to FILE")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines to stdout.")] = False,
+    csv_file: Annotated[
+        str | None, typer.Option("--csv", metavar="FILE", help="Write CSV to FILE.")
+    ] = None,
     resume: Annotated[
-        str | None, typer.Option(help="Skip target:ports already in this JSON Lines file")
+        str | None,
+        typer.Option(
+            metavar="FILE", help="Skip target:ports already in FILE (JSON Lines of rdprobe sweep)."
+        ),
     ] = None,
-    shard: Annotated[str, typer.Option(help="Probe only share K of N (1-based): K/N")] = "1/1",
+    shard: Annotated[
+        str, typer.Option(metavar="K/N", help="Probe only share K of N (1-based).")
+    ] = "1/1",
     workers: Annotated[
         int,
         typer.Option(
             min=0,
             max=256,
-            help="Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets",
+            metavar="N",
+            help="Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets.",
         ),
     ] = 0,
     worker_index: Annotated[int | None, typer.Option("--worker-index", hidden=True, min=1)] = None,
 ) -> None:
     """Sweep networks for RDP listeners: one result row per target:port, streamed."""
-    if depth not in ("tcp", "x224", "full"):
-        raise _usage(f"--depth must be tcp, x224 or full, not {depth!r}")
-    if any(c in cookie for c in "\r\n") or not cookie.isascii():
-        raise _usage("--cookie must be ASCII without line breaks")
+    import asyncio
+
+    from rich.console import Console
+
+    from rdprobe.cli.progress import sweep_progress
+    from rdprobe.live.check import CheckOptions
+    from rdprobe.live.target import TargetError, parse_ports
+    from rdprobe.live.timing import Timeouts
+    from rdprobe.render.csv import CsvWriter
+    from rdprobe.sweep.resume import load_done, prepare_append
+    from rdprobe.sweep.runner import SweepOptions, SweepStats, run_sweep
+    from rdprobe.sweep.shard import parse_shard
+    from rdprobe.sweep.summary import Summary
+    from rdprobe.sweep.targets import TargetSet, load_specs
+    from rdprobe.sweep.workers import resolve_workers
+
+    check_depth(depth)
+    check_cookie(cookie)
     try:
         port_list = parse_ports(ports)
         specs = load_specs(targets or [], input_list or [], sys.stdin)
@@ -202,15 +215,7 @@ def sweep(
         progress = None
         if sys.stderr.isatty() and worker_index is None:
             total = target_set.upper_bound() // shard_kn[1] - (state.rows if state else 0)
-            progress = Progress(
-                BarColumn(),
-                MofNCompleteColumn(),
-                _Rate(),
-                TimeRemainingColumn(),
-                _Counts(summary.outcome),
-                console=err,
-                transient=False,
-            )
+            progress = sweep_progress(err, summary.outcome)
             task = progress.add_task("sweep", total=max(total, 1))
             stack.enter_context(progress)
             sinks.append(lambda _row: progress.advance(task))
@@ -260,6 +265,8 @@ async def _sweep_with_workers(
     """Every share in a child process; this one relays their rows to ``sink`` (measured: a
     parent that also probes becomes the bottleneck). Ctrl-C: the children finish their rows and
     stop, and every row they finished is relayed before this returns."""
+    from rdprobe.sweep.workers import relay_until_done, start_children
+
     procs = await start_children(sys.argv[1:], n_workers)
 
     def counted(row: dict[str, Any]) -> None:
@@ -297,6 +304,8 @@ def _open(path: str, mode: str) -> AbstractContextManager[IO[str]]:
 
 
 def _jsonl_sink(out: IO[str]) -> Callable[[dict[str, Any]], None]:
+    from rdprobe.render import jsonl
+
     def write(row: dict[str, Any]) -> None:
         out.write(jsonl.dumps(row) + "\n")
         out.flush()
@@ -324,28 +333,3 @@ def _print_summary(
         err.print(
             f"rdprobe: interrupted; finished rows are written: continue with{hint}", soft_wrap=True
         )
-
-
-def merge(
-    files: Annotated[list[str], typer.Argument(help="JSON Lines files from rdprobe sweep")],
-    output: Annotated[str | None, typer.Option("-o", "--output", help="Write to FILE")] = None,
-) -> None:
-    """Merge sweep results: one row per target:port, the latest wins, conflicts reported."""
-    for f in files:
-        if not os.path.isfile(f):
-            raise _usage(f"cannot read {f}: no such file")
-    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
-    with ExitStack() as stack:
-        out = stack.enter_context(_open(output, "w")) if output else sys.stdout
-        result = merge_mod.merge_files(files, out, report=lambda line: err.print(line))
-    err.print(
-        f"rdprobe merge: {result.rows_out} target:ports from {result.rows_read} rows in "
-        f"{result.files} files; {result.duplicates} duplicates, {result.conflicts} conflicts"
-        + (f", {result.bad_lines} lines skipped (not result rows)" if result.bad_lines else "")
-    )
-
-
-def register(app: typer.Typer) -> None:
-    """Add `sweep` and `merge` to the rdprobe app."""
-    app.command()(sweep)
-    app.command()(merge)

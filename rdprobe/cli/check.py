@@ -1,0 +1,136 @@
+"""`rdprobe check TARGET...`: diagnose RDP listeners, one report per target:port."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from rdprobe.cli.errors import UsageError
+from rdprobe.cli.options import (
+    CookieOpt,
+    DepthOpt,
+    JsonOpt,
+    PortsOpt,
+    TimeoutOpt,
+    VerboseOpt,
+    check_cookie,
+    check_depth,
+    overrides,
+)
+from rdprobe.cli.options import (
+    targets as parse_targets,
+)
+from rdprobe.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_COOKIE,
+    DEFAULT_PER_HOST,
+    DEFAULT_TIMEOUT_S,
+)
+
+if TYPE_CHECKING:
+    from rdprobe.analysis.classify import Report
+    from rdprobe.live.check import CheckOptions
+    from rdprobe.live.target import Target
+
+
+async def check_all(targets: list[Target], opts: CheckOptions, concurrency: int) -> list[Report]:
+    import asyncio
+
+    from rdprobe.live.check import check_target
+
+    limit = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(t: Target) -> list[Report]:
+        async with limit:
+            return await check_target(t, opts)
+
+    nested = await asyncio.gather(*(one(t) for t in targets))
+    return [r for group in nested for r in group]
+
+
+def emit(reports: list[Report], as_json: bool, verbose: bool) -> None:
+    import sys
+
+    from rich.console import Console
+
+    from rdprobe.render import human, jsonl
+
+    if as_json:
+        jsonl.write_jsonl(reports, sys.stdout)
+    else:
+        human.render(reports, Console(highlight=False), verbose=verbose)
+
+
+def check(
+    targets: Annotated[
+        list[str],
+        typer.Argument(metavar="TARGET", help="host, host:port, [v6addr]:port or an IP literal"),
+    ],
+    ports: PortsOpt = None,
+    repeat: Annotated[
+        int, typer.Option(min=1, max=10000, metavar="N", help="Probe N times (intermittency).")
+    ] = 1,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    retries: Annotated[
+        int, typer.Option(min=0, max=10, metavar="N", help="Retries of timed-out connects.")
+    ] = 0,
+    cookie: CookieOpt = DEFAULT_COOKIE,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=10000, metavar="N", help="Targets probed at once.")
+    ] = DEFAULT_CONCURRENCY,
+    per_host: Annotated[
+        int,
+        typer.Option(min=1, max=64, metavar="N", help="Connections open at once to one host."),
+    ] = DEFAULT_PER_HOST,
+    all_addresses: Annotated[
+        bool, typer.Option("--all-addresses", help="Probe every address of a name.")
+    ] = False,
+    depth: DepthOpt = "full",
+    udp: Annotated[
+        bool, typer.Option("--udp", help="Also probe RDP over UDP on the port.")
+    ] = False,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(metavar="FILE", help="Trust these CA certificates (PEM) for the TLS check."),
+    ] = None,
+    resolve: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME:ADDR[,ADDR]",
+            help="Probe ADDR but check the certificate against NAME (repeatable).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Diagnose RDP listeners: TCP, X.224 negotiation, wrong services, and the later stages."""
+    from rdprobe.analysis.ports import port_summary
+    from rdprobe.analysis.severity import exit_code
+    from rdprobe.cli.app import run_async
+    from rdprobe.live.check import CheckOptions
+    from rdprobe.live.timing import Timeouts
+
+    check_depth(depth)
+    check_cookie(cookie)
+    parsed = parse_targets(targets, ports)
+    opts = CheckOptions(
+        timeouts=Timeouts.from_timeout(timeout),
+        retries=retries,
+        cookie=cookie,
+        per_host=per_host,
+        repeat=repeat,
+        all_addresses=all_addresses,
+        depth=depth,
+        udp=udp,
+        ca_file=ca_file,
+        resolve=overrides(resolve or []),
+    )
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise UsageError(f"--ca-file {ca_file}: no such file")
+    reports = run_async(check_all(parsed, opts, concurrency))
+    if ports is not None:
+        reports = port_summary(reports)
+    emit(reports, as_json, verbose)
+    raise typer.Exit(int(exit_code((r.outcome, r.worst) for r in reports)))

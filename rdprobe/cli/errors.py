@@ -1,0 +1,94 @@
+"""How the command line fails: usage errors, interruptions and bugs, each one short line.
+
+The exit codes themselves (and the rule that picks one from results) live in
+``rdprobe.analysis.severity``; this module only maps exceptions onto them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rdprobe.analysis.severity import ExitCode
+
+#: The most characters of user input an error message repeats (a 5 MB target line must not
+#: become a 5 MB line on stderr).
+EXCERPT_CHARS = 60
+#: A word (file path, quoted input) longer than this in a message is cut to WORD_KEEP characters.
+WORD_LIMIT, WORD_KEEP = 160, 100
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line, exit code 2."""
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """``repr`` of user input, cut to ``limit`` characters with the length of what was cut."""
+    shown = repr(text)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}... ({len(str(text))} characters)"
+
+
+def short(message: str, limit: int = 300) -> str:
+    """One line of at most about ``limit`` characters: messages quote the input they reject, so
+    each over-long word is cut to an excerpt and an over-long line loses its middle (the reason
+    at its end stays)."""
+    words = []
+    for word in str(message).split():
+        if len(word) > WORD_LIMIT:
+            word = f"{word[:WORD_KEEP]}...[{len(word)} characters]"
+        words.append(word)
+    line = " ".join(words)
+    if len(line) <= limit:
+        return line
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{line[:head]} ... {line[-tail:]}"
+
+
+def say(message: str) -> None:
+    """One line on stderr (no rich here: errors must print even before rich is loaded)."""
+    sys.stderr.write(short(message, 1000) + "\n")
+    sys.stderr.flush()
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """Click's exceptions (typer may bundle its own Click, so they are recognised by shape)."""
+    return hasattr(exc, "exit_code") and (
+        hasattr(exc, "format_message") or type(exc).__name__ == "Abort"
+    )
+
+
+def _click_error(exc: Any) -> int:
+    """Print a Click usage error as one line; return the exit code."""
+    name = type(exc).__name__
+    if name == "Abort":
+        say("rdprobe: interrupted")
+        return int(ExitCode.INTERRUPTED)
+    ctx = getattr(exc, "ctx", None)
+    if name == "NoArgsIsHelpError" and ctx is not None:
+        sys.stdout.write(ctx.get_help() + "\n")
+        return int(ExitCode.USAGE)
+    hint = f" (see 'rdprobe {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
+    say(f"rdprobe: error: {short(exc.format_message())}{hint}")
+    return int(ExitCode.USAGE)
+
+
+def run(app: Any) -> None:
+    """Run the typer app: usage errors and bugs become one line, never a traceback."""
+    try:
+        code = app(standalone_mode=False, prog_name="rdprobe")
+    except UsageError as exc:
+        say(f"rdprobe: error: {short(str(exc))}")
+        sys.exit(int(ExitCode.USAGE))
+    except KeyboardInterrupt:
+        say("rdprobe: interrupted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except SystemExit:
+        raise
+    except Exception as exc:  # one line, never a traceback
+        if _is_click_error(exc):
+            sys.exit(_click_error(exc))
+        say(f"rdprobe: internal error: {type(exc).__name__}: {short(str(exc))}")
+        sys.exit(int(ExitCode.INTERNAL))
+    sys.exit(code if isinstance(code, int) else 0)

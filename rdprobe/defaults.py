@@ -1,0 +1,23 @@
+"""Default numbers of the probes, in one place.
+
+A module with no imports: the command line reads these for its option defaults and its help
+without loading asyncio, ssl or cryptography (``rdprobe --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+#: Seconds for each network step (connect, one reply); a target gets 4x this in all.
+DEFAULT_TIMEOUT_S = 5.0
+#: The mstshash cookie (user name) sent in the X.224 Connection Request.
+DEFAULT_COOKIE = "rdprobe"
+#: `check`: connections at once to one host, and targets at once.
+DEFAULT_PER_HOST = 3
+DEFAULT_CONCURRENCY = 64
+#: `sweep`: targets in flight (open connections), and targets in flight per host.
+DEFAULT_SWEEP_CONCURRENCY = 256
+DEFAULT_SWEEP_PER_HOST = 8
+#: The ports `rdprobe find` tries: the RDP defaults, HTTPS/HTTP (gateways, proxies) and
+#: the usual "moved" RDP ports.
+FIND_PORTS = "3389,3388-3399,443,80,8080,33890-33899"
+#: `find`: seconds for each network step (a refused port answers at once).
+FIND_TIMEOUT_S = 2.0
