@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Every report made anywhere in the suite (subprocesses inherit this) is checked for
+# contradictions by classify() (rdprobe.analysis.consistency).
+os.environ["RDPROBE_CHECK_CONSISTENCY"] = "1"
+
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 

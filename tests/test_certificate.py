@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rdprobe.analysis.certificate import describe_certificate, match_name
+from rdprobe.analysis.certificate_verdict import judge_certificate
 from rdprobe.analysis.trust import verify_chain
 from rdprobe.protocol.errors import ProtocolError
+from rdprobe.trust_store import load_trust_roots
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "windows-handshakes.json").read_text())
@@ -80,8 +82,14 @@ def der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def facts(cert, target="rdp.example.test", now=NOW):
-    return describe_certificate(der(cert), target_name=target, now=now)
+def facts(cert):
+    return describe_certificate(der(cert))
+
+
+def verdict(cert, target="rdp.example.test", now=NOW, raw=None):
+    """The classifier's verdicts on a certificate (validity at now, name match; no trust)."""
+    f = describe_certificate(raw if raw is not None else der(cert))
+    return judge_certificate(f, (f,), source="tls", target=target, roots=None, now=now)
 
 
 def test_valid_self_signed_certificate():
@@ -91,12 +99,13 @@ def test_valid_self_signed_certificate():
     assert f.subject_cn == "rdp.example.test" and f.san_dns == ("rdp.example.test",)
     assert f.serial == "1234abcd"
     assert f.not_after == (NOW + timedelta(days=90)).isoformat()
-    assert f.days_left == 90 and f.expired is False and f.not_yet_valid is False
+    v = verdict(cert)
+    assert v.days_left == 90 and v.expired is False and v.not_yet_valid is False
     assert f.self_signed is True
     assert (f.key_type, f.key_bits) == ("RSA", 2048)
     assert f.signature_hash == "sha256" and f.signature_algorithm_oid == "1.2.840.113549.1.1.11"
     assert f.eku == ("serverAuth",) and f.server_auth is True
-    assert f.name_match is True and f.target_is_ip is False
+    assert v.name_match is True and v.target_is_ip is False
     sha1 = hashlib.sha1(der(cert)).hexdigest()
     assert f.sha1_thumbprint == sha1.upper() and len(f.sha1_thumbprint) == 40
     assert f.sha1_thumbprint_dialog.replace(" ", "") == sha1
@@ -108,38 +117,38 @@ def test_valid_self_signed_certificate():
 
 def test_expired_and_not_yet_valid():
     expired, _ = make_cert(not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=3))
-    f = facts(expired)
+    f = verdict(expired)
     assert f.expired is True and f.not_yet_valid is False and f.days_left == -3
     early, _ = make_cert(not_before=NOW + timedelta(days=2), not_after=NOW + timedelta(days=300))
-    f = facts(early)
+    f = verdict(early)
     assert f.not_yet_valid is True and f.expired is False
     # the same certificate judged at another moment (e.g. a capture's time)
-    assert facts(early, now=NOW + timedelta(days=5)).not_yet_valid is False
+    assert verdict(early, now=NOW + timedelta(days=5)).not_yet_valid is False
 
 
 def test_name_mismatch_against_san_and_cn_fallback():
     cert, _ = make_cert(cn="other.example.test", dns=("other.example.test", "alt.example.test"))
-    f = facts(cert)
+    f = verdict(cert)
     assert f.name_match is False and "alt.example.test" in f.name_match_reason
-    assert facts(cert, target="ALT.example.test.").name_match is True
+    assert verdict(cert, target="ALT.example.test.").name_match is True
     no_san, _ = make_cert(cn="WIN-HOST01")
-    assert facts(no_san, target="win-host01").name_match is True
-    assert "no DNS SAN" in facts(no_san, target="win-host01").name_match_reason
-    assert facts(no_san, target="win-host02").name_match is False
-    assert facts(no_san, target=None).name_match is None
+    assert verdict(no_san, target="win-host01").name_match is True
+    assert "no DNS SAN" in verdict(no_san, target="win-host01").name_match_reason
+    assert verdict(no_san, target="win-host02").name_match is False
+    assert verdict(no_san, target=None).name_match is None
 
 
 def test_ip_literal_target():
     cert, _ = make_cert(dns=("rdp.example.test",))
-    f = facts(cert, target="192.0.2.10")
+    f = verdict(cert, target="192.0.2.10")
     assert f.target_is_ip is True and f.name_match is False
     assert "IP address literal" in f.name_match_reason
     with_ip, _ = make_cert(dns=("rdp.example.test",), ips=("192.0.2.10", "2001:db8::1"))
-    assert facts(with_ip, target="192.0.2.10").name_match is True
-    assert facts(with_ip, target="[2001:db8::1]").name_match is True
-    assert facts(with_ip, target="192.0.2.11").name_match is False
+    assert verdict(with_ip, target="192.0.2.10").name_match is True
+    assert verdict(with_ip, target="[2001:db8::1]").name_match is True
+    assert verdict(with_ip, target="192.0.2.11").name_match is False
     cn_ip, _ = make_cert(cn="192.0.2.10")
-    f = facts(cn_ip, target="192.0.2.10")
+    f = verdict(cn_ip, target="192.0.2.10")
     assert f.name_match is None and "subject CN" in f.name_match_reason
 
 
@@ -157,7 +166,7 @@ def test_ip_literal_target():
 def test_wildcards_rfc6125(pattern, host, expected):
     assert match_name(host, (pattern,), (), None)[0] is expected
     if expected:
-        assert facts(make_cert(dns=(pattern,))[0], target=host).name_match is True
+        assert verdict(make_cert(dns=(pattern,))[0], target=host).name_match is True
 
 
 def test_weak_key_and_ec_key():
@@ -185,24 +194,37 @@ def test_ca_issued_certificate_is_not_self_signed_and_trust_with_ca_file(tmp_pat
     assert facts(leaf).self_signed is False
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    ok = verify_chain([der(leaf)], ca_file=str(ca_file), hostname="rdp.example.test", now=NOW)
+    ok = verify_chain(
+        [der(leaf)], roots=load_trust_roots(str(ca_file)), hostname="rdp.example.test", now=NOW
+    )
     assert ok.trusted is True, ok.reason
-    wrong = verify_chain([der(leaf)], ca_file=str(ca_file), hostname="other.test", now=NOW)
+    wrong = verify_chain(
+        [der(leaf)], roots=load_trust_roots(str(ca_file)), hostname="other.test", now=NOW
+    )
     assert wrong.trusted is False
     later = verify_chain(
-        [der(leaf)], ca_file=str(ca_file), hostname=None, now=NOW + timedelta(days=400)
+        [der(leaf)],
+        roots=load_trust_roots(str(ca_file)),
+        hostname=None,
+        now=NOW + timedelta(days=400),
     )
     assert later.trusted is False
-    trust_only = verify_chain([der(leaf)], ca_file=str(ca_file), hostname=None, now=NOW)
+    trust_only = verify_chain(
+        [der(leaf)], roots=load_trust_roots(str(ca_file)), hostname=None, now=NOW
+    )
     assert trust_only.trusted is True and "name not checked" in trust_only.reason
 
 
 def test_self_signed_is_untrusted_by_the_system_store():
     cert, _ = make_cert(dns=("rdp.example.test",))
-    result = verify_chain([der(cert)], ca_file=None, hostname="rdp.example.test", now=NOW)
+    result = verify_chain(
+        [der(cert)], roots=load_trust_roots(), hostname="rdp.example.test", now=NOW
+    )
     assert result.trusted is False and result.reason
-    assert verify_chain([], ca_file=None, hostname=None, now=NOW).trusted is False
-    assert verify_chain([b"junk"], ca_file=None, hostname=None, now=NOW).trusted is False
+    assert verify_chain([], roots=load_trust_roots(), hostname=None, now=NOW).trusted is False
+    assert (
+        verify_chain([b"junk"], roots=load_trust_roots(), hostname=None, now=NOW).trusted is False
+    )
 
 
 def test_issuer_equals_subject_but_other_key_is_not_self_signed():
@@ -221,8 +243,9 @@ def test_sha1_signed_certificate_made_by_openssl(tmp_path):
          "-outform", "DER", "-out", str(crt), "-subj", "/CN=WIN-SHA1", "-days", "30"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    f = describe_certificate(crt.read_bytes(), target_name="WIN-SHA1", now=datetime.now(UTC))
-    assert f.signature_hash == "sha1" and f.self_signed is True and f.name_match is True
+    f = describe_certificate(crt.read_bytes())
+    v = verdict(None, target="WIN-SHA1", now=datetime.now(UTC), raw=crt.read_bytes())
+    assert f.signature_hash == "sha1" and f.self_signed is True and v.name_match is True
     assert f.sha1_thumbprint == hashlib.sha1(crt.read_bytes()).hexdigest().upper()
 
 
@@ -233,14 +256,14 @@ def test_recorded_windows_certificates():
         if not tls:
             continue
         for recorded in tls["certificates"]:
-            f = describe_certificate(
-                bytes.fromhex(recorded["der_hex"]), target_name="192.168.1.150", now=NOW
-            )
+            raw = bytes.fromhex(recorded["der_hex"])
+            f = describe_certificate(raw)
+            v = verdict(None, target="192.168.1.150", raw=raw)
             assert f.subject == recorded["subject"] and f.self_signed is True
             assert f.sha1_thumbprint.lower() == recorded["sha1"]
             assert f.key_bits == recorded["key_bits"] and f.server_auth is True
             assert f.serial == recorded["serial"][2:]
-            assert f.target_is_ip is True and f.name_match is False
+            assert v.target_is_ip is True and v.name_match is False
             seen += 1
     assert seen == 3
 
@@ -251,7 +274,7 @@ def test_unsupported_key_oid_is_reported_not_raised():
     rsa_oid = bytes.fromhex("06092a864886f70d010101")
     assert raw.count(rsa_oid) == 1
     odd = raw.replace(rsa_oid, bytes.fromhex("06092a864886f70d010104"))  # md5WithRSA as key OID
-    f = describe_certificate(odd, target_name=None, now=NOW)
+    f = describe_certificate(odd)
     assert f.key_type == "RSA" and f.key_bits == 2048
     assert any("1.2.840.113549.1.1.4" in n for n in f.notes)
 
@@ -259,11 +282,11 @@ def test_unsupported_key_oid_is_reported_not_raised():
 def test_hostile_input_raises_only_protocol_error():
     rng = random.Random(11)
     with pytest.raises(ProtocolError):
-        describe_certificate(b"", target_name=None, now=NOW)
+        describe_certificate(b"")
     base = der(make_cert(dns=("rdp.example.test",), ips=("192.0.2.1",))[0])
     for cut in range(0, len(base), 37):
         try:
-            describe_certificate(base[:cut], target_name="x", now=NOW)
+            describe_certificate(base[:cut])
         except ProtocolError:
             pass
     parsed = 0
@@ -272,7 +295,7 @@ def test_hostile_input_raises_only_protocol_error():
         for _ in range(rng.randint(1, 4)):
             data[rng.randrange(len(data))] = rng.randrange(256)
         try:
-            json.dumps(describe_certificate(bytes(data), target_name="x", now=NOW).to_dict())
+            json.dumps(describe_certificate(bytes(data)).to_dict())
             parsed += 1
         except ProtocolError:
             pass

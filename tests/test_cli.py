@@ -54,7 +54,7 @@ def test_refused_exits_1_with_json():
     assert done.returncode == 1
     (line,) = done.stdout.splitlines()
     row = json.loads(line)
-    assert row["schema"] == "rdprobe.report/1"
+    assert row["schema"] == "rdprobe.report/2"
     assert row["outcome"] == "refused"
     assert [f["id"] for f in row["findings"]] == ["tcp.refused"]
     assert row["findings"][0]["fix"] and row["findings"][0]["cause"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rdprobe.analysis.encryption_level import infer_encryption_level
 from rdprobe.live import mcs as live_mcs
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpsec, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
@@ -358,12 +359,10 @@ async def test_encryption_matrix_and_level_inference() -> None:
     assert list(matrix) == ["40BIT", "56BIT", "128BIT", "FIPS"]
     assert [o.accepted for o in matrix.values()] == [False, True, True, False]
     assert "closed" in matrix["FIPS"].error
-    verdict = live_mcs.infer_encryption_level(None, matrix)
+    verdict = infer_encryption_level(None, matrix)
     assert verdict.setting == "High" and verdict.level == 3 and not verdict.consistent
-    assert live_mcs.infer_encryption_level(2, {}).setting == "Client Compatible"
-    assert (
-        "not applicable" in live_mcs.infer_encryption_level(0, matrix, selected_protocol=1).setting
-    )
+    assert infer_encryption_level(2, {}).setting == "Client Compatible"
+    assert "not applicable" in infer_encryption_level(0, matrix, selected_protocol=1).setting
 
 
 # --- xrdp, the real thing -------------------------------------------------------------------
@@ -427,7 +426,7 @@ async def test_xrdp_rdp_security_layer_matrix() -> None:
             assert [n for n, o in matrix.items() if o.accepted] == (
                 [] if method == "NONE" else [method]
             ), level
-            verdict = live_mcs.infer_encryption_level(sec.encryption_level, matrix)
+            verdict = infer_encryption_level(sec.encryption_level, matrix)
             assert verdict.setting == setting and verdict.consistent, level
     finally:
         for proc in procs:

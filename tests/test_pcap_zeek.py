@@ -127,11 +127,14 @@ def test_findings_match_what_check_would_say() -> None:
 def test_certificate_judged_at_capture_time() -> None:
     conn = next(iter(_by_endpoints("rdp-to-ssl").values()))
     at_capture = judge(conn)
-    leaf = at_capture.observation.stages["tls"]["chain"][0]
-    assert leaf["expired"] is False and leaf["days_left"] > 0
+    assert (
+        "expired" not in at_capture.observation.stages["tls"]["chain"][0]
+    )  # a verdict, not a fact
+    assert at_capture.certificate.expired is False and at_capture.certificate.days_left > 0
     assert "cert.expired" not in {f.id for f in at_capture.findings}
     later = judge(conn, datetime(2030, 1, 1, tzinfo=UTC))
     assert "cert.expired" in {f.id for f in later.findings}
+    assert later.certificate.expired is True
 
 
 def test_rdpeudp_handshakes() -> None:

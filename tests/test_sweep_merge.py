@@ -46,7 +46,7 @@ def test_latest_wins_conflicts_counted(tmp_path):
             row("10.0.0.3:3389", "2024-05-01T10:30:00+00:00", "refused"),  # 10:30Z > 10:00Z
             row("10.0.0.4:3389", "2024-05-01T10:00:00+00:00", "refused"),
         ],
-        tail='{"schema": "rdprobe.report/1", "target": "10.0.0.5:33',  # cut short by a kill
+        tail='{"schema": "rdprobe.report/2", "target": "10.0.0.5:33',  # cut short by a kill
     )
     out = io.StringIO()
     lines: list[str] = []

@@ -248,7 +248,7 @@ def test_sigint_midway_then_resume_gives_one_row_per_target(tmp_path):
     first = _rows(out)
     assert 40 <= len(first) < 301
     with out.open("a") as fh:  # as if the kill had cut the last line short
-        fh.write('{"schema": "rdprobe.report/1", "target": "127.0.0.1:2')
+        fh.write('{"schema": "rdprobe.report/2", "target": "127.0.0.1:2')
     done = subprocess.run(
         cli(*args, "--resume", str(out)), capture_output=True, timeout=60, check=False
     )

@@ -18,6 +18,7 @@ import pytest
 from certgen import self_signed
 from cryptography.hazmat.primitives import serialization
 
+from rdprobe.analysis.facts import CertificateFacts, TlsFacts, TlsFallbackFacts
 from rdprobe.analysis.judges import judge_tls, obsolete_cipher
 from rdprobe.analysis.observations import TargetObservation
 from rdprobe.live import tls
@@ -112,7 +113,9 @@ async def test_check_reports_what_an_rc4_only_server_offers(legacy_cert):
     assert fallback["server_hello_done"] is True and fallback["error"] is None
     assert fallback["chain"][0]["subject"] == f"CN={SUBJECT_CN}"
     assert fallback["chain"][0]["key_bits"] == 1024
-    assert "trust" in fallback
+    # the verdicts on the fallback's leaf are judged in the classifier, at the report's time
+    assert report.certificate.source == "tls.fallback"
+    assert report.certificate.trusted is False and report.certificate.subject == f"CN={SUBJECT_CN}"
     assert "TLS_RSA_WITH_RC4_128_SHA" in facts["summary"]
     json.dumps(facts)
     ids = {f.id for f in report.findings}
@@ -195,11 +198,16 @@ def test_obsolete_cipher_names(name, obsolete):
 
 def test_aes_fallback_keeps_handshake_failed_and_judges_its_certificate():
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    leaf = {"subject": "CN=x", "not_after": "2020-01-01T00:00:00+00:00", "key_bits": 2048}
+    leaf = CertificateFacts.from_dict(
+        {"subject": "CN=x", "not_after": "2020-01-01T00:00:00+00:00", "key_bits": 2048,
+         "subject_cn": "srv.example.test", "issuer": None, "serial": None, "not_before": None,
+         "self_signed": None, "key_type": None, "signature_algorithm_oid": None,
+         "signature_hash": None, "eku": None, "server_auth": None, "sha1_thumbprint": "",
+         "sha1_thumbprint_dialog": "", "sha256_fingerprint": ""}
+    )  # fmt: skip
     obs = TargetObservation("srv.example.test", 3389, "127.0.0.1", now)
-    obs.stages["tls"] = {
-        "error": "boom",
-        "chain": [],
-        "fallback": {"version": "TLSv1", "cipher": "TLS_RSA_WITH_AES_128_CBC_SHA", "chain": [leaf]},
-    }
+    obs.tls = TlsFacts(
+        "SSL", "SSL", None, None, None, "boom", (), "srv.example.test",
+        TlsFallbackFacts("TLSv1", "TLS_RSA_WITH_AES_128_CBC_SHA", chain=(leaf,)),
+    )  # fmt: skip
     assert {f.id for f in judge_tls(obs, now)} == {"tls.handshake_failed", "cert.expired"}

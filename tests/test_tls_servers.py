@@ -84,8 +84,8 @@ async def test_certificate_findings(tmp_path, kind):
     assert not absent & found
     assert "cert.self_signed" in found
     if kind == "valid":
-        assert leaf["name_match"] is True
-        assert leaf["days_left"] >= 29
+        assert report.certificate.name_match is True
+        assert report.certificate.days_left >= 29
 
 
 async def test_ca_issued_certificate_trusted_only_with_its_ca(tmp_path):
@@ -93,9 +93,9 @@ async def test_ca_issued_certificate_trusted_only_with_its_ca(tmp_path):
     with start_xrdp(tmp_path, address=loopback_address(), security_layer="tls", cert=leaf) as srv:
         untrusted = await check_by_name(srv, depth="full")
         trusted = await check_by_name(srv, depth="full", ca_file=str(ca.cert))
-    assert untrusted.observation.stages["tls"]["trust"]["trusted"] is False
+    assert untrusted.certificate.trusted is False
     assert "cert.untrusted" in ids(untrusted)
-    assert trusted.observation.stages["tls"]["trust"]["trusted"] is True
+    assert trusted.certificate.trusted is True
     assert "cert.untrusted" not in ids(trusted)
     assert "cert.self_signed" not in ids(trusted)
 

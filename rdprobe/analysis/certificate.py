@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import warnings
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from rdprobe.analysis.facts import Certificate, CertificateFacts, CertificateUnreadable
 from rdprobe.protocol import der
 from rdprobe.protocol.errors import ProtocolError
 
@@ -53,53 +52,26 @@ SIGNATURE_HASH_BY_OID = {  # for algorithms cryptography will not name
 }
 
 
-@dataclass(frozen=True)
-class CertificateFacts:
-    subject: str | None
-    issuer: str | None
-    subject_cn: str | None
-    san_dns: tuple[str, ...]
-    san_ip: tuple[str, ...]
-    serial: str | None
-    not_before: str | None
-    not_after: str | None
-    days_left: int | None
-    expired: bool | None
-    not_yet_valid: bool | None
-    self_signed: bool | None
-    key_type: str | None
-    key_bits: int | None
-    signature_algorithm_oid: str | None
-    signature_hash: str | None
-    eku: tuple[str, ...] | None
-    """EKU names (dotted OIDs when unnamed); None when the certificate has no EKU extension."""
-    server_auth: bool | None
-    """serverAuth, anyExtendedKeyUsage or Remote Desktop Authentication present; None = no EKU
-    extension, i.e. any purpose."""
-    sha1_thumbprint: str
-    sha1_thumbprint_dialog: str
-    sha256_fingerprint: str
-    target: str | None
-    target_is_ip: bool | None
-    name_match: bool | None
-    name_match_reason: str
-    notes: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        out = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-
-def describe_certificate(
-    der_bytes: bytes, *, target_name: str | None, now: datetime
-) -> CertificateFacts:
-    """Everything rdprobe reports about one DER certificate, judged at *now* (aware)."""
+def describe_certificate(der_bytes: bytes) -> CertificateFacts:
+    """Everything rdprobe reports about one DER certificate: what it says, no verdict (validity
+    at a time and the name match are judged by ``rdprobe.analysis.certificate_verdict``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # e.g. serial <= 0
-        return _describe(der_bytes, target_name, now)
+        return _describe(der_bytes)
 
 
-def _describe(der_bytes: bytes, target_name: str | None, now: datetime) -> CertificateFacts:
+def describe_chain(chain_der: tuple[bytes, ...] | list[bytes]) -> tuple[Certificate, ...]:
+    """Each certificate as sent, leaf first; bytes that are no certificate say why."""
+    out: list[Certificate] = []
+    for data in chain_der:
+        try:
+            out.append(describe_certificate(data))
+        except ProtocolError as exc:
+            out.append(CertificateUnreadable(str(exc), data))
+    return tuple(out)
+
+
+def _describe(der_bytes: bytes) -> CertificateFacts:
     try:
         cert = x509.load_der_x509_certificate(der_bytes)
     except ValueError as exc:
@@ -131,7 +103,6 @@ def _describe(der_bytes: bytes, target_name: str | None, now: datetime) -> Certi
         eku = tuple(EKU_NAMES.get(o.dotted_string, o.dotted_string) for o in usage)
     not_before = attempt("notBefore", lambda: cert.not_valid_before_utc)
     not_after = attempt("notAfter", lambda: cert.not_valid_after_utc)
-    now = now.astimezone(UTC)
     key_type, key_bits = attempt(
         "public key", lambda: _key_facts(cert, der_bytes, notes), (None, None)
     )
@@ -140,7 +111,6 @@ def _describe(der_bytes: bytes, target_name: str | None, now: datetime) -> Certi
     if sig_hash is None and sig_oid in SIGNATURE_HASH_BY_OID:
         sig_hash = SIGNATURE_HASH_BY_OID[sig_oid]
     sha1 = hashlib.sha1(der_bytes).hexdigest()
-    match, reason, is_ip = match_name(target_name, san_dns, san_ip, cn)
     return CertificateFacts(
         subject=subject,
         issuer=issuer,
@@ -150,9 +120,6 @@ def _describe(der_bytes: bytes, target_name: str | None, now: datetime) -> Certi
         serial=attempt("serial", lambda: f"{cert.serial_number:x}"),
         not_before=None if not_before is None else not_before.isoformat(),
         not_after=None if not_after is None else not_after.isoformat(),
-        days_left=None if not_after is None else (not_after - now).days,
-        expired=None if not_after is None else now > not_after,
-        not_yet_valid=None if not_before is None else now < not_before,
         self_signed=attempt(
             "self-signed check", lambda: _self_signed(cert, subject, issuer, notes)
         ),
@@ -165,11 +132,8 @@ def _describe(der_bytes: bytes, target_name: str | None, now: datetime) -> Certi
         sha1_thumbprint=sha1.upper(),
         sha1_thumbprint_dialog=" ".join(sha1[i : i + 2] for i in range(0, 40, 2)),
         sha256_fingerprint=hashlib.sha256(der_bytes).hexdigest(),
-        target=target_name,
-        target_is_ip=is_ip,
-        name_match=match,
-        name_match_reason=reason,
         notes=tuple(notes),
+        der=der_bytes,
     )
 
 
@@ -326,7 +290,3 @@ def _verify_own_signature(cert: x509.Certificate) -> None:
         key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
     else:
         raise TypeError("unsupported key or signature algorithm")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

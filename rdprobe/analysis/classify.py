@@ -6,10 +6,14 @@ judge the same observation the same way.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rdprobe.analysis.certificate_verdict import CertificateVerdict, tls_certificate_verdict
+from rdprobe.analysis.consistency import violations
+from rdprobe.analysis.facts import TlsFacts
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.fingerprint import identify
 from rdprobe.analysis.judges import STAGE_JUDGES
@@ -22,12 +26,17 @@ from rdprobe.analysis.observations import (
 )
 from rdprobe.analysis.setting import Setting, infer_setting
 from rdprobe.analysis.severity import Severity
+from rdprobe.analysis.trust import TrustRoots
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
     FailureCode,
     NegotiationResponse,
+    Protocol,
     protocol_name,
 )
+
+#: Set to "1" (the test suite does) to check every report for contradictions as it is made.
+CHECK_ENV = "RDPROBE_CHECK_CONSISTENCY"
 
 _TCP_FINDINGS = {
     TcpOutcome.REFUSED: "tcp.refused",
@@ -61,6 +70,9 @@ class Report:
     setting: Setting | None
     service: ServiceGuess | None
     findings: tuple[Finding, ...]
+    now: datetime | None = None  #: the time the report was judged at
+    #: the leaf certificate's verdicts at ``now`` (validity, name match, trust)
+    certificate: CertificateVerdict | None = None
 
     @property
     def worst(self) -> Severity:
@@ -127,7 +139,10 @@ def _service(obs: TargetObservation, attempt: Attempt | None) -> ServiceGuess | 
     return guess
 
 
-def classify(obs: TargetObservation, now: datetime) -> Report:
+def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = None) -> Report:
+    """The report of one observation judged at ``now``; ``roots`` are the trust roots a checking
+    client uses (None: trust is not judged). With RDPROBE_CHECK_CONSISTENCY=1 set, a report that
+    contradicts itself raises AssertionError (``rdprobe.analysis.consistency``)."""
     outcome, key = _outcome(obs)
     findings: list[Finding] = []
     where: dict[str, Any] = {"host": obs.host, "port": obs.port}
@@ -168,12 +183,24 @@ def classify(obs: TargetObservation, now: datetime) -> Report:
 
     findings += _intermittency(obs)
     for judge in STAGE_JUDGES:
-        findings += judge(obs, now)
-    return Report(obs, outcome, setting, service, tuple(findings))
+        findings += judge(obs, now, roots)
+    cert = (
+        tls_certificate_verdict(obs.tls, roots=roots, now=now)
+        if isinstance(obs.tls, TlsFacts)
+        else None
+    )
+    report = Report(obs, outcome, setting, service, tuple(findings), now, cert)
+    if os.environ.get(CHECK_ENV) == "1":
+        problems = violations(report)
+        if problems:
+            raise AssertionError(
+                f"inconsistent report for {obs.host}:{obs.port}: " + "; ".join(problems)
+            )
+    return report
 
 
 def _timeout(obs: TargetObservation) -> dict[str, Any]:
-    t = obs.stages.get("config", {}).get("timeout_s")
+    t = obs.config.timeout_s
     return {"timeout_s": t} if t is not None else {}
 
 
@@ -186,6 +213,9 @@ def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> li
             out.append(finding("neg.legacy_server", **ev))
         if setting.nla_required:
             out.append(finding("neg.nla_required", **ev))
+        elif _only_nla_selected(obs):
+            # NLA on every confirm: nothing shows a client getting in without it
+            out.append(finding("neg.nla_used", **ev))
         elif setting.tls_supported or setting.standard_rdp_allowed:
             out.append(finding("neg.nla_not_required", **ev))
         if setting.security_layer == "SSL":
@@ -229,6 +259,16 @@ def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> li
                     )
                 )
     return out
+
+
+def _only_nla_selected(obs: TargetObservation) -> bool:
+    """Every confirm selected HYBRID or HYBRID_EX (and none refused or went without)."""
+    selected = []
+    for a in obs.attempts:
+        if isinstance(a.tpdu, ConnectionConfirm):
+            neg = a.tpdu.negotiation
+            selected.append(neg.selected if isinstance(neg, NegotiationResponse) else 0)
+    return bool(selected) and all(s & (Protocol.HYBRID | Protocol.HYBRID_EX) for s in selected)
 
 
 def _intermittency(obs: TargetObservation) -> list[Finding]:

@@ -312,6 +312,17 @@ _SPECS = [
         "Session Host > Security).",
     ),
     FindingSpec(
+        "neg.nla_used",
+        INFO,
+        "NLA was used on this connection; whether the server requires it cannot be told from it",
+        "Every connection seen selected CredSSP (HYBRID or HYBRID_EX), so Network Level "
+        "Authentication was in use. A client that offers NLA gets it whether or not the server "
+        "requires it: only a request without HYBRID shows whether the server insists.",
+        "To know whether NLA is required, run `rdprobe check` against the server (it also offers "
+        "TLS alone and Standard RDP Security), or capture a connection from a client that does "
+        "not offer NLA.",
+    ),
+    FindingSpec(
         "neg.tls_required",
         INFO,
         "TLS is required (security layer SSL); Standard RDP Security refused",

@@ -1,7 +1,8 @@
 """Judgement of the later stages' facts (TLS, TLS versions, NLA, MCS, UDP) into findings.
 
-Pure functions of the JSON-ready facts in observation.stages and of ``now``, so a capture is
-judged at its own time and the live probe at the probe's.
+Pure functions of the typed facts (``rdprobe.analysis.facts``), of ``now`` and of the trust roots
+given, so a capture is judged at its own time and the live probe at the probe's. A stage that did
+not run (None) or produced no facts (StageNote) gives no finding here.
 """
 
 from __future__ import annotations
@@ -10,8 +11,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from rdprobe.analysis.certificate_verdict import judged_chain, tls_certificate_verdict
+from rdprobe.analysis.facts import (
+    CertificateFacts,
+    McsFacts,
+    NlaFacts,
+    TlsFacts,
+    TlsVersionsFacts,
+    UdpFacts,
+    leaf_of,
+)
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.observations import TargetObservation
+from rdprobe.analysis.trust import TrustRoots
 
 CLOCK_SKEW_LIMIT_S = 300  #: Kerberos' default maximum tolerance for computer clock synchronisation
 AMPLIFICATION_LIMIT = 1.5
@@ -22,42 +34,37 @@ OBSOLETE_CIPHER_MARKS = ("RC4", "3DES", "_DES_", "_NULL_", "EXPORT", "_ANON_")
 CURRENT_CIPHER_MARKS = ("AES", "CHACHA20", "CAMELLIA", "ARIA")
 
 
-def _time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def judge_tls(obs: TargetObservation, now: datetime) -> list[Finding]:
-    facts = obs.stages.get("tls")
-    if not facts or "skipped" in facts:
+def judge_tls(
+    obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
+) -> list[Finding]:
+    facts = obs.tls
+    if not isinstance(facts, TlsFacts):
         return []
     where = {"host": obs.host, "port": obs.port}
-    chain, trust = facts.get("chain") or [], facts.get("trust") or {}
     out: list[Finding] = []
-    if facts.get("error"):
+    if facts.error:
         # the hand-built TLS 1.0 hello after a failed handshake: what the server offers
-        fallback = facts.get("fallback") or {}
-        cipher = fallback.get("cipher")
-        if cipher and obsolete_cipher(cipher):
+        fallback = facts.fallback
+        cipher = fallback.cipher if fallback else None
+        if fallback is not None and cipher and obsolete_cipher(cipher):
             out.append(
                 finding(
                     "tls.obsolete_ciphers",
                     cipher=cipher,
-                    cipher_code=fallback.get("cipher_code"),
-                    version=fallback.get("version"),
-                    error=facts["error"],
+                    cipher_code=None
+                    if fallback.cipher_code is None
+                    else f"0x{fallback.cipher_code:04x}",
+                    version=fallback.version,
+                    error=facts.error,
                     **where,
                 )
             )
         else:
-            out.append(finding("tls.handshake_failed", error=facts["error"], **where))
-        chain, trust = fallback.get("chain") or [], fallback.get("trust") or {}
-    if chain:
-        out.extend(_judge_certificate(obs, chain[0], trust, where, now))
+            out.append(finding("tls.handshake_failed", error=facts.error, **where))
+    _source, chain = judged_chain(facts)
+    leaf = leaf_of(chain)
+    if leaf is not None:
+        out.extend(_judge_certificate(obs, facts, leaf, roots, where, now))
     return out
 
 
@@ -72,68 +79,74 @@ def obsolete_cipher(name: str) -> bool:
 
 def _judge_certificate(
     obs: TargetObservation,
-    leaf: dict[str, Any],
-    trust: dict[str, Any],
+    tls: TlsFacts,
+    leaf: CertificateFacts,
+    roots: TrustRoots | None,
     where: dict[str, Any],
     now: datetime,
 ) -> list[Finding]:
     """The leaf certificate's findings (the main handshake's, or the fallback hello's)."""
+    verdict = tls_certificate_verdict(tls, roots=roots, now=now)
+    assert verdict is not None  # a leaf exists
     ev = {
         **where,
-        "subject": leaf.get("subject"),
-        "issuer": leaf.get("issuer"),
-        "thumbprint": leaf.get("sha1_thumbprint") or leaf.get("thumbprint"),
+        "subject": leaf.subject,
+        "issuer": leaf.issuer,
+        "thumbprint": leaf.sha1_thumbprint,
     }
     out: list[Finding] = []
-    not_before, not_after = _time(leaf.get("not_before")), _time(leaf.get("not_after"))
-    if not_after is not None and now > not_after:
-        out.append(finding("cert.expired", not_after=leaf.get("not_after"), **ev))
-    if not_before is not None and now < not_before:
-        out.append(finding("cert.not_yet_valid", not_before=leaf.get("not_before"), **ev))
-    if leaf.get("name_match") is False:
-        fid = "cert.ip_target" if leaf.get("target_is_ip") else "cert.name_mismatch"
+    if verdict.expired:
+        out.append(finding("cert.expired", not_after=leaf.not_after, **ev))
+    if verdict.not_yet_valid:
+        out.append(finding("cert.not_yet_valid", not_before=leaf.not_before, **ev))
+    if verdict.name_match is False:
+        fid = "cert.ip_target" if verdict.target_is_ip else "cert.name_mismatch"
         out.append(
             finding(
                 fid,
                 target=obs.host,
-                names=[*(leaf.get("san_dns") or []), *(leaf.get("san_ip") or [])],
-                reason=leaf.get("name_match_reason"),
+                names=[*leaf.san_dns, *leaf.san_ip],
+                reason=verdict.name_match_reason,
                 **ev,
             )
         )
-    self_signed = bool(leaf.get("self_signed"))
+    self_signed = bool(leaf.self_signed)
     if self_signed:
         out.append(finding("cert.self_signed", **ev))
-    if trust.get("trusted") is False and (not self_signed or _domain_member(obs)):
-        out.append(finding("cert.untrusted", reason=trust.get("reason"), **ev))
-    if (leaf.get("key_type") or "").upper().startswith("RSA") and (
-        leaf.get("key_bits") or WEAK_RSA_BITS
+    if verdict.trusted is False and (not self_signed or _domain_member(obs)):
+        out.append(finding("cert.untrusted", reason=verdict.trust_reason, **ev))
+    if (leaf.key_type or "").upper().startswith("RSA") and (
+        leaf.key_bits or WEAK_RSA_BITS
     ) < WEAK_RSA_BITS:
+        out.append(finding("cert.weak_key", key_type=leaf.key_type, key_bits=leaf.key_bits, **ev))
+    if (leaf.signature_hash or "").lower() in WEAK_HASHES:
+        out.append(finding("cert.weak_signature", signature_hash=leaf.signature_hash, **ev))
+    if leaf.server_auth is False:
         out.append(
-            finding("cert.weak_key", key_type=leaf["key_type"], key_bits=leaf["key_bits"], **ev)
+            finding("cert.no_server_auth", eku=list(leaf.eku) if leaf.eku else leaf.eku, **ev)
         )
-    if (leaf.get("signature_hash") or "").lower() in WEAK_HASHES:
-        out.append(finding("cert.weak_signature", signature_hash=leaf["signature_hash"], **ev))
-    if leaf.get("server_auth") is False:
-        out.append(finding("cert.no_server_auth", eku=leaf.get("eku"), **ev))
     return out
 
 
 def _domain_member(obs: TargetObservation) -> bool:
     """NLA named a DNS domain other than the computer itself: a CA-issued cert is expected."""
-    ch = (obs.stages.get("nla") or {}).get("challenge") or {}
-    domain, computer = ch.get("dns_domain"), ch.get("dns_computer")
-    return bool(domain) and domain != computer and ch.get("nb_domain") != ch.get("nb_computer")
+    ch = obs.nla.challenge if isinstance(obs.nla, NlaFacts) else None
+    if ch is None:
+        return False
+    domain, computer = ch.dns_domain, ch.dns_computer
+    return bool(domain) and domain != computer and ch.nb_domain != ch.nb_computer
 
 
-def judge_tls_versions(obs: TargetObservation, now: datetime) -> list[Finding]:
-    facts = obs.stages.get("tls_versions")
-    if not facts or "skipped" in facts:
+def judge_tls_versions(
+    obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
+) -> list[Finding]:
+    facts = obs.tls_versions
+    if not isinstance(facts, TlsVersionsFacts):
         return []
-    accepted = list(facts.get("accepted") or [])
+    accepted = facts.accepted
     if not accepted:
         return []
-    ev = {"host": obs.host, "port": obs.port, "matrix": facts.get("versions")}
+    ev = {"host": obs.host, "port": obs.port, "matrix": dict(facts.versions)}
     old = [v for v in accepted if v in OLD_TLS]
     if len(old) == len(accepted):
         return [finding("tls.old_versions_only", versions=" and ".join(old), **ev)]
@@ -145,30 +158,32 @@ def judge_tls_versions(obs: TargetObservation, now: datetime) -> list[Finding]:
     return out
 
 
-def judge_nla(obs: TargetObservation, now: datetime) -> list[Finding]:
-    facts = obs.stages.get("nla")
-    if not facts or "skipped" in facts:
+def judge_nla(
+    obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
+) -> list[Finding]:
+    facts = obs.nla
+    if not isinstance(facts, NlaFacts):
         return []
     where = {"host": obs.host, "port": obs.port}
-    ch = facts.get("challenge")
-    if not ch:
-        return [finding("nla.failed", error=facts.get("error"), **where)]
-    computer = ch.get("dns_computer") or ch.get("nb_computer") or ch.get("target_name")
+    ch = facts.challenge
+    if ch is None:
+        return [finding("nla.failed", error=facts.error, **where)]
+    computer = ch.dns_computer or ch.nb_computer or ch.target_name
     out = [
         finding(
             "nla.identity",
             computer=computer,
-            nb_computer=ch.get("nb_computer"),
-            nb_domain=ch.get("nb_domain"),
-            dns_domain=ch.get("dns_domain"),
-            dns_tree=ch.get("dns_tree"),
-            version=ch.get("version"),
-            os=facts.get("os"),
-            tsrequest_version=facts.get("tsrequest_version"),
+            nb_computer=ch.nb_computer,
+            nb_domain=ch.nb_domain,
+            dns_domain=ch.dns_domain,
+            dns_tree=ch.dns_tree,
+            version=ch.version_text,
+            os=facts.os,
+            tsrequest_version=facts.tsrequest_version,
             **where,
         )
     ]
-    server, seen = _time(ch.get("timestamp")), _time(facts.get("observed_at"))
+    server, seen = ch.timestamp, facts.observed_at
     if server is not None and seen is not None:
         skew = round((server - seen).total_seconds())
         if abs(skew) > CLOCK_SKEW_LIMIT_S:
@@ -176,80 +191,88 @@ def judge_nla(obs: TargetObservation, now: datetime) -> list[Finding]:
                 finding(
                     "nla.clock_skew",
                     skew_s=skew,
-                    server_time=ch.get("timestamp"),
-                    local_time=facts.get("observed_at"),
+                    server_time=server.isoformat(),
+                    local_time=seen.isoformat(),
                     **where,
                 )
             )
     return out
 
 
-def judge_mcs(obs: TargetObservation, now: datetime) -> list[Finding]:
-    facts = obs.stages.get("mcs")
-    if not facts or "skipped" in facts:
+def judge_mcs(
+    obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
+) -> list[Finding]:
+    facts = obs.mcs
+    if not isinstance(facts, McsFacts):
         return []
     where = {"host": obs.host, "port": obs.port}
-    data = facts.get("server_data")
-    if not data:
-        if facts.get("request") == "no negotiation":
+    data = facts.server_data
+    if data is None:
+        if facts.request == "no negotiation":
             # confirmed a client without RDP_NEG_REQ, then refused it: TLS is required
-            return [finding("neg.legacy_clients_refused", error=facts.get("error"), **where)]
-        return [finding("rdpsec.mcs_failed", error=facts.get("error"), **where)]
-    sec = data.get("security") or {}
+            return [finding("neg.legacy_clients_refused", error=facts.error, **where)]
+        return [finding("rdpsec.mcs_failed", error=facts.error, **where)]
+    sec = data.security
     out: list[Finding] = []
-    if facts.get("selected_protocol", 0) == 0 and sec:
+    if facts.selected_protocol == 0 and sec is not None:
         ev = {
             **where,
-            "encryption_method": sec.get("encryption_method_name"),
-            "encryption_level": sec.get("encryption_level_name"),
+            "encryption_method": sec.method_name,
+            "encryption_level": sec.level_name,
         }
         out.append(finding("rdpsec.in_use", **ev))
-        if sec.get("encryption_level") == 0 or sec.get("encryption_method") == 0:
+        if sec.encryption_level == 0 or sec.encryption_method == 0:
             out.append(finding("rdpsec.no_encryption", **ev))
-        verdict = facts.get("encryption_level") or {}
-        if sec.get("encryption_level") in (1, 2):
+        verdict = facts.encryption_level
+        if sec.encryption_level in (1, 2):
             out.append(
                 finding(
                     "rdpsec.low_level",
-                    level=verdict.get("setting") or sec.get("encryption_level_name"),
+                    level=verdict.setting if verdict else sec.level_name,
                     **ev,
                 )
             )
-        methods = facts.get("methods") or {}
         weak = [
-            name for name, m in methods.items() if m.get("accepted") and name in ("40BIT", "56BIT")
+            name for name, m in facts.methods.items() if m.accepted and name in ("40BIT", "56BIT")
         ]
         if weak:
             out.append(finding("rdpsec.weak_methods", methods=", ".join(weak), **ev))
-        cert = sec.get("certificate")
-        problem = sec.get("certificate_error")
+        cert = sec.certificate
+        problem = sec.certificate_error
         if (
             problem is None
-            and cert
-            and cert.get("type") == "proprietary"
-            and cert.get("verified") is False
+            and cert is not None
+            and cert.cert_type == "proprietary"
+            and cert.verified is False
         ):
             problem = "the signature does not verify with the Terminal Services key"
-        if problem is None and not cert and sec.get("certificate_len"):
+        if problem is None and cert is None and sec.certificate_bytes:
             problem = "it does not parse"
         if problem:
             out.append(
-                finding("rdpsec.corrupt_certificate", reason=problem, certificate=cert, **ev)
+                finding(
+                    "rdpsec.corrupt_certificate",
+                    reason=problem,
+                    certificate=cert.to_dict() if cert else None,
+                    **ev,
+                )
             )
     return out
 
 
-def judge_udp(obs: TargetObservation, now: datetime) -> list[Finding]:
-    facts = obs.stages.get("udp")
-    if not facts or facts.get("outcome") != "synack":
+def judge_udp(
+    obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
+) -> list[Finding]:
+    facts = obs.udp
+    if not isinstance(facts, UdpFacts) or facts.outcome != "synack":
         return []
-    ratio = facts.get("amplification") or 0
+    ratio = facts.amplification or 0
     ev = {
         "host": obs.host,
         "port": obs.port,
         "ratio": ratio,
-        "bytes_sent": facts.get("bytes_sent"),
-        "bytes_received": facts.get("bytes_received"),
+        "bytes_sent": facts.bytes_sent,
+        "bytes_received": facts.bytes_received,
     }
     out = [finding("udp.enabled", **ev)]
     if ratio > AMPLIFICATION_LIMIT:
@@ -257,7 +280,9 @@ def judge_udp(obs: TargetObservation, now: datetime) -> list[Finding]:
     return out
 
 
-STAGE_JUDGES: tuple[Callable[[TargetObservation, datetime], list[Finding]], ...] = (
+Judge = Callable[[TargetObservation, datetime, TrustRoots | None], list[Finding]]
+#: One judge per stage, in STAGES order.
+STAGE_JUDGES: tuple[Judge, ...] = (
     judge_tls,
     judge_tls_versions,
     judge_nla,

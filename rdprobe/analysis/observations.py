@@ -1,6 +1,8 @@
 """What was seen on the wire, before any judgement: the classifier's only input.
 
-The live prober and the pcap reader both produce these, so both get the same findings.
+The live prober and the pcap reader both produce these, so both get the same findings. The X.224
+matrix is a list of :class:`Attempt`; each later stage's facts are a typed attribute
+(``rdprobe.analysis.facts``).
 """
 
 from __future__ import annotations
@@ -8,8 +10,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
+from rdprobe.analysis.facts import (
+    STAGES,
+    McsFacts,
+    NlaFacts,
+    RunConfig,
+    StageNote,
+    TlsFacts,
+    TlsVersionsFacts,
+    UdpFacts,
+)
 from rdprobe.protocol.x224 import ServerTpdu
 
 
@@ -85,5 +98,20 @@ class TargetObservation:
     #: a direct TLS handshake tried when the port did not speak RDP
     direct_tls: ServiceGuess | None = None
     repeat: RepeatStats | None = None
-    #: facts from later stages (TLS, NLA, MCS, UDP), keyed by stage name, JSON-ready
-    stages: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig = field(default_factory=RunConfig)
+    #: the later stages' facts (None: the stage did not run; StageNote: skipped or failed)
+    tls: TlsFacts | StageNote | None = None
+    tls_versions: TlsVersionsFacts | StageNote | None = None
+    nla: NlaFacts | StageNote | None = None
+    mcs: McsFacts | StageNote | None = None
+    udp: UdpFacts | StageNote | None = None
+
+    @property
+    def stages(self) -> MappingProxyType[str, dict[str, Any]]:
+        """The JSON form of the stages that ran, by name, in STAGES order (read-only)."""
+        out = {}
+        for name in STAGES:
+            facts = getattr(self, name)
+            if facts is not None:
+                out[name] = facts.to_dict()
+        return MappingProxyType(out)

@@ -7,10 +7,10 @@ from itertools import groupby
 
 from rdprobe.analysis.classify import Report
 from rdprobe.analysis.findings import finding
-from rdprobe.live.target import DEFAULT_PORT
+from rdprobe.protocol.endpoint import RDP_PORT
 
 
-def port_summary(reports: list[Report], default_port: int = DEFAULT_PORT) -> list[Report]:
+def port_summary(reports: list[Report], default_port: int = RDP_PORT) -> list[Report]:
     """Add one host-level finding per host to the report that should carry it."""
     out: list[Report] = []
     key = lambda r: (r.observation.host, r.observation.address)  # noqa: E731

@@ -1,16 +1,15 @@
 """Would a client that checks certificates trust a server's TLS chain (leaf first)?
 
-verify_chain() judges the chain with cryptography's RFC 5280 path validation against a trust store:
-*ca_file*, else Windows' ROOT store, else OpenSSL's default CA file (loaded once, cached). The
-host name is checked (RFC 6125 §6.4) only when the leaf has a subjectAltName; otherwise name
-matching is left to ``rdprobe.analysis.certificate.match_name``.
+verify_chain() judges the chain with cryptography's RFC 5280 path validation against the
+:class:`TrustRoots` it is given, at the time it is given. Analysis reads no file: the adapters load
+the roots (``rdprobe.trust_store``: --ca-file, else the system store). The host name is checked
+(RFC 6125 §6.4) only when the leaf has a subjectAltName; otherwise name matching is left to
+``rdprobe.analysis.certificate.match_name``.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-import ssl
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,15 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from rdprobe.analysis.certificate import _ascii_host
+
+
+@dataclass(frozen=True)
+class TrustRoots:
+    """The certificates a checking client trusts, and where they came from."""
+
+    certificates: tuple[x509.Certificate, ...]
+    source: str  #: "--ca-file PATH", "system store (PATH)", ...
+    error: str | None = None  #: why the store could not be read (then nothing is trusted)
 
 
 @dataclass(frozen=True)
@@ -31,12 +39,11 @@ class TrustResult:
 
 
 def verify_chain(
-    chain: list[bytes], *, ca_file: str | None, hostname: str | None, now: datetime
+    chain: list[bytes], *, roots: TrustRoots, hostname: str | None, now: datetime
 ) -> TrustResult:
     """Would a client that checks certificates accept *chain* (leaf first)?
 
-    Uses cryptography's RFC 5280 / CA-B-Forum-style verifier with the system store (or
-    *ca_file*).
+    Uses cryptography's RFC 5280 / CA-B-Forum-style verifier with *roots*.
     When the leaf has no subjectAltName (Windows' own RDP certificates have none) or no
     *hostname* is given, only the chain to a trusted root is judged, the name is left to
     match_name(). The verifier is stricter than Windows CryptoAPI in places, so the reason text
@@ -50,13 +57,12 @@ def verify_chain(
         certs = [x509.load_der_x509_certificate(c) for c in chain]
     except ValueError as exc:
         return TrustResult(False, f"certificate does not parse: {exc}")
-    try:
-        roots = _load_store(ca_file)
-    except (OSError, ValueError) as exc:
-        return TrustResult(False, f"cannot read trust store: {exc}")
-    if not roots:
+    if roots.error is not None:
+        return TrustResult(False, f"cannot read trust store: {roots.error}")
+    if not roots.certificates:
         return TrustResult(False, "the trust store holds no usable certificate")
-    builder = v.PolicyBuilder().store(v.Store(list(roots))).time(now.astimezone(UTC))
+    store = v.Store(list(roots.certificates))
+    builder = v.PolicyBuilder().store(store).time(now.astimezone(UTC))
     subject = _verifier_subject(hostname) if _has_san(certs[0]) else None
     try:
         if subject is not None:
@@ -96,27 +102,7 @@ def _verifier_subject(hostname: str | None):
         return v.DNSName(_ascii_host(host))
 
 
-@functools.lru_cache(maxsize=4)
-def _load_store(ca_file: str | None) -> tuple[x509.Certificate, ...]:
-    """Trusted roots: *ca_file*, else Windows' ROOT store, else OpenSSL's default CA file."""
-    if ca_file is not None:
-        with open(ca_file, "rb") as handle:
-            return _parse_bundle(handle.read())
-    if hasattr(ssl, "enum_certificates"):  # Windows
-        certs = []
-        for data, encoding, _trust in ssl.enum_certificates("ROOT"):
-            if encoding == "x509_asn":
-                try:
-                    certs.append(x509.load_der_x509_certificate(data))
-                except ValueError:
-                    continue
-        return tuple(certs)
-    path = ssl.get_default_verify_paths().cafile or ssl.get_default_verify_paths().openssl_cafile
-    with open(path, "rb") as handle:
-        return _parse_bundle(handle.read())
-
-
-def _parse_bundle(data: bytes) -> tuple[x509.Certificate, ...]:
+def parse_bundle(data: bytes) -> tuple[x509.Certificate, ...]:
     """PEM bundle (or one DER certificate); certificates that fail to load are skipped."""
     marker = b"-----BEGIN CERTIFICATE-----"
     if marker not in data:

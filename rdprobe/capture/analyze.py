@@ -19,6 +19,7 @@ from rdprobe.capture.connection import RdpConnection, to_observation
 from rdprobe.capture.flows import FlowTable
 from rdprobe.capture.rdp import RdpHandler
 from rdprobe.capture.records import CaptureError, CaptureReader
+from rdprobe.trust_store import load_trust_roots
 
 __all__ = ["CaptureError", "analyze", "judge"]
 
@@ -55,7 +56,8 @@ def analyze(
 
 def judge(conn: RdpConnection, now: datetime | None = None) -> Report:
     """The Report ``check`` would give for this connection, judged at the capture's time."""
-    report = classify(to_observation(conn), now or conn.started)
+    roots = load_trust_roots() if conn.certificates else None  # the system store
+    report = classify(to_observation(conn), now or conn.started, roots)
     if conn.transport == "udp":  # no X.224 attempt: name the outcome after the datagrams
         from dataclasses import replace
 

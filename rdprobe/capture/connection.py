@@ -6,7 +6,7 @@ GCC client and server data (2.2.1.3, 2.2.1.4) or, after a confirm selecting an e
 protocol, the clear part of the TLS handshake (5.4.5), the timing of each stage and how the
 connection ended. :func:`to_observation` turns it into the same
 :class:`~rdprobe.analysis.observations.TargetObservation` the live probe builds (one
-:class:`~rdprobe.analysis.observations.Attempt`, stages in the live dict shapes), so
+:class:`~rdprobe.analysis.observations.Attempt`, the typed facts of ``rdprobe.analysis.facts``), so
 :func:`~rdprobe.analysis.classify.classify` gives the findings ``check`` gives, judged at the
 capture's time. Zeek's rdp.log names for the facts are in :mod:`rdprobe.capture.zeek_names`.
 """
@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rdprobe.analysis.certificate import describe_certificate
+from rdprobe.analysis.certificate import describe_chain
+from rdprobe.analysis.encryption_level import MethodOutcome
+from rdprobe.analysis.facts import CertificateUnreadable, McsFacts, TlsFacts, UdpFacts
 from rdprobe.analysis.observations import Attempt, ReplyKind, TargetObservation, TcpOutcome
-from rdprobe.analysis.trust import verify_chain
 from rdprobe.capture.linklayer import format_address
 from rdprobe.capture.zeek_names import certificate_facts, client_build_name, keyboard_layout_name
-from rdprobe.live.mcs import MethodOutcome, infer_encryption_level
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpudp
-from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
     ConnectionRequest,
@@ -210,17 +209,13 @@ def to_observation(conn: RdpConnection) -> TargetObservation:
     obs = TargetObservation(
         conn.server_address, conn.server_port, conn.server_address, conn.started
     )
-    now = conn.started
     if conn.transport == "udp":
-        obs.stages["udp"] = _udp_stage(conn)
+        obs.udp = _udp_facts(conn)
         return obs
     obs.attempts.append(_attempt(conn))
-    if conn.client_data is not None or conn.server_data is not None:
-        mcs_facts = _mcs_stage(conn)
-        if mcs_facts is not None:
-            obs.stages["mcs"] = mcs_facts
+    obs.mcs = _mcs_facts(conn)
     if conn.tls_version is not None or conn.tls_alert is not None:
-        obs.stages["tls"] = _tls_stage(conn, now)
+        obs.tls = _tls_facts(conn)
     return obs
 
 
@@ -273,112 +268,71 @@ def _attempt(conn: RdpConnection) -> Attempt:
     )
 
 
-def _mcs_stage(conn: RdpConnection) -> dict[str, Any] | None:
-    """stages["mcs"] as rdprobe.live.stages.mcs_stage stores it, from one observed exchange."""
+def _mcs_facts(conn: RdpConnection) -> McsFacts | None:
+    """The MCS facts of one observed exchange (the live stage offers each method alone; a
+    capture shows the one method of its connection)."""
     selected = conn.selected or 0
     sd = conn.server_data
     if sd is None and conn.ended_by != "server" and conn.mcs_error is None and not conn.ultimatum:
         return None  # the capture stopped before the answer: nothing to judge
     cd = conn.client_data
-    facts: dict[str, Any] = {
-        "request": conn.label,
-        "selected_protocol": selected,
-        "encryption_methods": cd.encryption_methods if cd and cd.encryption_methods else 0,
-        "server_data": sd.to_dict() if sd else None,
-        "connect_response": conn.connect_response.to_dict() if conn.connect_response else None,
-        "ultimatum": conn.ultimatum.to_dict() if conn.ultimatum else None,
-        "error": conn.mcs_error,
-        "raw_hex": "",
-        "elapsed_ms": conn.ms("mcs_ci", "mcs_cr") or 0.0,
-    }
-    if sd is None:
-        if facts["error"] is None:
-            facts["error"] = (
-                f"disconnect provider ultimatum ({conn.ultimatum.reason_name})"
-                if conn.ultimatum
-                else f"the server ended the connection ({conn.end_reason}) before a Connect Response"
-            )
-        facts["summary"] = f"MCS Connect failed: {facts['error']}"
-        return facts
-    sec = sd.security
+    error = conn.mcs_error
+    if sd is None and error is None:
+        error = (
+            f"disconnect provider ultimatum ({conn.ultimatum.reason_name})"
+            if conn.ultimatum
+            else f"the server ended the connection ({conn.end_reason}) before a Connect Response"
+        )
+    sec = sd.security if sd else None
     methods: dict[str, MethodOutcome] = {}
     if sec is not None:
         offered = "|".join(gcc.method_names(cd.encryption_methods or 0)) if cd else "?"
         methods[sec.method_name] = MethodOutcome(
             offered, True, True, sec.method_name, sec.level_name
         )
-    verdict = infer_encryption_level(
-        sec.encryption_level if sec else None, methods, selected_protocol=selected
+    return McsFacts(
+        request=conn.label,
+        selected_protocol=selected,
+        encryption_methods=cd.encryption_methods if cd and cd.encryption_methods else 0,
+        server_data=sd,
+        connect_response=conn.connect_response,
+        ultimatum=conn.ultimatum,
+        error=error,
+        elapsed_ms=conn.ms("mcs_ci", "mcs_cr") or 0.0,
+        methods=methods,
     )
-    facts["methods"] = {k: v.to_dict() for k, v in methods.items()}
-    facts["encryption_level"] = verdict.to_dict()
-    parts = [sd.core.version_name if sd.core else "RDP version unknown"]
-    if sec is not None:
-        parts.append(f"{sec.method_name} / level {verdict.setting}")
-        cert = sec.certificate
-        if cert is not None:
-            signed = cert.cert_type == "proprietary"
-            parts.append(
-                f"{cert.cert_type} certificate"
-                + ((", signature OK" if cert.verified else ", BAD signature") if signed else "")
-            )
-    facts["summary"] = "; ".join(parts)
-    return facts
 
 
-def _tls_stage(conn: RdpConnection, now: datetime) -> dict[str, Any]:
-    """stages["tls"] as rdprobe.live.stages.tls_stage stores it, from the clear handshake."""
-    chain = []
-    for der in conn.certificates:
-        try:
-            chain.append(describe_certificate(der, target_name=conn.sni, now=now).to_dict())
-        except ProtocolError as exc:
-            conn.notes.append(f"certificate not parsed: {exc}")
-    facts: dict[str, Any] = {
-        "request": conn.label,
-        "selected": protocol_name(conn.selected or 0),
-        "version": conn.tls_version,
-        "cipher": conn.tls_cipher,
-        "cipher_bits": None,
-        "error": conn.tls_alert,
-        "chain": chain,
-    }
-    if conn.certificates and chain:
-        trust = verify_chain(list(conn.certificates), ca_file=None, hostname=conn.sni, now=now)
-        facts["trust"] = {"trusted": trust.trusted, "reason": trust.reason}
-    if conn.tls_alert:
-        facts["summary"] = f"handshake failed: {conn.tls_alert}"
-    else:
-        leaf = chain[0] if chain else {}
-        cert = (
-            f"certificate {leaf.get('subject')}, expires {leaf.get('not_after')}"
-            if leaf
-            else "certificate not visible (TLS 1.3 encrypts it)"
-        )
-        facts["summary"] = f"{conn.tls_version} {conn.tls_cipher}; {cert}"
-    return facts
+def _tls_facts(conn: RdpConnection) -> TlsFacts:
+    """The TLS facts of the clear part of the handshake (TLS 1.3 encrypts the certificate)."""
+    chain = describe_chain(conn.certificates)
+    for c in chain:
+        if isinstance(c, CertificateUnreadable):
+            conn.notes.append(f"certificate not parsed: {c.error}")
+    return TlsFacts(
+        request=conn.label,
+        selected=protocol_name(conn.selected or 0),
+        version=conn.tls_version,
+        cipher=conn.tls_cipher,
+        cipher_bits=None,
+        error=conn.tls_alert,
+        chain=tuple(c for c in chain if not isinstance(c, CertificateUnreadable)),
+        server_name=conn.sni,
+    )
 
 
-def _udp_stage(conn: RdpConnection) -> dict[str, Any]:
-    """stages["udp"] as rdprobe.live.stages.udp_stage stores it, from the observed datagrams."""
+def _udp_facts(conn: RdpConnection) -> UdpFacts:
+    """The RDP-UDP facts of the observed datagrams."""
     syn, ack = conn.udp_syn, conn.udp_syn_ack
     probe = syn.length if syn else 0
-    facts: dict[str, Any] = {
-        "outcome": "synack" if ack else "silent",
-        "syn_ack": ack.to_dict() if ack else None,
-        "bytes_sent": conn.bytes[0],
-        "bytes_received": conn.bytes[1],
-        "probe_size": probe,
-        "amplification": round(ack.length / probe, 3) if ack and probe else None,
-        "rtt_ms": conn.ms("udp_syn", "udp_synack"),
-        "attempts": conn.udp_syn_count,
-        "ack_matches": (ack.ack == syn.isn) if ack and syn else None,
-        "error": None,
-        "reply_hex": "",
-    }
-    facts["summary"] = (
-        f"UDP transport answers (reply/probe {facts['amplification']})"
-        if ack
-        else "no answer (filtered or UDP transport disabled)"
+    return UdpFacts(
+        outcome="synack" if ack else "silent",
+        syn_ack=ack,
+        bytes_sent=conn.bytes[0],
+        bytes_received=conn.bytes[1],
+        probe_size=probe,
+        amplification=round(ack.length / probe, 3) if ack and probe else None,
+        rtt_ms=conn.ms("udp_syn", "udp_synack"),
+        attempts=conn.udp_syn_count,
+        ack_matches=(ack.ack == syn.isn) if ack and syn else None,
     )
-    return facts

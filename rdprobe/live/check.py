@@ -1,7 +1,7 @@
 """`rdprobe check`: probe one target end to end and classify what was seen.
 
 Resolution, the X.224 negotiation matrix, the follow-ups that name a wrong service, repeats for
-intermittency, and later stages (TLS, NLA, MCS, UDP) registered by their own modules.
+intermittency, and the later stages (TLS, NLA, MCS, UDP) of ``rdprobe.live.stages.STAGES``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import socket
 import ssl
 import statistics
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rdprobe.analysis.classify import Report, classify
+from rdprobe.analysis.facts import RunConfig, StageNote, TlsFacts
 from rdprobe.analysis.fingerprint import identify
 from rdprobe.analysis.observations import (
     Attempt,
@@ -25,10 +26,13 @@ from rdprobe.analysis.observations import (
     TargetObservation,
     TcpOutcome,
 )
+from rdprobe.analysis.trust import TrustRoots
 from rdprobe.defaults import DEFAULT_CONCURRENCY, DEFAULT_COOKIE, DEFAULT_PER_HOST  # noqa: F401
 from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
+from rdprobe.live.stages import STAGES, StageContext, StageSkipped
 from rdprobe.live.target import Target, parse_target
 from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
+from rdprobe.trust_store import load_trust_roots
 
 #: How long to watch the primary connection after its confirm for a server that drops it.
 AFTER_CONFIRM_LINGER_S = 0.2
@@ -53,37 +57,6 @@ class CheckOptions:
     @classmethod
     def with_timeout(cls, timeout: float = DEFAULT_TIMEOUT_S, **kw: object) -> CheckOptions:
         return cls(timeouts=Timeouts.from_timeout(timeout), **kw)  # type: ignore[arg-type]
-
-
-@dataclass
-class StageContext:
-    """What a later stage gets: where to connect, what was learnt, and the limits."""
-
-    target: Target
-    address: str
-    observation: TargetObservation
-    options: CheckOptions
-    deadline: Deadline
-    host_limit: asyncio.Semaphore
-
-
-class StageSkipped(Exception):
-    """A stage could not take the server that far this time; the reason is recorded."""
-
-
-Stage = Callable[[StageContext], Awaitable[None]]
-_STAGES: list[tuple[str, Stage, bool]] = []
-
-
-def register_stage(name: str, *, needs_rdp: bool = True) -> Callable[[Stage], Stage]:
-    """Later stages (TLS, NLA, MCS, UDP) add themselves; each writes observation.stages[name].
-    A stage that needs_rdp runs only when the port answered the X.224 request."""
-
-    def add(stage: Stage) -> Stage:
-        _STAGES.append((name, stage, needs_rdp))
-        return stage
-
-    return add
 
 
 async def resolve(
@@ -205,7 +178,7 @@ async def probe_address(
     """Everything for one address of a target; never raises for network behaviour."""
     clock = now or (lambda: datetime.now(UTC))
     obs = TargetObservation(target.host, target.port, address, clock())
-    obs.stages["config"] = {"timeout_s": opts.timeouts.connect, "cookie": opts.cookie}
+    obs.config = RunConfig(timeout_s=opts.timeouts.connect, cookie=opts.cookie)
     deadline = Deadline(opts.timeouts.total)
     host_limit = asyncio.Semaphore(max(1, opts.per_host))
 
@@ -237,11 +210,9 @@ async def probe_address(
     if opts.repeat > 1:
         obs.repeat = await _repeat(address, target.port, opts)
     if opts.depth == "full":
-        from rdprobe.live import stages  # noqa: F401  (registers the stages)
-
         ctx = StageContext(target, address, obs, opts, deadline, host_limit)
         answered = first.reply_kind is ReplyKind.TPDU
-        for name, stage, needs_rdp in _STAGES:
+        for name, stage, needs_rdp in STAGES:
             if (needs_rdp and not answered) or (
                 opts.stages is not None and name not in opts.stages
             ):
@@ -249,10 +220,15 @@ async def probe_address(
             try:
                 await stage(ctx)
             except StageSkipped as exc:
-                obs.stages[name] = {"skipped": str(exc), "summary": f"skipped: {exc}"}
+                setattr(obs, name, StageNote(skipped=str(exc)))
             except Exception as exc:  # a stage bug must not lose the target's result
-                obs.stages[name] = {"error": f"internal error: {type(exc).__name__}: {exc}"}
-    return classify(obs, clock())
+                setattr(obs, name, StageNote(error=f"internal error: {type(exc).__name__}: {exc}"))
+    return classify(obs, clock(), _roots(obs, opts))
+
+
+def _roots(obs: TargetObservation, opts: CheckOptions) -> TrustRoots | None:
+    """The trust roots (--ca-file, else the system store), loaded only when there is a chain."""
+    return load_trust_roots(opts.ca_file) if isinstance(obs.tls, TlsFacts) else None
 
 
 async def check_target(

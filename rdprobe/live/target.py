@@ -6,7 +6,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-DEFAULT_PORT = 3389
+from rdprobe.protocol.endpoint import RDP_PORT, format_endpoint
+
+DEFAULT_PORT = RDP_PORT
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$"
 )
@@ -23,7 +25,7 @@ class Target:
     is_literal: bool
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_endpoint(self.host, self.port)
 
 
 def parse_port(text: str, what: str = "port") -> int:

@@ -10,6 +10,7 @@ from rich.text import Text
 from rdprobe.analysis.classify import Report
 from rdprobe.analysis.setting import describe_answer
 from rdprobe.analysis.severity import Severity
+from rdprobe.protocol.endpoint import format_endpoint
 
 STYLE = {
     Severity.INFO: "green",
@@ -32,7 +33,7 @@ OUTCOME_TEXT = {
 
 def _headline(report: Report) -> Text:
     obs = report.observation
-    where = f"[{obs.host}]:{obs.port}" if ":" in obs.host else f"{obs.host}:{obs.port}"
+    where = format_endpoint(obs.host, obs.port)
     if obs.address and obs.address != obs.host:
         where += f" ({obs.address})"
     text = Text(where, style="bold")

@@ -9,6 +9,7 @@ from typing import IO, Any
 from rdprobe.analysis.classify import Report
 from rdprobe.analysis.observations import Attempt
 from rdprobe.analysis.setting import describe_answer
+from rdprobe.protocol.endpoint import format_endpoint
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
     DataTpdu,
@@ -18,7 +19,7 @@ from rdprobe.protocol.x224 import (
     protocol_name,
 )
 
-SCHEMA = "rdprobe.report/1"
+SCHEMA = "rdprobe.report/2"
 
 
 def _tpdu_dict(a: Attempt) -> dict[str, Any] | None:
@@ -80,7 +81,7 @@ def _plain(value: Any) -> Any:
 
 def report_dict(report: Report) -> dict[str, Any]:
     obs = report.observation
-    target = f"[{obs.host}]:{obs.port}" if ":" in obs.host else f"{obs.host}:{obs.port}"
+    target = format_endpoint(obs.host, obs.port)
     return {
         "schema": SCHEMA,
         "target": target,
@@ -95,8 +96,9 @@ def report_dict(report: Report) -> dict[str, Any]:
         "service": _plain(report.service) if report.service else None,
         "attempts": [attempt_dict(a) for a in obs.attempts],
         "repeat": _plain(obs.repeat) if obs.repeat else None,
-        # stage facts and evidence are JSON-ready by construction; dumps() covers stragglers
-        "stages": {k: v for k, v in obs.stages.items() if k != "config"},
+        # the typed stage facts' JSON form; dumps() covers stragglers in evidence
+        "stages": dict(obs.stages),
+        "certificate": report.certificate.to_dict() if report.certificate else None,
         "findings": [f.to_dict() for f in report.findings],
     }
 

@@ -1,0 +1,116 @@
+"""The certificate verdicts, judged once, in the classifier: validity at ``now``, days left, the
+name match against what the client connected by (RFC 6125 §6.4) and trust in the roots given.
+
+Certificate facts (``rdprobe.analysis.facts.CertificateFacts``) record only what the certificate
+says; a capture judged years later gets the verdicts of that later time, and the findings and the
+report's ``certificate`` object always agree because both come from here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from rdprobe.analysis.certificate import match_name
+from rdprobe.analysis.facts import Certificate, CertificateFacts, TlsFacts, leaf_of
+from rdprobe.analysis.trust import TrustRoots, verify_chain
+
+
+@dataclass(frozen=True)
+class CertificateVerdict:
+    """What a checking client concludes about the leaf certificate at one time."""
+
+    source: str  #: "tls" (the handshake) or "tls.fallback" (the hand-built TLS 1.0 hello)
+    subject: str | None
+    not_before: str | None
+    not_after: str | None
+    days_left: int | None
+    expired: bool | None
+    not_yet_valid: bool | None
+    target: str | None
+    target_is_ip: bool | None
+    name_match: bool | None
+    name_match_reason: str
+    trusted: bool | None  #: None when no trust roots were given or the bytes were not kept
+    trust_reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def judged_chain(tls: TlsFacts) -> tuple[str, tuple[Certificate, ...]]:
+    """The chain whose leaf is judged: the handshake's, or after a failed handshake the one the
+    fallback hello brought back (none when there was no fallback)."""
+    if tls.error:
+        return "tls.fallback", tls.fallback.chain if tls.fallback else ()
+    return "tls", tls.chain
+
+
+def judge_certificate(
+    leaf: CertificateFacts,
+    chain: tuple[Certificate, ...],
+    *,
+    source: str,
+    target: str | None,
+    roots: TrustRoots | None,
+    now: datetime,
+) -> CertificateVerdict:
+    now = now.astimezone(UTC)
+    not_before, not_after = _time(leaf.not_before), _time(leaf.not_after)
+    match, reason, is_ip = match_name(target, leaf.san_dns, leaf.san_ip, leaf.subject_cn)
+    ders = [c.der for c in chain]
+    if roots is None:
+        trusted, why = None, "no trust roots given"
+    elif not all(ders):
+        trusted, why = None, "the certificates' bytes were not kept"
+    else:
+        hostname = None if not target or _is_ip(target) else target
+        result = verify_chain(ders, roots=roots, hostname=hostname, now=now)
+        trusted, why = result.trusted, result.reason
+    return CertificateVerdict(
+        source=source,
+        subject=leaf.subject,
+        not_before=leaf.not_before,
+        not_after=leaf.not_after,
+        days_left=None if not_after is None else (not_after - now).days,
+        expired=None if not_after is None else now > not_after,
+        not_yet_valid=None if not_before is None else now < not_before,
+        target=target,
+        target_is_ip=is_ip,
+        name_match=match,
+        name_match_reason=reason,
+        trusted=trusted,
+        trust_reason=why,
+    )
+
+
+def tls_certificate_verdict(
+    tls: TlsFacts, *, roots: TrustRoots | None, now: datetime
+) -> CertificateVerdict | None:
+    """The verdict on the leaf of the judged chain of a TLS stage, or None without a leaf."""
+    source, chain = judged_chain(tls)
+    leaf = leaf_of(chain)
+    if leaf is None:
+        return None
+    return judge_certificate(
+        leaf, chain, source=source, target=tls.server_name, roots=roots, now=now
+    )
