@@ -23,7 +23,10 @@ from rdprobe.analysis.facts import (
     TlsVersionsFacts,
     UdpFacts,
 )
+from rdprobe.protocol.reply import ReplyKind
 from rdprobe.protocol.x224 import ServerTpdu
+
+__all__ = ["Attempt", "RepeatStats", "ReplyKind", "ServiceGuess", "TargetObservation", "TcpOutcome"]
 
 
 class TcpOutcome(enum.StrEnum):
@@ -35,20 +38,6 @@ class TcpOutcome(enum.StrEnum):
     ADMIN_PROHIBITED = "admin_prohibited"
     DNS_FAILURE = "dns_failure"
     ERROR = "error"
-
-
-class ReplyKind(enum.StrEnum):
-    """How the server answered a Connection Request on an accepted connection."""
-
-    TPDU = "tpdu"  #: a whole X.224 TPDU that parsed (confirm, data or disconnect)
-    RESET = "reset"  #: RST before any byte
-    CLOSED = "closed"  #: FIN before any byte
-    SILENT = "silent"  #: nothing before the deadline
-    NOT_TPKT = "not_tpkt"  #: bytes that are not TPKT (another service)
-    TRUNCATED = "truncated"  #: a TPKT PDU cut short by a close or reset
-    SLOW = "slow"  #: a TPKT PDU still incomplete at the deadline (a drip)
-    OVERSIZED = "oversized"  #: a TPKT header announcing an impossible length
-    MALFORMED = "malformed"  #: a whole TPKT PDU that is not valid X.224
 
 
 @dataclass(frozen=True)

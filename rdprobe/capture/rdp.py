@@ -15,14 +15,20 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-from rdprobe.analysis.observations import ReplyKind
 from rdprobe.capture.connection import RdpConnection
 from rdprobe.capture.flows import CLIENT, SERVER, Flow, FlowHandler
 from rdprobe.capture.linklayer import Packet
 from rdprobe.capture.reassembly import StreamData, StreamEvent, StreamGap
-from rdprobe.live.negotiate import BANNER_LIMIT, CONFIRM_LIMIT
 from rdprobe.protocol import gcc_client, gcc_server, mcs, rdpudp, tlsrec, tpkt, x224
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
+from rdprobe.protocol.reply import (
+    BANNER_LIMIT,
+    ReplyKind,
+    client_hello_record,
+    client_hello_sni,
+    looks_like_request,
+    sniff_reply,
+)
 
 __all__ = ["RdpHandler", "looks_like_request"]
 
@@ -35,18 +41,6 @@ SYN_PORTS = frozenset({3389})
 
 _CR, _NEXT, _BANNER, _TLS, _DONE = range(5)
 _END_NAMES = {CLIENT: "client", SERVER: "server"}
-
-
-def looks_like_request(data: bytes) -> bool | None:
-    """TPKT + X.224 CR at the start of ``data``: True, False, or None (too short to tell)."""
-    if not data:
-        return None
-    if data[0] != tpkt.VERSION:
-        return False
-    if len(data) < 6:
-        return None
-    length = (data[2] << 8) | data[3]
-    return data[1] == 0 and length >= 11 and data[4] >= 6 and data[5] & 0xF0 == x224.TPDU_CR
 
 
 class _State:
@@ -165,14 +159,12 @@ class RdpHandler(FlowHandler):
                 except ProtocolError as exc:
                     conn.client_data_error = str(exc)
         elif buf[0] == tlsrec.ContentType.handshake:  # TLS ClientHello
-            if len(buf) < 5:
-                return
-            size = (buf[3] << 8) | buf[4]
-            if len(buf) < 5 + size and size <= tlsrec.MAX_FRAGMENT:
+            record = client_hello_record(bytes(buf))
+            if record is None:
                 return
             conn.tls_client_hello = True
             conn.timing["tls_client_hello"] = ts
-            conn.sni = client_hello_sni(bytes(buf[5 : 5 + size]))
+            conn.sni = client_hello_sni(record)
         st.phase[CLIENT] = _DONE
         st.buf[CLIENT] = bytearray()
 
@@ -180,39 +172,23 @@ class RdpHandler(FlowHandler):
         conn, buf = st.conn, st.buf[SERVER]
         phase = st.phase[SERVER]
         if phase == _CR:
-            if buf[0] != tpkt.VERSION:
+            sniffed = sniff_reply(bytes(buf))
+            if sniffed.kind is None:
+                return
+            if sniffed.kind is ReplyKind.NOT_TPKT:
                 st.phase[SERVER] = phase = _BANNER
+            elif sniffed.kind is not ReplyKind.TPDU:
+                self._reply(st, sniffed.kind, sniffed.error)
+                return
             else:
-                try:
-                    length = tpkt.frame_length(bytes(buf[:4]), CONFIRM_LIMIT)
-                except NeedMoreData:
+                conn.reply, conn.tpdu = bytes(buf[: sniffed.length]), sniffed.tpdu
+                conn.reply_kind = ReplyKind.TPDU
+                conn.timing["cc"] = ts
+                del buf[: sniffed.length]
+                st.phase[SERVER] = phase = _NEXT
+                if not isinstance(conn.tpdu, x224.ConnectionConfirm):
+                    st.phase[SERVER] = _DONE
                     return
-                except ProtocolError as exc:
-                    if len(buf) >= 4 and buf[1] == 0 and ((buf[2] << 8) | buf[3]) > CONFIRM_LIMIT:
-                        self._reply(st, ReplyKind.OVERSIZED, exc.reason)
-                    elif buf[1] != 0:
-                        st.phase[SERVER] = phase = _BANNER
-                    else:
-                        self._reply(st, ReplyKind.MALFORMED, exc.reason)
-                    if phase != _BANNER:
-                        return
-                else:
-                    if len(buf) < length:
-                        return
-                    pdu = bytes(buf[:length])
-                    conn.reply = pdu
-                    try:
-                        conn.tpdu = x224.parse_server_tpdu(pdu)
-                    except ProtocolError as exc:
-                        self._reply(st, ReplyKind.MALFORMED, exc.reason)
-                        return
-                    conn.reply_kind = ReplyKind.TPDU
-                    conn.timing["cc"] = ts
-                    del buf[:length]
-                    st.phase[SERVER] = phase = _NEXT
-                    if not isinstance(conn.tpdu, x224.ConnectionConfirm):
-                        st.phase[SERVER] = _DONE
-                        return
         if phase == _BANNER:
             if len(buf) >= BANNER_LIMIT:
                 self._reply(st, ReplyKind.NOT_TPKT, None)
@@ -400,28 +376,3 @@ class RdpHandler(FlowHandler):
             conn.end_reason = "capture-end"
             self.emit(conn)
         self._udp.clear()
-
-
-def client_hello_sni(record: bytes) -> str | None:
-    """The server_name (RFC 6066 §3) of a ClientHello handshake message, or None."""
-    if len(record) < 4 or record[0] != tlsrec.HandshakeType.client_hello:
-        return None
-    pos = 4 + 2 + 32  # handshake header, client_version, random
-    for size_len in (1, 2, 1):  # session_id, cipher_suites, compression_methods
-        if pos + size_len > len(record):
-            return None
-        pos += size_len + int.from_bytes(record[pos : pos + size_len], "big")
-    if pos + 2 > len(record):
-        return None
-    end = min(len(record), pos + 2 + int.from_bytes(record[pos : pos + 2], "big"))
-    pos += 2
-    while pos + 4 <= end:
-        ext_type = int.from_bytes(record[pos : pos + 2], "big")
-        size = int.from_bytes(record[pos + 2 : pos + 4], "big")
-        body = record[pos + 4 : pos + 4 + size]
-        pos += 4 + size
-        if ext_type == tlsrec.EXT_SERVER_NAME and len(body) >= 5 and body[2] == 0:
-            name_len = int.from_bytes(body[3:5], "big")
-            name = body[5 : 5 + name_len]
-            return name.decode("ascii", "replace") if len(name) == name_len else None
-    return None

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from rdprobe.analysis.encryption_level import MethodOutcome
-from rdprobe.live.timing import Deadline, close_writer
+from rdprobe.live.frames import read_frame
+from rdprobe.live.timing import close_writer
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
 
@@ -56,13 +57,7 @@ class McsResult:
 
 async def read_tpkt(reader: asyncio.StreamReader, timeout: float) -> bytes:
     """One whole TPKT PDU (ProtocolError if not TPKT or larger than tpkt.MAX_PDU)."""
-    deadline = Deadline(timeout)
-    head = await asyncio.wait_for(reader.readexactly(tpkt.HEADER_LEN), deadline.limit(timeout))
-    length = tpkt.frame_length(head)
-    rest = await asyncio.wait_for(
-        reader.readexactly(length - tpkt.HEADER_LEN), deadline.limit(timeout)
-    )
-    return head + rest
+    return await read_frame(reader, tpkt.frame_length, timeout)
 
 
 def _interpret(result: McsResult, pdu: bytes) -> McsResult:

@@ -12,16 +12,12 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from rdprobe.analysis.observations import Attempt, ReplyKind, TcpOutcome
+from rdprobe.analysis.observations import Attempt, TcpOutcome
 from rdprobe.live.timing import Deadline, Timeouts, close_writer, now_ms
-from rdprobe.protocol import tpkt, x224
-from rdprobe.protocol.errors import NeedMoreData, ProtocolError
+from rdprobe.protocol import x224
+from rdprobe.protocol.reply import BANNER_LIMIT, ReplyKind, sniff_reply
 from rdprobe.protocol.x224 import Protocol
 
-#: No Connection Confirm (or what a server sends instead) is anywhere near this long.
-CONFIRM_LIMIT = 1024
-#: How much of a non-RDP reply to keep for fingerprinting and evidence.
-BANNER_LIMIT = 4096
 #: After the first non-TPKT bytes, how long to wait for the rest of a banner or HTTP response.
 BANNER_LINGER_S = 0.3
 
@@ -114,49 +110,26 @@ async def read_reply(
     first: float | None = None
     phase = Deadline(deadline.limit(timeouts.read))
     while True:
-        want: int
+        sniffed = sniff_reply(buf)
+        if sniffed.kind is ReplyKind.NOT_TPKT:
+            return await _linger_banner(reader, buf, phase, first)
+        if sniffed.kind is ReplyKind.TPDU:
+            return ReplyKind.TPDU, buf, sniffed.tpdu, None, first
+        if sniffed.kind is not None:  # OVERSIZED, MALFORMED
+            return sniffed.kind, buf, None, sniffed.error, first
         try:
-            if buf and buf[0] != tpkt.VERSION:
-                return await _linger_banner(reader, buf, phase, first)
-            try:
-                length = tpkt.frame_length(buf, CONFIRM_LIMIT)
-                if len(buf) >= length:
-                    pdu = buf[:length]
-                    try:
-                        return ReplyKind.TPDU, buf, x224.parse_server_tpdu(pdu), None, first
-                    except ProtocolError as exc:
-                        return ReplyKind.MALFORMED, buf, None, exc.reason, first
-                want = length - len(buf)
-            except NeedMoreData as need:
-                want = need.needed
-            except ProtocolError as exc:
-                if (
-                    len(buf) >= 4
-                    and buf[1] == 0
-                    and int.from_bytes(buf[2:4], "big") > CONFIRM_LIMIT
-                ):
-                    return ReplyKind.OVERSIZED, buf, None, exc.reason, first
-                if len(buf) >= 2 and buf[1] != 0:
-                    return await _linger_banner(reader, buf, phase, first)
-                return ReplyKind.MALFORMED, buf, None, exc.reason, first
             async with asyncio.timeout(phase.remaining()):
-                chunk = await reader.read(max(want, 1))
+                chunk = await reader.read(max(sniffed.needed, 1))
         except TimeoutError:
             if not buf:
                 return ReplyKind.SILENT, buf, None, None, first
             return ReplyKind.SLOW, buf, None, "still incomplete at the deadline", first
-        except ConnectionError as exc:
-            if not buf:
-                return ReplyKind.RESET, buf, None, _error_text(exc), first
-            return ReplyKind.TRUNCATED, buf, None, "reset mid-PDU", first
-        except OSError as exc:
-            return (
-                ReplyKind.RESET if not buf else ReplyKind.TRUNCATED,
-                buf,
-                None,
-                _error_text(exc),
-                first,
+        except OSError as exc:  # ConnectionError included: a reset
+            kind = ReplyKind.RESET if not buf else ReplyKind.TRUNCATED
+            reason = (
+                "reset mid-PDU" if buf and isinstance(exc, ConnectionError) else _error_text(exc)
             )
+            return kind, buf, None, reason, first
         if not chunk:
             if not buf:
                 return ReplyKind.CLOSED, buf, None, None, first

@@ -8,14 +8,14 @@ CHALLENGE inside. Then close. Whatever the server does becomes a result, never a
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from rdprobe.live.frames import read_frame
 from rdprobe.live.timing import close_writer
 from rdprobe.protocol import ntlm
-from rdprobe.protocol.credssp import TSREQUEST_MAX_BYTES, TSRequest, tsrequest_length
-from rdprobe.protocol.errors import NeedMoreData, ProtocolError
+from rdprobe.protocol.credssp import TSRequest, tsrequest_length
+from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.ntlm import NtlmChallenge
 
 PROBE_TSREQUEST_VERSION = 6
@@ -70,23 +70,7 @@ async def read_tsrequest(reader: asyncio.StreamReader, timeout: float) -> bytes:
 
     Raises ProtocolError (bad framing), asyncio.IncompleteReadError (closed) or TimeoutError.
     """
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    while True:
-        try:
-            total = tsrequest_length(buffer)
-        except NeedMoreData:
-            total = None
-        if total is not None and len(buffer) >= total:
-            return buffer[:total]
-        want = (total - len(buffer)) if total is not None else 1
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        chunk = await asyncio.wait_for(reader.read(min(want, TSREQUEST_MAX_BYTES)), left)
-        if not chunk:
-            raise asyncio.IncompleteReadError(buffer, total)
-        buffer += chunk
+    return await read_frame(reader, tsrequest_length, timeout)
 
 
 async def nla_probe(

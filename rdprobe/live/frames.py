@@ -1,0 +1,43 @@
+"""Reading one whole frame off a stream under one deadline: the one read loop of the live stages.
+
+The frame's length comes from a sans-IO framer (``tpkt.frame_length``,
+``credssp.tsrequest_length``): it raises NeedMoreData while the header is incomplete and
+ProtocolError when the bytes are not that frame. Each read asks for no more than is missing, so a
+dripping server is bounded by the deadline, not by a per-read timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from rdprobe.live.timing import Deadline
+from rdprobe.protocol.errors import NeedMoreData
+
+Framer = Callable[[bytes], int]
+
+
+async def read_frame(reader: asyncio.StreamReader, framer: Framer, timeout: float) -> bytes:
+    """One whole frame within ``timeout`` overall (the framer bounds its size).
+
+    Raises TimeoutError, asyncio.IncompleteReadError (the peer closed; ``partial`` holds what came)
+    or ProtocolError (not this kind of frame).
+    """
+    deadline = Deadline(timeout)
+    buf = b""
+    while True:
+        try:
+            total = framer(buf)
+        except NeedMoreData as need:
+            want = max(need.needed, 1)
+        else:
+            if len(buf) >= total:
+                return buf[:total]
+            want = total - len(buf)
+        if deadline.expired:
+            raise TimeoutError
+        async with asyncio.timeout(deadline.remaining()):
+            chunk = await reader.read(want)
+        if not chunk:
+            raise asyncio.IncompleteReadError(buf, None)
+        buf += chunk
