@@ -237,24 +237,14 @@ def _describe_key(key: object) -> tuple[str, int | None]:
 
 
 def _key_from_spki(der_bytes: bytes, notes: list[str]) -> tuple[str | None, int | None]:
-    """Certificate → TBSCertificate → SubjectPublicKeyInfo (RFC 5280 §4.1), key as PKCS#1."""
+    """The SubjectPublicKeyInfo's key read as PKCS#1 (``der.subject_public_key_info``)."""
     try:
-        cert_body, _ = der.expect(der_bytes, der.TAG_SEQUENCE)
-        tbs, _ = der.expect(cert_body, der.TAG_SEQUENCE)
-        fields = der.children(tbs)
-        if fields and fields[0][0] == der.context(0):
-            fields = fields[1:]
-        if len(fields) < 6:
-            raise ProtocolError("TBSCertificate too short")
-        algorithm, bits = der.children(fields[5][1])[:2]
-        oid = der.decode_oid(der.expect(algorithm[1], der.TAG_OID)[0])
-        if bits[0] != der.TAG_BIT_STRING or len(bits[1]) < 2:
-            raise ProtocolError("no BIT STRING in SubjectPublicKeyInfo")
-    except (ProtocolError, IndexError) as exc:
+        oid, key_bits = der.subject_public_key_info(der_bytes)
+    except ProtocolError as exc:
         notes.append(f"SubjectPublicKeyInfo unreadable: {exc}")
         return None, None
     try:
-        key = serialization.load_der_public_key(bits[1][1:])
+        key = serialization.load_der_public_key(key_bits)
     except (ValueError, UnsupportedAlgorithm):
         notes.append(f"key algorithm {oid} not readable")
         return f"unknown ({oid})", None

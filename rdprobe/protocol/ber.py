@@ -2,11 +2,13 @@
 
 Tags (with the high-tag-number form MCS needs for [APPLICATION 101]), definite lengths, INTEGER,
 ENUMERATED, BOOLEAN and OCTET STRING. Readers take ``(buf, offset)`` and return
-``(value, new_offset)``; they raise only ProtocolError.
+``(value, new_offset)``; they raise only ProtocolError. Lengths, TLVs, INTEGERs and OCTET
+STRINGs are written by ``rdprobe.protocol.der`` (the same definite-length encoding).
 """
 
 from __future__ import annotations
 
+from rdprobe.protocol import der
 from rdprobe.protocol.errors import ProtocolError
 
 CLASS_UNIVERSAL = 0x00
@@ -28,14 +30,12 @@ def _need(buf: bytes, offset: int, count: int, what: str) -> None:
 # --- encoding -------------------------------------------------------------------------------
 
 
-def encode_length(length: int) -> bytes:
-    """Definite length: short form below 128, else long form with the fewest octets."""
-    if length < 0:
-        raise ProtocolError(f"negative BER length {length}")
-    if length < 0x80:
-        return bytes([length])
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
+#: The definite-length writer is DER's (one implementation); MCS needs nothing BER-only to write
+#: but the high tag numbers of [APPLICATION 101] below.
+encode_length = der.encode_length
+encode_tlv = der.tlv
+encode_integer = der.integer
+encode_octet_string = der.octet_string
 
 
 def encode_application_tag(number: int, constructed: bool = True) -> bytes:
@@ -54,17 +54,6 @@ def encode_application_tag(number: int, constructed: bool = True) -> bytes:
     return bytes([first | 0x1F]) + tail
 
 
-def encode_tlv(tag: bytes | int, content: bytes) -> bytes:
-    tag_bytes = bytes([tag]) if isinstance(tag, int) else tag
-    return tag_bytes + encode_length(len(content)) + content
-
-
-def encode_integer(value: int) -> bytes:
-    """INTEGER in the fewest two's-complement octets."""
-    size = max(1, (value + (value < 0)).bit_length() // 8 + 1)
-    return encode_tlv(TAG_INTEGER, value.to_bytes(size, "big", signed=True))
-
-
 def encode_enumerated(value: int) -> bytes:
     size = max(1, value.bit_length() // 8 + 1)
     return encode_tlv(TAG_ENUMERATED, value.to_bytes(size, "big", signed=True))
@@ -74,12 +63,8 @@ def encode_boolean(value: bool) -> bytes:
     return encode_tlv(TAG_BOOLEAN, b"\xff" if value else b"\x00")
 
 
-def encode_octet_string(value: bytes) -> bytes:
-    return encode_tlv(TAG_OCTET_STRING, value)
-
-
 def encode_sequence(content: bytes) -> bytes:
-    return encode_tlv(TAG_SEQUENCE, content)
+    return der.sequence(content)
 
 
 # --- decoding -------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Minimal, tolerant DER reader and writer (ITU-T X.690 §8, §10).
+"""Minimal, tolerant DER reader and the one ASN.1 writer (ITU-T X.690 §8, §10).
 
-Enough for CredSSP TSRequest (MS-CSSP 2.2.1) and for walking an X.509 certificate that
-`cryptography` refuses. The reader accepts non-minimal long-form lengths (some servers send
-them) but not the BER indefinite form; single-byte tags only.
+Enough for CredSSP TSRequest (MS-CSSP 2.2.1) and for walking an X.509 certificate to its public
+key (RFC 5280 §4.1, :func:`subject_public_key_info`) where `cryptography` refuses the key's OID.
+The reader accepts non-minimal long-form lengths (some servers send them) but not the BER
+indefinite form; single-byte tags only. The writer (definite lengths, minimal INTEGERs) also
+serves the BER of MCS (``rdprobe.protocol.ber`` re-uses it; only its reader differs).
 """
 
 from __future__ import annotations
@@ -120,19 +122,22 @@ def decode_oid(value: bytes) -> str:
 
 
 def encode_length(length: int) -> bytes:
+    """Definite length: short form below 128, else long form with the fewest octets."""
     if length < 0:
-        raise ValueError("negative length")
+        raise ProtocolError(f"negative length {length}")
     if length < 0x80:
         return bytes([length])
     raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
     return bytes([0x80 | len(raw)]) + raw
 
 
-def tlv(tag: int, value: bytes) -> bytes:
-    return bytes([tag]) + encode_length(len(value)) + value
+def tlv(tag: int | bytes, value: bytes) -> bytes:
+    """One TLV; ``tag`` is one identifier octet or, for high tag numbers, the octets."""
+    return (bytes([tag]) if isinstance(tag, int) else tag) + encode_length(len(value)) + value
 
 
 def integer(number: int) -> bytes:
+    """INTEGER in the fewest two's-complement octets (X.690 §8.3.2)."""
     size = ((number if number >= 0 else ~number).bit_length() + 8) // 8
     return tlv(TAG_INTEGER, number.to_bytes(size, "big", signed=True))
 
@@ -147,3 +152,38 @@ def sequence(*parts: bytes) -> bytes:
 
 def explicit(number: int, inner: bytes) -> bytes:
     return tlv(context(number), inner)
+
+
+# --- X.509 (RFC 5280 §4.1) -------------------------------------------------------------------
+
+
+def subject_public_key_info(certificate: bytes) -> tuple[str, bytes]:
+    """(algorithm OID, subjectPublicKey bits) of a DER certificate: Certificate ->
+    TBSCertificate -> subjectPublicKeyInfo, skipping the optional [0] version."""
+    cert_body, _ = expect(certificate, TAG_SEQUENCE)
+    tbs, _ = expect(cert_body, TAG_SEQUENCE)
+    fields = children(tbs)
+    if fields and fields[0][0] == context(0):
+        fields = fields[1:]
+    if len(fields) < 6 or fields[5][0] != TAG_SEQUENCE:
+        raise ProtocolError("TBSCertificate has no subjectPublicKeyInfo")
+    spki = children(fields[5][1])
+    if len(spki) < 2 or spki[0][0] != TAG_SEQUENCE or spki[1][0] != TAG_BIT_STRING:
+        raise ProtocolError("no BIT STRING in SubjectPublicKeyInfo")
+    oid = decode_oid(expect(spki[0][1], TAG_OID)[0])
+    bits = spki[1][1]
+    if len(bits) < 2:
+        raise ProtocolError("empty subjectPublicKey")
+    return oid, bits[1:]  # skip the unused-bits octet
+
+
+def rsa_public_key(key: bytes) -> tuple[int, int]:
+    """(modulus, publicExponent) of a PKCS#1 RSAPublicKey (RFC 8017 §A.1.1)."""
+    body, _ = expect(key, TAG_SEQUENCE)
+    parts = children(body)
+    if len(parts) < 2 or parts[0][0] != TAG_INTEGER or parts[1][0] != TAG_INTEGER:
+        raise ProtocolError("RSAPublicKey is not two INTEGERs")
+    if not parts[0][1] or not parts[1][1]:
+        raise ProtocolError("empty INTEGER in RSAPublicKey")
+    # read unsigned, as clients do: a modulus missing its leading zero octet is still the modulus
+    return int.from_bytes(parts[0][1], "big"), int.from_bytes(parts[1][1], "big")

@@ -22,7 +22,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 
-from rdprobe.protocol import ber
+from rdprobe.protocol import der
 from rdprobe.protocol.errors import ProtocolError
 
 TEMPORARY_BIT = 0x80000000
@@ -230,51 +230,32 @@ def _parse_x509_chain(data: bytes, dw_version: int) -> X509Chain:
             raise ProtocolError(f"certificate blob of {size} bytes does not fit", pos)
         certs.append(bytes(data[pos + 4 : pos + 4 + size]))
         pos += 4 + size
-    return X509Chain(dw_version, tuple(certs), tuple(describe_x509(der) for der in certs))
+    return X509Chain(dw_version, tuple(certs), tuple(describe_x509(c) for c in certs))
 
 
-def _rsa_from_spki(der: bytes) -> tuple[int, int]:
+def _rsa_from_spki(certificate: bytes) -> tuple[int, int]:
     """(bits, exponent) read from the DER by hand: Windows TS licensing certificates use key OIDs
     cryptography refuses (1.3.14.3.2.15, 1.2.840.113549.1.1.4) though the key is plain PKCS#1."""
-    _, _, _, start, _ = ber.read_any(der, 0)  # Certificate
-    _, _, _, pos, tbs_end = ber.read_any(der, start)  # TBSCertificate
-    fields = []
-    while pos < tbs_end and len(fields) < 7:
-        tag_class, number, _, _s, e = ber.read_any(der, pos)
-        fields.append((tag_class, number, pos, e))
-        pos = e
-    if fields and fields[0][:2] == (0x80, 0):  # [0] version present
-        fields = fields[1:]
-    if len(fields) < 6:
-        raise ProtocolError("TBSCertificate too short", start)
-    spki_start = fields[5][2]
-    _, _, _, spki, spki_end = ber.read_any(der, spki_start)
-    _, _, _, _, alg_end = ber.read_any(der, spki)  # AlgorithmIdentifier
-    _, number, _, bits_start, bits_end = ber.read_any(der, alg_end)
-    if number != 3 or bits_end > spki_end:
-        raise ProtocolError("SubjectPublicKeyInfo has no BIT STRING", alg_end)
-    key = der[bits_start + 1 : bits_end]  # skip the unused-bits octet
-    _, _, _, kpos, _ = ber.read_any(key, 0)
-    _, _, _, ms, me = ber.read_any(key, kpos)
-    _, _, _, es, ee = ber.read_any(key, me)
-    return int.from_bytes(key[ms:me], "big").bit_length(), int.from_bytes(key[es:ee], "big")
+    _oid, key = der.subject_public_key_info(certificate)
+    modulus, exponent = der.rsa_public_key(key)
+    return modulus.bit_length(), exponent
 
 
-def describe_x509(der: bytes) -> X509Info:
+def describe_x509(certificate: bytes) -> X509Info:
     """Subject, issuer, validity and key size of one DER certificate; never raises."""
     from cryptography import x509
 
     try:
         with warnings.catch_warnings():  # e.g. a non-positive serial in a mutated certificate
             warnings.simplefilter("ignore")
-            cert = x509.load_der_x509_certificate(der)
+            cert = x509.load_der_x509_certificate(certificate)
             subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
             serial = format(cert.serial_number, "X")
             before, after = cert.not_valid_before_utc, cert.not_valid_after_utc
     except Exception as exc:  # cryptography raises ValueError and friends on odd DER
         return X509Info(None, None, None, None, None, None, None, f"unreadable: {exc}")
     try:
-        bits, exponent = _rsa_from_spki(der)
+        bits, exponent = _rsa_from_spki(certificate)
     except ProtocolError as exc:
         return X509Info(subject, issuer, serial, before, after, None, None, str(exc))
     return X509Info(subject, issuer, serial, before, after, bits, exponent)
@@ -299,6 +280,6 @@ def build_x509_chain(certs: list[bytes], *, temporary: bool = False) -> bytes:
     """X.509 chain form (5.3.3.2) with the 8 + 4n bytes of padding Windows appends."""
     dw_version = CertChainVersion.CERT_CHAIN_VERSION_2 | (TEMPORARY_BIT if temporary else 0)
     body = struct.pack("<II", dw_version, len(certs))
-    for der in certs:
-        body += struct.pack("<I", len(der)) + der
+    for cert in certs:
+        body += struct.pack("<I", len(cert)) + cert
     return body + b"\x00" * (8 + 4 * len(certs))
