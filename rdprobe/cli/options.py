@@ -65,7 +65,9 @@ def check_depth(depth: str) -> None:
 
 
 def check_cookie(cookie: str) -> None:
-    if any(c in cookie for c in "\r\n") or not cookie.isascii():
+    from rdprobe.protocol.x224 import valid_cookie  # the builder's own check
+
+    if not valid_cookie(cookie):
         raise UsageError("--cookie must be ASCII without line breaks")
 
 

@@ -19,6 +19,8 @@ import typer
 from rdprobe.analysis.severity import Severity
 from rdprobe.cli.errors import UsageError, excerpt
 from rdprobe.cli.options import VerboseOpt
+from rdprobe.protocol.endpoint import format_endpoint as _endpoint
+from rdprobe.render.styles import STYLE
 
 if TYPE_CHECKING:  # loaded when the command runs: the capture modules load cryptography
     from rich.console import Console
@@ -26,12 +28,6 @@ if TYPE_CHECKING:  # loaded when the command runs: the capture modules load cryp
     from rdprobe.analysis.classify import Report
     from rdprobe.capture.connection import RdpConnection
 
-STYLE = {
-    Severity.INFO: "green",
-    Severity.WARNING: "yellow",
-    Severity.ERROR: "red",
-    Severity.CRITICAL: "bold red",
-}
 CSV_COLUMNS = (
     "capture", "first_seen", "transport", "client", "client_port", "server", "server_port",
     "cookie", "requested", "answer", "security_protocol", "result", "client_name", "client_build",
@@ -118,10 +114,6 @@ def pcap(
 
 
 # -- rendering ----------------------------------------------------------------------------------
-
-
-def _endpoint(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _conn_lines(conn: RdpConnection, report: Report) -> list[str]:

@@ -403,16 +403,3 @@ async def run_emulator(profile_name: str, listen: str = "127.0.0.1:3389") -> Non
         await asyncio.Event().wait()
     finally:
         await em.close()
-
-
-#: Profiles ``rdprobe demo`` starts, in display order (rdpudp is a UDP listener).
-DEMO_PROFILES = tuple(
-    "win2003-legacy win2008-x509 win2008r2-tls win2012-negotiate win10-nla rdp-only"
-    " ssl-cert-missing corrupt-certificate xrdp-rdsaad accept-reset accept-close silent drip"
-    " oversized truncated garbage reset-after-confirm flapping http ssh vnc tls-direct rdpudp".split()
-)
-
-
-def demo_profiles() -> list[tuple[str, str]]:
-    """(name, description) of the profiles ``rdprobe demo`` runs, in order."""
-    return [(name, profiles.get(name).description) for name in DEMO_PROFILES]

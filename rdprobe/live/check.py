@@ -32,6 +32,7 @@ from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
 from rdprobe.live.stages import STAGES, StageContext, StageSkipped
 from rdprobe.live.target import Target, parse_target
 from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
+from rdprobe.protocol.errors import internal_error, one_line
 from rdprobe.trust_store import load_trust_roots
 
 #: How long to watch the primary connection after its confirm for a server that drops it.
@@ -75,7 +76,7 @@ async def resolve(
     except TimeoutError:
         return [], f"no answer from the resolver within {timeout:.1f} s"
     except (socket.gaierror, UnicodeError, OSError) as exc:
-        return [], " ".join(str(exc).split()) or type(exc).__name__
+        return [], one_line(exc)
     return list(dict.fromkeys(str(info[4][0]) for info in infos)), None
 
 
@@ -222,7 +223,7 @@ async def probe_address(
             except StageSkipped as exc:
                 setattr(obs, name, StageNote(skipped=str(exc)))
             except Exception as exc:  # a stage bug must not lose the target's result
-                setattr(obs, name, StageNote(error=f"internal error: {type(exc).__name__}: {exc}"))
+                setattr(obs, name, StageNote(error=internal_error(exc)))
     return classify(obs, clock(), _roots(obs, opts))
 
 

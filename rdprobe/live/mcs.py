@@ -17,7 +17,7 @@ from rdprobe.analysis.encryption_level import MethodOutcome
 from rdprobe.live.frames import read_frame
 from rdprobe.live.timing import close_writer
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, tpkt, x224
-from rdprobe.protocol.errors import ProtocolError
+from rdprobe.protocol.errors import ProtocolError, one_line
 
 OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter, int]]]
 
@@ -141,9 +141,7 @@ async def _one(open_stream: OpenStream, name: str, method: int, timeout: float) 
     try:
         reader, writer, selected = await asyncio.wait_for(open_stream(), timeout)
     except Exception as exc:  # whatever the lead's opener raises is a per-method failure
-        return MethodOutcome(
-            name, False, False, error=f"could not connect: {exc or type(exc).__name__}"
-        )
+        return MethodOutcome(name, False, False, error=f"could not connect: {one_line(exc)}")
     result = await mcs_probe(
         reader, writer, selected_protocol=selected, encryption_methods=method, timeout=timeout
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from rdprobe.analysis.observations import Attempt, TcpOutcome
 from rdprobe.live.timing import Deadline, Timeouts, close_writer, now_ms
 from rdprobe.protocol import x224
+from rdprobe.protocol.errors import one_line
 from rdprobe.protocol.reply import BANNER_LIMIT, ReplyKind, sniff_reply
 from rdprobe.protocol.x224 import Protocol
 
@@ -62,11 +63,6 @@ def tcp_outcome(exc: OSError) -> TcpOutcome:
     return TcpOutcome.ERROR
 
 
-def _error_text(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:200]
-
-
 async def connect(
     address: str,
     port: int,
@@ -96,9 +92,9 @@ async def connect(
             outcome, error = TcpOutcome.TIMEOUT, f"no answer within {limit:.1f} s"
             continue
         except OSError as exc:
-            return tcp_outcome(exc), _error_text(exc), now_ms(start), None
+            return tcp_outcome(exc), one_line(exc), now_ms(start), None
         except (ssl.SSLError, ValueError) as exc:
-            return TcpOutcome.ERROR, _error_text(exc), now_ms(start), None
+            return TcpOutcome.ERROR, one_line(exc), now_ms(start), None
     return outcome, error, None, None
 
 
@@ -126,9 +122,7 @@ async def read_reply(
             return ReplyKind.SLOW, buf, None, "still incomplete at the deadline", first
         except OSError as exc:  # ConnectionError included: a reset
             kind = ReplyKind.RESET if not buf else ReplyKind.TRUNCATED
-            reason = (
-                "reset mid-PDU" if buf and isinstance(exc, ConnectionError) else _error_text(exc)
-            )
+            reason = "reset mid-PDU" if buf and isinstance(exc, ConnectionError) else one_line(exc)
             return kind, buf, None, reason, first
         if not chunk:
             if not buf:

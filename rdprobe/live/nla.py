@@ -15,7 +15,7 @@ from rdprobe.live.frames import read_frame
 from rdprobe.live.timing import close_writer
 from rdprobe.protocol import ntlm
 from rdprobe.protocol.credssp import TSRequest, tsrequest_length
-from rdprobe.protocol.errors import ProtocolError
+from rdprobe.protocol.errors import ProtocolError, one_line
 from rdprobe.protocol.ntlm import NtlmChallenge
 
 PROBE_TSREQUEST_VERSION = 6
@@ -89,8 +89,7 @@ async def nla_probe(
     except ProtocolError as exc:
         return NlaResult(None, None, f"server reply is not a TSRequest: {exc.reason}")
     except OSError as exc:  # includes ssl.SSLError and connection resets
-        text = " ".join((str(exc) or type(exc).__name__).split())[:200]
-        return NlaResult(None, None, f"connection error: {text}")
+        return NlaResult(None, None, f"connection error: {one_line(exc)}")
     finally:
         await close_writer(writer, timeout)
     return interpret_reply(reply)

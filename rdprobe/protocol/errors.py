@@ -18,3 +18,14 @@ class NeedMoreData(ProtocolError):
     def __init__(self, needed: int, offset: int = 0) -> None:
         super().__init__(f"need {needed} more bytes", offset)
         self.needed = needed
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one line of text: its message with whitespace collapsed (its type's name
+    when it has none), at most ``limit`` characters. The one form every result and error shows."""
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:limit]
+
+
+def internal_error(exc: BaseException, limit: int = 200) -> str:
+    """A bug's one-line text: ``internal error: Type: message``."""
+    return f"internal error: {type(exc).__name__}: {one_line(exc, limit)}"[:limit]

@@ -157,6 +157,11 @@ ServerTpdu = ConnectionConfirm | DataTpdu | DisconnectRequest
 # -- Connection Request ---------------------------------------------------------------------------
 
 
+def valid_cookie(cookie: str) -> bool:
+    """A routingToken/cookie line carries ASCII and ends at CR LF (MS-RDPBCGR 2.2.1.1)."""
+    return cookie.isascii() and not any(c in cookie for c in "\r\n")
+
+
 def build_request(
     *,
     cookie: str | None = None,
@@ -170,7 +175,7 @@ def build_request(
     if routing_token is not None:
         body += routing_token
     elif cookie is not None:
-        if any(c in cookie for c in "\r\n") or not cookie.isascii():
+        if not valid_cookie(cookie):
             raise ProtocolError("cookie must be ASCII without CR/LF", 0)
         body += b"Cookie: mstshash=" + cookie.encode("ascii") + b"\r\n"
     if requested is not None:

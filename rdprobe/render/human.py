@@ -11,13 +11,8 @@ from rdprobe.analysis.classify import Report
 from rdprobe.analysis.setting import describe_answer
 from rdprobe.analysis.severity import Severity
 from rdprobe.protocol.endpoint import format_endpoint
+from rdprobe.render.styles import STYLE
 
-STYLE = {
-    Severity.INFO: "green",
-    Severity.WARNING: "yellow",
-    Severity.ERROR: "red",
-    Severity.CRITICAL: "bold red",
-}
 STAGE_NAMES = {
     "tls": "TLS",
     "tls_versions": "TLS versions",

@@ -27,6 +27,7 @@ from rdprobe.defaults import DEFAULT_SWEEP_CONCURRENCY as DEFAULT_CONCURRENCY
 from rdprobe.defaults import DEFAULT_SWEEP_PER_HOST
 from rdprobe.live.check import CheckOptions, check_target, probe_address
 from rdprobe.live.target import Target
+from rdprobe.protocol.errors import internal_error
 from rdprobe.render.jsonl import report_dict
 
 #: Times one target is put back after running out of file descriptors before it gets an error row.
@@ -197,7 +198,7 @@ def error_report(target: Target, exc: BaseException) -> Report:
     obs = TargetObservation(
         target.host, target.port, target.host if target.is_literal else None, now
     )
-    text = " ".join(f"internal error: {type(exc).__name__}: {exc}".split())[:200]
+    text = internal_error(exc)
     obs.attempts.append(Attempt("internal", None, TcpOutcome.ERROR, text))
     return classify(obs, now)
 
