@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rdprobe.analysis.encryption_level import infer_encryption_level
+from rdprobe.analysis.facts import McsFacts
 from rdprobe.live import mcs as live_mcs
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpsec, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
@@ -312,7 +313,8 @@ async def test_mcs_probe_parses_windows_2003_reply_and_disconnects() -> None:
     )
     assert ci.encryption_methods == 0x1B
     assert x224.parse_data(received[1]) == b"\x21\x80"
-    json.dumps(result.to_dict())
+    facts = McsFacts(request="RDP", **vars(result))  # what the stage stores, JSON-ready
+    assert json.loads(json.dumps(facts.to_dict()))["raw_hex"] == result.raw_hex
 
 
 async def test_mcs_probe_reports_ultimatum_close_and_garbage() -> None:

@@ -39,7 +39,8 @@ class CertificateVerdict:
         return asdict(self)
 
 
-def _time(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time of the facts as an aware datetime (UTC when it carries no zone)."""
     if text is None:
         return None
     try:
@@ -75,7 +76,7 @@ def judge_certificate(
     now: datetime,
 ) -> CertificateVerdict:
     now = now.astimezone(UTC)
-    not_before, not_after = _time(leaf.not_before), _time(leaf.not_after)
+    not_before, not_after = parse_time(leaf.not_before), parse_time(leaf.not_after)
     match, reason, is_ip = match_name(target, leaf.san_dns, leaf.san_ip, leaf.subject_cn)
     ders = [c.der for c in chain]
     if roots is None:

@@ -9,11 +9,11 @@ Rules are pure functions of the report: add one by appending to ``RULES``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 from rdprobe.analysis import severity
-from rdprobe.analysis.certificate_verdict import judged_chain
+from rdprobe.analysis.certificate_verdict import judged_chain, parse_time
 from rdprobe.analysis.facts import TlsFacts, leaf_of
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
 
@@ -60,16 +60,6 @@ def rdp_security_only_needs_no_tls_selection(report: Report) -> list[str]:
     return []
 
 
-def _time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def certificate_facts_agree_with_findings(report: Report) -> list[str]:
     """At the report's now: expired iff notAfter < now, not yet valid iff notBefore > now, and the
     report's certificate verdict says the same as its findings."""
@@ -83,7 +73,7 @@ def certificate_facts_agree_with_findings(report: Report) -> list[str]:
         return out
     if report.now is not None:
         now = report.now.astimezone(UTC)
-        not_after, not_before = _time(leaf.not_after), _time(leaf.not_before)
+        not_after, not_before = parse_time(leaf.not_after), parse_time(leaf.not_before)
         expired = not_after is not None and not_after < now
         early = not_before is not None and now < not_before
         if expired != ("cert.expired" in ids):

@@ -33,6 +33,8 @@ ALL_METHODS = 0x1B  # 40 | 128 | 56 | FIPS, what mstsc offers
 
 @dataclass(frozen=True)
 class McsResult:
+    """What one Connect Initial got; the stage turns it into McsFacts (and its JSON form)."""
+
     selected_protocol: int
     encryption_methods: int  # what was offered
     server_data: gcc_server.ServerData | None = None
@@ -41,18 +43,6 @@ class McsResult:
     error: str | None = None
     raw_hex: str = ""
     elapsed_ms: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "selected_protocol": self.selected_protocol,
-            "encryption_methods": self.encryption_methods,
-            "server_data": self.server_data.to_dict() if self.server_data else None,
-            "connect_response": self.connect_response.to_dict() if self.connect_response else None,
-            "ultimatum": self.ultimatum.to_dict() if self.ultimatum else None,
-            "error": self.error,
-            "raw_hex": self.raw_hex,
-            "elapsed_ms": self.elapsed_ms,
-        }
 
 
 async def read_tpkt(reader: asyncio.StreamReader, timeout: float) -> bytes:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from rdprobe.live.frames import read_frame
 from rdprobe.live.timing import close_writer
@@ -28,14 +27,6 @@ class NlaResult:
     error: str | None
     error_code: int | None = None
     """TSRequest errorCode (NTSTATUS) when the server sent one."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "challenge": None if self.challenge is None else self.challenge.to_dict(),
-            "tsrequest_version": self.tsrequest_version,
-            "error": self.error,
-            "error_code": None if self.error_code is None else f"0x{self.error_code:08x}",
-        }
 
 
 def negotiate_request() -> bytes:

@@ -21,7 +21,6 @@ from rdprobe.analysis.facts import (
     TlsFacts,
     TlsFallbackFacts,
     TlsVersionsFacts,
-    UdpFacts,
 )
 from rdprobe.analysis.observations import Attempt, TargetObservation
 from rdprobe.live import mcs as live_mcs
@@ -240,7 +239,7 @@ async def udp_stage(ctx: StageContext) -> None:
     if not ctx.options.udp:
         return
     result = await live_udp.udp_probe(ctx.address, ctx.target.port, timeout=_step(ctx), retries=2)
-    ctx.observation.udp = UdpFacts(**vars(result))
+    ctx.observation.udp = result
 
 
 Stage = Callable[[StageContext], Awaitable[None]]

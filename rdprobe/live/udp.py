@@ -14,33 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
+from rdprobe.analysis.facts import UdpFacts
 from rdprobe.protocol import rdpudp
+from rdprobe.protocol.endpoint import RDP_PORT
 from rdprobe.protocol.errors import ProtocolError
 
 MIN_RETRY_INTERVAL_S = 0.5
 MAX_RETRIES = 5
-
-
-@dataclass(frozen=True)
-class UdpResult:
-    outcome: str  # "synack" | "closed" | "silent" | "other" | "error"
-    syn_ack: rdpudp.RdpUdpSyn | None = None
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    probe_size: int = 0
-    amplification: float | None = None  # first answer / one probe datagram
-    rtt_ms: float | None = None
-    attempts: int = 0
-    ack_matches: bool | None = None  # SYN+ACK's snSourceAck == our ISN
-    error: str | None = None
-    reply_hex: str = ""  # first 64 bytes of a reply that is not a SYN+ACK
-
-    def to_dict(self) -> dict[str, object]:
-        out = dict(self.__dict__)
-        out["syn_ack"] = self.syn_ack.to_dict() if self.syn_ack else None
-        return out
 
 
 class _Probe(asyncio.DatagramProtocol):
@@ -63,8 +44,8 @@ class _Probe(asyncio.DatagramProtocol):
 
 
 async def udp_probe(
-    host: str, port: int = 3389, *, timeout: float = 3.0, retries: int = 2
-) -> UdpResult:
+    host: str, port: int = RDP_PORT, *, timeout: float = 3.0, retries: int = 2
+) -> UdpFacts:
     """Send a SYN (and up to ``retries`` retransmissions) and classify. Never raises.
 
     ``timeout`` bounds the whole probe; attempts are spread over it, at least 500 ms apart.
@@ -79,7 +60,7 @@ async def udp_probe(
             loop.create_datagram_endpoint(_Probe, remote_addr=(host, port)), timeout
         )
     except (OSError, TimeoutError) as exc:
-        return UdpResult("error", error=f"cannot open UDP socket to {host}:{port}: {exc}")
+        return UdpFacts("error", error=f"cannot open UDP socket to {host}:{port}: {exc}")
     sent = attempts = 0
     deadline = time.monotonic() + max(timeout, MIN_RETRY_INTERVAL_S)
     sent_at = time.monotonic()
@@ -108,20 +89,20 @@ async def udp_probe(
         except ProtocolError as exc:
             error = str(exc)
         if answer is not None and answer.is_syn_ack:
-            return UdpResult(
+            return UdpFacts(
                 "synack", answer, bytes_received=received, rtt_ms=rtt,
                 amplification=round(len(first) / len(syn), 3),
                 ack_matches=answer.ack == isn, **base,
             )  # fmt: skip
         if answer is not None:
             error = f"SYN without ACK (flags 0x{answer.flags:04x})"
-        return UdpResult("other", bytes_received=received, rtt_ms=rtt, error=error,
+        return UdpFacts("other", bytes_received=received, rtt_ms=rtt, error=error,
                          amplification=round(len(first) / len(syn), 3),
                          reply_hex=first[:64].hex(), **base)  # fmt: skip
     if proto.error is not None:
         err = proto.error
         if isinstance(err, ConnectionRefusedError | ConnectionResetError):
             rtt = round((proto.error_at - sent_at) * 1000, 2)
-            return UdpResult("closed", rtt_ms=rtt, error="ICMP port unreachable", **base)
-        return UdpResult("error", error=f"{type(err).__name__}: {err}", **base)
-    return UdpResult("silent", **base)
+            return UdpFacts("closed", rtt_ms=rtt, error="ICMP port unreachable", **base)
+        return UdpFacts("error", error=f"{type(err).__name__}: {err}", **base)
+    return UdpFacts("silent", **base)
