@@ -18,6 +18,7 @@ import pytest
 from certgen import self_signed
 from cryptography.hazmat.primitives import serialization
 
+from rdprobe.analysis.facts import NlaFacts
 from rdprobe.live import tls
 from rdprobe.live.nla import nla_probe
 from rdprobe.protocol import tlsrec
@@ -230,7 +231,8 @@ async def test_nla_probe_decodes_windows_challenge(cert_files):
     sent = TSRequest.parse(received[0])
     assert sent.version == 6 and sent.nego_tokens[0].startswith(b"NTLMSSP\x00\x01\x00\x00\x00")
     assert writer.is_closing()
-    json.dumps(result.to_dict())
+    facts = NlaFacts("HYBRID", result.challenge, result.tsrequest_version, result.error)
+    assert json.loads(json.dumps(facts.to_dict()))["challenge"]["nb_computer"] == "WIN10CGR"
 
 
 @pytest.mark.parametrize(
