@@ -20,6 +20,7 @@ from rdprobe.capture.flows import CLIENT, SERVER, Flow, FlowHandler
 from rdprobe.capture.linklayer import Packet
 from rdprobe.capture.reassembly import StreamData, StreamEvent, StreamGap
 from rdprobe.protocol import gcc_client, gcc_server, mcs, rdpudp, tlsrec, tpkt, x224
+from rdprobe.protocol.endpoint import RDP_PORT
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 from rdprobe.protocol.reply import (
     BANNER_LIMIT,
@@ -37,7 +38,7 @@ TLS_FLIGHT_LIMIT = 64 * 1024
 MAX_GAPS = 16
 MAX_UDP_CANDIDATES = 10_000
 #: Ports whose unanswered or refused SYNs are reported (no payload to recognise RDP by).
-SYN_PORTS = frozenset({3389})
+SYN_PORTS = frozenset({RDP_PORT})
 
 _CR, _NEXT, _BANNER, _TLS, _DONE = range(5)
 _END_NAMES = {CLIENT: "client", SERVER: "server"}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from rdprobe.emulate import profiles
 from rdprobe.emulate.profiles import Profile, Reply, Then
 from rdprobe.protocol import tpkt, x224
+from rdprobe.protocol.endpoint import RDP_PORT
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -371,7 +372,7 @@ async def serve_many(
     return started
 
 
-def parse_listen(listen: str, default_port: int = 3389) -> tuple[str, int]:
+def parse_listen(listen: str, default_port: int = RDP_PORT) -> tuple[str, int]:
     """'ADDR:PORT', '[v6]:PORT', 'ADDR' or ':PORT' → (host, port). ValueError when malformed."""
     host, port = listen, ""
     if listen.startswith("["):
@@ -388,7 +389,7 @@ def parse_listen(listen: str, default_port: int = 3389) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-async def run_emulator(profile_name: str, listen: str = "127.0.0.1:3389") -> None:
+async def run_emulator(profile_name: str, listen: str = f"127.0.0.1:{RDP_PORT}") -> None:
     """``rdprobe emulate``: serve one profile until cancelled; one line on stderr says where."""
     profile = profiles.get(profile_name)
     host, port = parse_listen(listen)
