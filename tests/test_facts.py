@@ -121,3 +121,17 @@ def test_pcap_builds_the_same_typed_facts():
     assert report.certificate is not None and report.certificate.source == "tls"
     assert report.certificate.trusted is False  # self-signed, judged against the system store
     assert type(tls).from_dict(json.loads(json.dumps(tls.to_dict()))).to_dict() == tls.to_dict()
+
+
+def test_every_stage_has_a_field_a_producer_name_and_a_judge():
+    """How a stage plugs in: a name in facts.STAGES, a TargetObservation field, a judge; the
+    live stages are named after the facts they set."""
+    import dataclasses
+
+    from rdprobe.analysis.judges import STAGE_JUDGES
+    from rdprobe.live.stages import STAGES as LIVE_STAGES
+
+    fields = {f.name for f in dataclasses.fields(TargetObservation)}
+    assert set(STAGES) <= fields
+    assert {name for name, _stage, _needs in LIVE_STAGES} <= set(STAGES)
+    assert len(STAGE_JUDGES) == len(STAGES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -28,7 +29,13 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         cwd=ROOT,
-        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        env={
+            "COLUMNS": "100",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            # the consistency check of conftest, in the subprocess too
+            "RDPROBE_CHECK_CONSISTENCY": os.environ.get("RDPROBE_CHECK_CONSISTENCY", ""),
+        },
     )
 
 

@@ -43,7 +43,10 @@ class MethodOutcome:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MethodOutcome:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+        return cls(
+            str(d["offered"]), bool(d["answered"]), bool(d["accepted"]),
+            d.get("encryption_method"), d.get("encryption_level"), d.get("error"),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

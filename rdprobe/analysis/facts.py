@@ -28,6 +28,7 @@ from rdprobe.analysis.encryption_level import (
 from rdprobe.analysis.windows_versions import describe_windows_version
 from rdprobe.protocol import gcc_server, mcs, rdpudp, tlsrec
 from rdprobe.protocol.ntlm import NtlmChallenge
+from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
 #: The later stages, in the order they run and are shown (attribute names of TargetObservation).
 STAGES: tuple[str, ...] = ("tls", "tls_versions", "nla", "mcs", "udp")
@@ -360,11 +361,10 @@ class McsFacts:
             parts.append(f"{sec.method_name} / level {verdict.setting}")
             cert = sec.certificate
             if cert is not None:
-                signed = cert.cert_type == "proprietary"
-                parts.append(
-                    f"{cert.cert_type} certificate"
-                    + ((", signature OK" if cert.verified else ", BAD signature") if signed else "")
-                )
+                signature = ""
+                if isinstance(cert, ProprietaryCertificate):
+                    signature = ", signature OK" if cert.verified else ", BAD signature"
+                parts.append(f"{cert.cert_type} certificate{signature}")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from rdprobe.analysis.facts import (
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.observations import TargetObservation
 from rdprobe.analysis.trust import TrustRoots
+from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
 CLOCK_SKEW_LIMIT_S = 300  #: Kerberos' default maximum tolerance for computer clock synchronisation
 AMPLIFICATION_LIMIT = 1.5
@@ -241,8 +242,7 @@ def judge_mcs(
         problem = sec.certificate_error
         if (
             problem is None
-            and cert is not None
-            and cert.cert_type == "proprietary"
+            and isinstance(cert, ProprietaryCertificate)
             and cert.verified is False
         ):
             problem = "the signature does not verify with the Terminal Services key"
