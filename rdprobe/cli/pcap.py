@@ -8,11 +8,10 @@ stderr and the connections read before it; a file that is no capture gives a one
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 import sys
 from collections import defaultdict
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,13 +26,6 @@ if TYPE_CHECKING:  # loaded when the command runs: the capture modules load cryp
 
     from rdprobe.analysis.classify import Report
     from rdprobe.capture.connection import RdpConnection
-
-CSV_COLUMNS = (
-    "capture", "first_seen", "transport", "client", "client_port", "server", "server_port",
-    "cookie", "requested", "answer", "security_protocol", "result", "client_name", "client_build",
-    "tls_version", "tls_cipher", "cert_subject", "end_reason", "ended_by", "duration_s",
-    "outcome", "worst", "finding_ids",
-)  # fmt: skip
 
 
 def _usage(message: str) -> Exception:
@@ -105,6 +97,8 @@ def pcap(
     else:
         render(results, Console(highlight=False), verbose=verbose)
     if csv_file is not None:
+        from rdprobe.render.csv import write_pcap_csv as write_csv
+
         try:
             with open(csv_file, "w", newline="", encoding="utf-8") as out:
                 write_csv(results, out)
@@ -229,28 +223,3 @@ def render(
         console.print(
             Panel(Group(*blocks[:-1]), title=title, title_align="left", border_style=STYLE[worst])
         )
-
-
-def csv_row(path: str, conn: RdpConnection, report: Report) -> list[str]:
-    from rdprobe.analysis.setting import describe_answer
-    from rdprobe.capture.zeek_names import zeek_fields
-
-    d, z = conn.to_dict(), zeek_fields(conn)
-    attempt = report.observation.attempts[0] if report.observation.attempts else None
-    leaf = ((report.observation.stages.get("tls") or {}).get("chain") or [{}])[0]
-    cells = [
-        path, d["first_seen"], conn.transport, d["client"], d["client_port"], d["server"],
-        d["server_port"], d["cookie"], d["requested_name"],
-        describe_answer(attempt) if attempt else None, z["security_protocol"], z["result"],
-        z["client_name"], z["client_build"], conn.tls_version, conn.tls_cipher,
-        leaf.get("subject"), conn.end_reason, conn.ended_by, d["duration_s"], report.outcome,
-        str(report.worst), " ".join(f.id for f in report.findings),
-    ]  # fmt: skip
-    return ["" if c is None else str(c) for c in cells]
-
-
-def write_csv(results: list[tuple[str, RdpConnection, Report]], out: IO[str]) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for path, conn, report in results:
-        writer.writerow(csv_row(path, conn, report))
