@@ -15,6 +15,7 @@ from rdprobe.analysis.facts import (
     STAGES,
     CertificateFacts,
     CertificateUnreadable,
+    NlaFacts,
     RunConfig,
     StageNote,
     TlsFacts,
@@ -77,6 +78,19 @@ def test_versions_udp_note_round_trip():
     for note in (StageNote(skipped="no confirm"), StageNote(error="internal error: X")):
         assert roundtrip(note) == note
     assert StageNote(skipped="x").to_dict() == {"skipped": "x", "summary": "skipped: x"}
+
+
+def test_nla_facts_round_trip_from_a_windows_challenge():
+    from test_live_tls import win10_challenge_tsrequest
+
+    from rdprobe.live.nla import interpret_reply
+
+    result = interpret_reply(win10_challenge_tsrequest())
+    facts = NlaFacts("HYBRID_EX", result.challenge, result.tsrequest_version, None, 0xC000006D, NOW)
+    back = roundtrip(facts)
+    assert back == facts
+    assert back.os == facts.os and "WIN10CGR" in back.summary
+    assert back.challenge.timestamp == result.challenge.timestamp
 
 
 def test_observation_stages_are_typed_and_read_only(cert_der):

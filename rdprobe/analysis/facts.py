@@ -27,7 +27,7 @@ from rdprobe.analysis.encryption_level import (
 )
 from rdprobe.analysis.windows_versions import describe_windows_version
 from rdprobe.protocol import gcc_server, mcs, rdpudp, tlsrec
-from rdprobe.protocol.ntlm import NtlmChallenge
+from rdprobe.protocol.ntlm import NegotiateFlags, NtlmChallenge
 from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
 #: The later stages, in the order they run and are shown (attribute names of TargetObservation).
@@ -313,6 +313,36 @@ class NlaFacts:
             out["os"] = self.os
         out["summary"] = self.summary
         return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NlaFacts:
+        ch = d.get("challenge")
+        challenge = None
+        if ch is not None:
+            version = None
+            if ch.get("version"):
+                major, minor, build = (int(p) for p in ch["version"].split("."))
+                version = (major, minor, build, int(ch.get("ntlm_revision") or 0))
+            challenge = NtlmChallenge(
+                ch.get("target_name") or "",
+                NegotiateFlags(int(ch.get("flags") or "0", 16)),
+                bytes.fromhex(ch.get("server_challenge") or ""),
+                version,
+                *(ch.get(k) for k in ("nb_computer", "nb_domain", "dns_computer", "dns_domain",
+                                      "dns_tree")),
+                datetime.fromisoformat(ch["timestamp"]) if ch.get("timestamp") else None,
+                tuple((p["id"], bytes.fromhex(p["value"])) for p in ch.get("other_av_pairs") or ()),
+            )  # fmt: skip
+        code = d.get("error_code")
+        seen = d.get("observed_at")
+        return cls(
+            d.get("selected"),
+            challenge,
+            d.get("tsrequest_version"),
+            d.get("error"),
+            None if code is None else int(code, 16),
+            None if seen is None else datetime.fromisoformat(seen),
+        )
 
 
 # -- MCS / Standard RDP Security ----------------------------------------------------------------

@@ -226,19 +226,6 @@ class FallbackResult:
     error: str | None
     """Why no complete flight was read (timeout, closed, not TLS...), else None."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "cipher": self.cipher,
-            "cipher_code": None if self.cipher_code is None else f"0x{self.cipher_code:04x}",
-            "alert": None
-            if self.alert is None
-            else {"level": self.alert.level, "description": self.alert.description},
-            "server_hello_done": self.server_hello_done,
-            "bytes_read": self.bytes_read,
-            "error": self.error,
-        }
-
 
 async def legacy_hello(
     reader: asyncio.StreamReader,
