@@ -59,6 +59,22 @@ def test_layer_imports_nothing_above_it(layer: str) -> None:
     assert layer_violations(layer) == []
 
 
+#: sibling adapters share only the layers below them (the pcap path once imported the
+#: encryption-level inference and the reply limits from live/)
+SIBLINGS = {"live": {"capture"}, "capture": {"live"}}
+
+
+@pytest.mark.parametrize("adapter", sorted(SIBLINGS))
+def test_live_and_capture_do_not_import_each_other(adapter: str) -> None:
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}"
+        for path in sorted((PACKAGE / adapter).rglob("*.py"))
+        for line, module in rdprobe_imports(path, PACKAGE)
+        if len(module.split(".")) > 1 and module.split(".")[1] in SIBLINGS[adapter]
+    ]
+    assert found == []
+
+
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     """The test can fail: a module of analysis/ that imports live (lazily, in a function) and a
     protocol/ module importing analysis are both caught, relative imports included."""
