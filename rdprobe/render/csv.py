@@ -92,8 +92,11 @@ class _Conn:
 
     @property
     def cert_subject(self) -> str | None:
-        tls = self.report.observation.stages.get("tls") or {}
-        return ((tls.get("chain") or [{}])[0]).get("subject")
+        from rdprobe.analysis.facts import TlsFacts, leaf_of
+
+        tls = self.report.observation.tls
+        leaf = leaf_of(tls.chain) if isinstance(tls, TlsFacts) else None
+        return leaf.subject if leaf else None
 
 
 #: (column, its cell from one connection) of `pcap --csv`

@@ -123,9 +123,9 @@ def _verdict(report: Report) -> str:
         return f"{report.service.name}" + (
             f" ({report.service.detail})" if report.service.detail else ""
         )
-    udp = report.observation.stages.get("udp")
-    if udp and udp.get("summary"):
-        return f"TCP {report.outcome.replace('_', ' ')}; UDP: {udp['summary']}"
+    udp = report.observation.udp
+    if udp is not None and udp.summary:
+        return f"TCP {report.outcome.replace('_', ' ')}; UDP: {udp.summary}"
     return report.outcome.replace("_", " ")
 
 
