@@ -60,6 +60,13 @@ def test_clock_skew_over_five_minutes(skew_s, flagged):
         assert f.evidence["skew_s"] == skew_s
 
 
+def test_clock_skew_without_an_observation_time_is_judged_at_now():
+    ch = challenge(dns_computer="WIN10CGR", timestamp=NOW + timedelta(hours=1))
+    facts = NlaFacts("HYBRID", ch, 6, None)  # no observed_at
+    assert "nla.clock_skew" in ids(judge_nla(obs_with(nla=facts), NOW))
+    assert "nla.clock_skew" not in ids(judge_nla(obs_with(nla=facts), NOW + timedelta(hours=1)))
+
+
 def test_nla_without_challenge_is_a_failure():
     assert ids(judge_nla(obs_with(nla=nla(None, "garbage")), NOW)) == {"nla.failed"}
 

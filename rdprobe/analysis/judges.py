@@ -184,8 +184,10 @@ def judge_nla(
             **where,
         )
     ]
-    server, seen = ch.timestamp, facts.observed_at
-    if server is not None and seen is not None:
+    # the local clock when the challenge arrived; without it (facts from elsewhere), the
+    # report's own time (a capture's time for pcaps)
+    server, seen = ch.timestamp, facts.observed_at or now
+    if server is not None:
         skew = round((server - seen).total_seconds())
         if abs(skew) > CLOCK_SKEW_LIMIT_S:
             out.append(
