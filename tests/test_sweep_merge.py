@@ -90,3 +90,17 @@ def test_summary_counts():
     assert d["by_setting"] == {"NLA required": 1}
     assert d["by_certificate_problem"] == {"certificate.self_signed": 1, "tls.old": 1}
     assert d["by_os_build"] == {"Windows Server 2019 (10.0.17763)": 1}
+
+
+def test_merge_reads_rows_of_the_previous_schema(tmp_path):
+    """A sweep file written before rdprobe.report/2 still merges (only stage facts changed)."""
+    old = {**row("10.0.0.9:3389", "2026-11-03T00:00:00+00:00", "rdp"), "schema": "rdprobe.report/1"}
+    other = {**row("10.0.0.9:3389", "2026-11-02T00:00:00+00:00", "refused")}
+    alien = {**row("10.0.0.8:3389", "2026-11-02T00:00:00+00:00", "rdp"), "schema": "other/1"}
+    a = write(tmp_path / "a.jsonl", [old, alien])
+    b = write(tmp_path / "b.jsonl", [other])
+    out = io.StringIO()
+    merge_files([a, b], out)
+    merged = [json.loads(x) for x in out.getvalue().splitlines()]
+    # the /1 row is the latest, so it wins; a row of another schema is not read at all
+    assert [(r["target"], r["outcome"]) for r in merged] == [("10.0.0.9:3389", "rdp")]

@@ -20,6 +20,8 @@ from rdprobe.protocol.x224 import (
 )
 
 SCHEMA = "rdprobe.report/2"
+#: Versions whose rows `merge` still reads (they differ only inside stages, docs/json-schema.md).
+READABLE_SCHEMAS = frozenset({"rdprobe.report/1", SCHEMA})
 
 
 def _tpdu_dict(a: Attempt) -> dict[str, Any] | None:

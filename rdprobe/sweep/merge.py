@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from rdprobe.render.jsonl import SCHEMA
+from rdprobe.render.jsonl import READABLE_SCHEMAS
 
 
 @dataclass
@@ -52,7 +52,7 @@ def _parse(line: bytes) -> tuple[str, datetime, str] | None:
         row = json.loads(line)
     except (ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(row, dict) or row.get("schema") != SCHEMA:
+    if not isinstance(row, dict) or row.get("schema") not in READABLE_SCHEMAS:
         return None
     target, started = row.get("target"), _started(row.get("started"))
     if not isinstance(target, str) or started is None:
