@@ -242,11 +242,7 @@ def judge_mcs(
             out.append(finding("rdpsec.weak_methods", methods=", ".join(weak), **ev))
         cert = sec.certificate
         problem = sec.certificate_error
-        if (
-            problem is None
-            and isinstance(cert, ProprietaryCertificate)
-            and cert.verified is False
-        ):
+        if problem is None and isinstance(cert, ProprietaryCertificate) and cert.verified is False:
             problem = "the signature does not verify with the Terminal Services key"
         if problem is None and cert is None and sec.certificate_bytes:
             problem = "it does not parse"
