@@ -165,12 +165,6 @@ def sweep(
         raise _usage(str(exc)) from None
     if not specs:
         raise _usage("no targets: give CIDR blocks, ranges or hosts, -iL FILE, or - for stdin")
-    if depth == "full":
-        try:  # the later stages (TLS, NLA, MCS, UDP) register themselves on import
-            import rdprobe.live.stages  # noqa: F401
-        except ImportError:
-            pass
-
     stdin = _reads_stdin(targets, input_list, exclude_file)
     if workers > 1 and worker_index is None and stdin:
         raise _usage("--workers cannot share targets read from stdin: give them in a file (-iL)")
