@@ -13,9 +13,9 @@ from typing import Any
 
 from rdprobe.analysis.certificate_verdict import CertificateVerdict, tls_certificate_verdict
 from rdprobe.analysis.consistency import violations
-from rdprobe.analysis.facts import TlsFacts
+from rdprobe.analysis.facts import McsFacts, TlsFacts
 from rdprobe.analysis.findings import Finding, finding
-from rdprobe.analysis.fingerprint import identify
+from rdprobe.analysis.fingerprint import identify, identify_iso_payload
 from rdprobe.analysis.judges import STAGE_JUDGES
 from rdprobe.analysis.observations import (
     Attempt,
@@ -30,6 +30,7 @@ from rdprobe.analysis.trust import TrustRoots
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
     FailureCode,
+    NegotiationFailure,
     NegotiationResponse,
     Protocol,
     protocol_name,
@@ -56,6 +57,8 @@ _REPLY_FINDINGS = {
     ReplyKind.OVERSIZED: "x224.oversized",
     ReplyKind.MALFORMED: "x224.malformed",
 }
+#: Findings the setting speaks for: a stage judge that raises one again is not repeated.
+_SETTING_FINDINGS = frozenset({"neg.legacy_clients_refused"})
 _FAILURE_FINDINGS = {
     FailureCode.SSL_CERT_NOT_ON_SERVER: "neg.ssl_cert_not_on_server",
     FailureCode.SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER: "neg.ssl_user_auth_required",
@@ -66,7 +69,9 @@ _FAILURE_FINDINGS = {
 @dataclass(frozen=True)
 class Report:
     observation: TargetObservation
-    outcome: str  #: "rdp", a TcpOutcome, a ReplyKind, or "wrong_service"
+    #: "rdp", a TcpOutcome, a ReplyKind, "wrong_service" (a named service), "not_rdp" (unknown
+    #: bytes) or "x224_not_rdp" (ISO transport that is not RDP)
+    outcome: str
     setting: Setting | None
     service: ServiceGuess | None
     findings: tuple[Finding, ...]
@@ -139,6 +144,46 @@ def _service(obs: TargetObservation, attempt: Attempt | None) -> ServiceGuess | 
     return guess
 
 
+def _mcs_facts(obs: TargetObservation) -> tuple[str | None, str | None, bytes]:
+    """(request label, error, reply bytes) of the MCS stage when it got no Connect Response.
+
+    The one place the classifier reads the MCS stage's facts; all None / b"" when the stage was
+    not run, was skipped, or got the server's Connect Response.
+    """
+    facts = obs.mcs
+    if not isinstance(facts, McsFacts) or facts.server_data is not None:
+        return None, None, b""
+    try:
+        raw = bytes.fromhex(facts.raw_hex)
+    except ValueError:
+        raw = b""
+    return facts.request, facts.error or "no MCS Connect Response", raw
+
+
+def _legacy_refused_later(obs: TargetObservation) -> str | None:
+    """Why a client without negotiation, confirmed, was then refused at the MCS stage."""
+    request, error, _raw = _mcs_facts(obs)
+    if request != "no negotiation" or error is None or "timeout" in error:
+        return None  # a timeout is no answer
+    return error
+
+
+def _iso_not_rdp(obs: TargetObservation) -> str | None:
+    """What an X.224 listener that is not RDP sent instead of MCS, or None.
+
+    Not RDP: no Connection Confirm carried RDP negotiation data (an RDP_NEG_REQ went unanswered
+    or none was sent), and the answer to the MCS Connect Initial is ISO transport data that is
+    not MCS (S7comm, an ISO session...).
+    """
+    if any(
+        isinstance(a.tpdu, ConnectionConfirm) and a.tpdu.negotiation is not None
+        for a in obs.attempts
+    ):
+        return None
+    _request, _error, raw = _mcs_facts(obs)
+    return identify_iso_payload(raw) if raw else None
+
+
 def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = None) -> Report:
     """The report of one observation judged at ``now``; ``roots`` are the trust roots a checking
     client uses (None: trust is not judged). With RDPROBE_CHECK_CONSISTENCY=1 set, a report that
@@ -146,11 +191,20 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
     outcome, key = _outcome(obs)
     findings: list[Finding] = []
     where: dict[str, Any] = {"host": obs.host, "port": obs.port}
-    setting = infer_setting(obs.attempts) if outcome == "rdp" else None
+    iso_payload = _iso_not_rdp(obs) if outcome == "rdp" else None
+    if iso_payload is not None:
+        outcome = "x224_not_rdp"
+    setting = (
+        infer_setting(obs.attempts, legacy_refused_later=_legacy_refused_later(obs))
+        if outcome == "rdp"
+        else None
+    )
     service: ServiceGuess | None = None
 
     if obs.dns_error is not None:
         findings.append(finding("dns.failure", error=obs.dns_error, **where))
+    elif outcome == "x224_not_rdp":
+        findings.append(finding("x224.not_rdp", payload=iso_payload, **where))
     elif outcome == "rdp":
         findings.append(finding("rdp.answered", **where))
         findings += _negotiation_findings(obs, setting)
@@ -164,9 +218,10 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
             findings.append(finding("service.conflict", service=label, **evidence))
             outcome = "wrong_service"
         else:
-            findings.append(
-                finding("service.unknown", preview=service.preview if service else "", **evidence)
-            )
+            shown = service.preview if service else ""
+            findings.append(finding("service.unknown", preview=shown, **evidence))
+            if outcome == "wrong_service":
+                outcome = "not_rdp"  # unknown bytes are not a service banner
     elif outcome == "open":
         findings.append(finding("tcp.open", **where))
     elif key is not None and key.tcp is not TcpOutcome.CONNECTED:
@@ -183,7 +238,12 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
 
     findings += _intermittency(obs)
     for judge in STAGE_JUDGES:
-        findings += judge(obs, now, roots)
+        for f in judge(obs, now, roots):
+            if f.id in _SETTING_FINDINGS and any(g.id == f.id for g in findings):
+                continue  # the setting already says it, with the same facts
+            if outcome == "x224_not_rdp" and f.id == "rdpsec.mcs_failed":
+                continue  # x224.not_rdp names what came instead of MCS
+            findings.append(f)
     cert = (
         tls_certificate_verdict(obs.tls, roots=roots, now=now)
         if isinstance(obs.tls, TlsFacts)
@@ -209,6 +269,9 @@ def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> li
     where = {"host": obs.host, "port": obs.port}
     if setting is not None:
         ev = {**where, "setting": setting.summary, "answers": setting.answers}
+        if setting.accepts_nothing:
+            codes = ", ".join(NegotiationFailure(c).code_name for c in setting.failure_codes)
+            out.append(finding("neg.accepts_nothing", codes=codes, **ev))
         if setting.legacy_server:
             out.append(finding("neg.legacy_server", **ev))
         if setting.nla_required:
@@ -220,11 +283,14 @@ def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> li
             out.append(finding("neg.nla_not_required", **ev))
         if setting.security_layer == "SSL":
             out.append(finding("neg.tls_required", **ev))
-        if FailureCode.SSL_NOT_ALLOWED_BY_SERVER in setting.failure_codes or (
-            setting.security_layer == "RDP" and not setting.legacy_server
-        ):
+        # TLS refused by the matrix as a whole (no request got TLS), not by one failure code:
+        # FreeRDP answers an RDSTLS-only request SSL_NOT_ALLOWED_BY_SERVER and selects TLS else.
+        if setting.tls_supported is False and not setting.legacy_server:
             out.append(finding("neg.rdp_security_only", **ev))
-        if setting.legacy_clients_allowed is False:
+        if setting.legacy_clients_allowed is False and not setting.accepts_nothing:
+            refused_later = _legacy_refused_later(obs)
+            if refused_later is not None:
+                ev = {**ev, "error": refused_later, "stage": "mcs"}
             out.append(finding("neg.legacy_clients_refused", **ev))
         for code in setting.failure_codes:
             if code in _FAILURE_FINDINGS:

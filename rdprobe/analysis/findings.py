@@ -258,11 +258,26 @@ _SPECS = [
     FindingSpec(
         "service.unknown",
         ERR,
-        "Something that is not RDP answers on port {port}",
-        "The process on the port answered with bytes that are not an RDP Connection Confirm and "
-        "do not match a known service.",
-        "Find the owner with `netstat -a -o -n` and `tasklist /svc`; see the preview of its "
-        "bytes in the evidence.",
+        "Not RDP, unknown bytes on port {port}: {preview}",
+        "The process on the port answered with bytes that are neither an RDP Connection Confirm "
+        "(which starts with the TPKT version byte 0x03) nor the banner of a known service: a "
+        "reply damaged on the way (a middlebox or a broken listener), or a protocol rdprobe does "
+        "not know.",
+        "Find the owner with `netstat -a -o -n` and `tasklist /svc`; compare the preview of its "
+        "bytes in the evidence with what a working RDP listener sends, and look for a proxy, IPS "
+        "or port forward on the path that rewrites the connection.",
+    ),
+    FindingSpec(
+        "x224.not_rdp",
+        ERR,
+        "An ISO transport (X.224) service answers on port {port}, not RDP: {payload}",
+        "The listener accepts X.224 connections as ISO-on-TCP (RFC 1006) does, but its Connection "
+        "Confirm carries no RDP negotiation and it answered the MCS Connect Initial with another "
+        "protocol's data (shown in the title): an industrial or OSI service (a Siemens S7 PLC, an IEC 61850 MMS server, a gateway) "
+        "owns the port, or a forward points at such a device.",
+        "Check that the address and port are the Remote Desktop server's; find the owner of the "
+        "port (`netstat -a -o -n`, the device's own configuration) and move RDP or that service "
+        "to another port.",
     ),
     # -- negotiation outcomes and the server's setting ---------------------------------------------
     FindingSpec(
@@ -383,6 +398,22 @@ _SPECS = [
         "The server refused with an unknown failure code {code}",
         "A newer or non-standard server uses a failure code outside MS-RDPBCGR.",
         "Compare with the server vendor's documentation.",
+    ),
+    FindingSpec(
+        "neg.accepts_nothing",
+        ERR,
+        "The listener accepts no client: every request was refused ({codes})",
+        "Every Connection Request got a negotiation failure, including those offering TLS and NLA "
+        "that the failure code asks for (SSL_REQUIRED_BY_SERVER to a TLS offer): no client of any "
+        "kind can connect. The security-layer settings contradict each other or name a protocol "
+        "the listener cannot provide: an extended-security mode without its provider (FreeRDP "
+        "shadow /sec:ext), a Security Layer or UserAuthentication value the RDP stack does not "
+        "accept, or a security provider that failed to load.",
+        "Set one consistent security layer: on Windows SecurityLayer 1 (Negotiate) or 2 (SSL) with "
+        f"a usable certificate and UserAuthentication 0 or 1 under {_RDP_TCP_KEY} (or the Group "
+        "Policy 'Require use of specific security layer'), then restart the Remote Desktop "
+        "Services service; on FreeRDP's shadow server use /sec:tls or /sec:nla instead of "
+        "/sec:ext. Check the System event log for TermService / schannel errors.",
     ),
     FindingSpec(
         "neg.legacy_clients_refused",

@@ -1,10 +1,13 @@
-"""Name the service that answered instead of RDP, from its first bytes (port conflicts)."""
+"""Name the service that answered instead of RDP, from its first bytes (port conflicts), and what
+an ISO transport listener that is not RDP sent instead of MCS."""
 
 from __future__ import annotations
 
 import re
 
 from rdprobe.analysis.observations import ServiceGuess
+from rdprobe.protocol import mcs, x224
+from rdprobe.protocol.errors import ProtocolError
 
 PREVIEW_BYTES = 64
 
@@ -74,3 +77,33 @@ def identify(data: bytes) -> ServiceGuess:
     if data.startswith((b"<!DOCTYPE", b"<html", b"<HTML")):
         return ServiceGuess("HTTP", "HTML without a status line", shown)
     return ServiceGuess("unknown", None, shown)
+
+
+#: ISO 8327 session SPDU types that open an ISO session (CONNECT, ACCEPT, REFUSE): MMS, ACSE...
+_ISO_SESSION_SPDUS = {0x0D: "CONNECT", 0x0E: "ACCEPT", 0x0C: "REFUSE"}
+_S7COMM_ID = 0x32
+
+
+def identify_iso_payload(pdu: bytes) -> str | None:
+    """What a TPKT PDU sent in answer to the MCS Connect Initial carries, when it is not MCS.
+
+    An RDP server answers with an X.224 Data TPDU holding T.125 MCS: a Connect Response (BER
+    application tag 102, 7f 66) or a Disconnect Provider Ultimatum (MS-RDPBCGR 2.2.1.4). Any other
+    Data TPDU is ISO transport (RFC 1006) carrying another protocol: its description is returned.
+    None when the PDU is MCS or cannot be read (nothing is claimed then).
+    """
+    try:
+        tpdu = x224.parse_server_tpdu(pdu)
+    except ProtocolError:
+        return None
+    if not isinstance(tpdu, x224.DataTpdu) or not tpdu.user_data:
+        return None
+    user = tpdu.user_data
+    if user.startswith(b"\x7f\x66") or mcs.is_disconnect_provider_ultimatum(user):
+        return None
+    if user[0] == _S7COMM_ID:
+        return f"S7comm (protocol id 0x32): {preview(user, 24)}"
+    if user[0] in _ISO_SESSION_SPDUS:
+        name = _ISO_SESSION_SPDUS[user[0]]
+        return f"an ISO 8327 session {name} (MMS / IEC 61850 and kin): {preview(user, 24)}"
+    return f"X.224 data that is not MCS: {preview(user, 24)}"

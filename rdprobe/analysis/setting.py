@@ -2,6 +2,8 @@
 
 Each X.224 attempt asked for one set of protocols; the answers together reveal the Security Layer
 (RDP / Negotiate / SSL), whether NLA is required, and whether clients without negotiation get in.
+Only answers count (MS-RDPBCGR 2.2.1.2): a reset, a close or a timeout says nothing about the
+request it cut short, and one failure code speaks for its own request only, never for the matrix.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rdprobe.analysis.observations import Attempt
+from rdprobe.analysis.observations import Attempt, ReplyKind
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
     FailureCode,
@@ -20,6 +22,10 @@ from rdprobe.protocol.x224 import (
 )
 
 RDP, SSL, HYBRID, HYBRID_EX = Protocol.RDP, Protocol.SSL, Protocol.HYBRID, Protocol.HYBRID_EX
+#: Replies that say nothing about the request: the connection broke or stayed silent.
+_NO_ANSWER = (
+    ReplyKind.RESET, ReplyKind.CLOSED, ReplyKind.SILENT, ReplyKind.TRUNCATED, ReplyKind.SLOW
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class Setting:
     legacy_clients_allowed: bool | None
     legacy_server: bool
     summary: str
+    #: every kind of client was refused: RDP, TLS and NLA offers all got a negotiation failure
+    accepts_nothing: bool = False
     answers: dict[str, str] = field(default_factory=dict)  #: request label -> answer, readable
     failure_codes: tuple[int, ...] = ()
 
@@ -49,6 +57,7 @@ class Setting:
             "rdstls_supported": self.rdstls_supported,
             "legacy_clients_allowed": self.legacy_clients_allowed,
             "legacy_server": self.legacy_server,
+            "accepts_nothing": self.accepts_nothing,
             "answers": self.answers,
         }
 
@@ -69,9 +78,11 @@ def describe_answer(attempt: Attempt) -> str:
         return "confirm without negotiation data"
     if tpdu is not None:
         return f"{type(tpdu).__name__} instead of a confirm"
+    if attempt.reply_kind in _NO_ANSWER:
+        return f"no answer: {attempt.reply_kind}"
     if attempt.reply_kind is not None:
         return str(attempt.reply_kind)
-    return str(attempt.tcp)
+    return f"no answer: {attempt.tcp}"
 
 
 def _selected(attempt: Attempt | None) -> int | None:
@@ -96,8 +107,46 @@ def _legacy_confirm(attempt: Attempt | None) -> bool:
     )
 
 
-def infer_setting(attempts: Iterable[Attempt]) -> Setting | None:
-    """The server's setting, or None when no attempt got a Connection Confirm."""
+def _legacy_clients(attempts: list[Attempt], refused_later: str | None) -> bool | None:
+    """Do clients that send no RDP_NEG_REQ get in? None when no such request was answered.
+
+    A confirm without negotiation data, or one that selects PROTOCOL_RDP (FreeRDP answers so),
+    lets them go on; a failure or a Disconnect / Data TPDU instead of a confirm refuses them; a
+    reset, close or timeout is no answer at all. ``refused_later``: the MCS stage, run on that
+    confirm, was refused (xrdp with security_layer=tls): the confirm does not let them in.
+    """
+    answered = [a for a in attempts if a.requested is None and a.tpdu is not None]
+    if not answered:
+        return None
+    a = answered[0]
+    if not isinstance(a.tpdu, ConnectionConfirm):
+        return False
+    neg = a.tpdu.negotiation
+    if neg is None or (isinstance(neg, NegotiationResponse) and neg.selected == RDP):
+        return refused_later is None
+    return False
+
+
+def _refuses_every_client(by_req: dict[int | None, Attempt]) -> bool:
+    """Failures only, to requests offering Standard RDP Security, TLS and NLA alike."""
+    if not by_req or any(_failure(a) is None for a in by_req.values()):
+        return False
+    offered = [req for req in by_req if req is not None]
+    return (
+        int(RDP) in offered
+        and any(req & SSL for req in offered)
+        and any(req & (HYBRID | HYBRID_EX) for req in offered)
+    )
+
+
+def infer_setting(
+    attempts: Iterable[Attempt], *, legacy_refused_later: str | None = None
+) -> Setting | None:
+    """The server's setting, or None when no attempt got a Connection Confirm.
+
+    ``legacy_refused_later``: why the MCS stage refused a client without negotiation after its
+    confirm (None when it did not, or was not run).
+    """
     attempts = list(attempts)
     by_req: dict[int | None, Attempt] = {}
     for a in attempts:
@@ -144,13 +193,14 @@ def infer_setting(attempts: Iterable[Attempt]) -> Setting | None:
     if nla_supported is False and hybrid_ex:
         nla_supported = True
 
-    legacy_clients: bool | None = None
-    if None in by_req:
-        legacy_clients = _legacy_confirm(by_req[None])
-    elif any(a.requested is None for a in attempts):
-        legacy_clients = False
+    legacy_clients = _legacy_clients(attempts, legacy_refused_later)
+    accepts_nothing = _refuses_every_client(by_req)
 
-    if legacy_server:
+    if accepts_nothing:
+        layer = "unknown"
+        codes = ", ".join(NegotiationFailure(c).code_name for c in failures)
+        summary = f"accepts no client: every request was refused ({codes})"
+    elif legacy_server:
         layer, summary = "RDP", "RDP Security Layer only: legacy server without negotiation"
     elif nla_required:
         layer, summary = "Negotiate or SSL", "NLA required (CredSSP before the session)"
@@ -164,13 +214,20 @@ def infer_setting(attempts: Iterable[Attempt]) -> Setting | None:
         layer, summary = "SSL or Negotiate", "TLS configured but no certificate on the listener"
     else:
         layer, summary = "unknown", "not enough answers to tell the security layer"
-    if legacy_clients is not None:
+    if legacy_clients is not None and not accepts_nothing:
         summary += "; clients without negotiation " + (
-            "get a Connection Confirm" if legacy_clients else "refused"
+            "get a Connection Confirm"
+            if legacy_clients
+            else "refused after their Connection Confirm, at the MCS stage"
+            if legacy_refused_later is not None
+            else "refused"
         )
+    nla_verdict: bool | None = nla_required if (failures or selections) else None
+    if accepts_nothing:  # the failures contradict the offers: nothing more can be told from them
+        nla_verdict = tls_supported = standard = nla_supported = None
     return Setting(
         security_layer=layer,
-        nla_required=nla_required if (failures or selections) else None,
+        nla_required=nla_verdict,
         tls_supported=tls_supported,
         standard_rdp_allowed=standard,
         nla_supported=nla_supported,
@@ -179,6 +236,7 @@ def infer_setting(attempts: Iterable[Attempt]) -> Setting | None:
         legacy_clients_allowed=legacy_clients,
         legacy_server=legacy_server,
         summary=summary,
+        accepts_nothing=accepts_nothing,
         answers=answers,
         failure_codes=failures,
     )

@@ -225,6 +225,8 @@ class Mangle(enum.Enum):
     DRIP = "drip"
     TRUNCATE = "truncate"
     RESET_AFTER = "reset-after"
+    #: a reset instead of the answer to a request without RDP_NEG_REQ (the others answered)
+    RESET_LEGACY = "reset-legacy"
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ class Mangled(Wrapper):
 
     def request(self, req: x224.ConnectionRequest) -> Reply:
         reply = self.inner.request(req)
+        if self.how is Mangle.RESET_LEGACY:
+            return Reply(then=Then.RESET) if req.negotiation is None else reply
         if self.how is Mangle.DRIP:
             return replace(reply, drip=self.interval)
         if self.how is Mangle.TRUNCATE:
@@ -294,6 +298,24 @@ class TlsDirect(Behaviour):
 
     def tls_data(self, pdu: bytes) -> Reply:
         return HOLD
+
+
+@dataclass(frozen=True)
+class IsoTransport(Behaviour):
+    """An ISO transport service (RFC 1006 ISO-on-TCP: S7comm, MMS) that is not RDP.
+
+    It confirms any Connection Request with its own ISO 8073 parameters (13.4: TPDU size, TSAPs)
+    and no RDP negotiation data, then answers the first Data TPDU with ``answer`` and closes.
+    """
+
+    confirm: bytes = b""
+    answer: bytes = b""
+
+    def request(self, req: x224.ConnectionRequest) -> Reply:
+        return Reply(self.confirm, Then.READ)
+
+    def data(self, pdu: bytes) -> Reply:
+        return Reply(self.answer, Then.CLOSE)
 
 
 @dataclass(frozen=True)

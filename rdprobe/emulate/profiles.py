@@ -17,6 +17,7 @@ from rdprobe.emulate.behaviours import (
     Behaviour,
     Fixed,
     Gate,
+    IsoTransport,
     Mangle,
     Mangled,
     NegotiationPolicy,
@@ -75,6 +76,20 @@ def _v(vector_id: str, what: str) -> bytes:
     return vectors.pdu(vector_id, what)
 
 
+def _mutated_confirm() -> bytes:
+    """win2012-negotiate's recorded confirm with its first byte (TPKT version 3) changed."""
+    cc = _v(W2012_TLS, "x224_cc")
+    return bytes((cc[0] ^ 0x10,)) + cc[1:]
+
+
+#: spec-built (RFC 1006, ISO 8073 13.4): CC with TPDU size 1024 (C0 01 0A), calling TSAP 0x0100
+#: (C1 02 01 00) and called TSAP 0x0102 (C2 02 01 02), as an S7 PLC confirms.
+_ISO_CC = bytes.fromhex("0300001611d00001123400c0010ac1020100c2020102")
+#: spec-built: X.224 DT carrying an S7comm Ack-Data header (protocol id 0x32, ROSCTR 3) with an
+#: error class 0x81 code 0x04, the answer of a PLC to a PDU it does not understand.
+_ISO_DT = bytes.fromhex("0300001302f080320300000000000000008104")
+
+
 _LEGACY = NegotiationPolicy(legacy=True)
 _STANDARD_ONLY = NegotiationPolicy(external=0, standard_rdp=True)
 _W2012 = NegotiationPolicy(
@@ -108,6 +123,7 @@ _BANNERS = (
 def _profiles() -> list[Profile]:
     prop = _v(PROPRIETARY, "mcs_cr")
     w2012 = Negotiator(_W2012, mcs_cr=prop)
+    w2012_tls = Negotiator(_W2012, prop, _v(W2012_TLS, "mcs_cr"), tls=True)
     w12 = (W2012_TLS, PROPRIETARY)
     nla = NegotiationPolicy(P.SSL | P.HYBRID | P.HYBRID_EX, False, True, flags=0x1F)
     xrdp = NegotiationPolicy(external=P.SSL, flags=0x01, rdp_flags=0x01)
@@ -157,7 +173,7 @@ def _profiles() -> list[Profile]:
          (PROPRIETARY,)),
         ("win-tls-selfsigned", "win2012-negotiate really serving TLS with a self-signed"
          f" certificate made at start, then its MCS Connect Response inside TLS [{W2012_TLS}]",
-         Negotiator(_W2012, prop, _v(W2012_TLS, "mcs_cr"), tls=True), w12),
+         w2012_tls, w12),
         ("xrdp-rdsaad", "xrdp 0.9.21 (not Windows), security layer negotiate: SSL when offered"
          " else RDP, flags 0x01; requestedProtocols above 0xB get an MCS Disconnect Provider"
          f" Ultimatum, then close [{XRDP}, measured]",
@@ -181,6 +197,17 @@ def _profiles() -> list[Profile]:
          Gate(w2012, max_active=2), w12),
         ("flapping", "win2012-negotiate, except every 3rd connection is reset",
          Gate(w2012, reset_every=3), w12),
+        ("flapping-legacy", "win-tls-selfsigned on a flapping listener whose resets fall on the"
+         " requests without RDP negotiation (spec-built: where the resets fall is chosen, so a"
+         " check sees the reset on that row every time)",
+         Mangled(w2012_tls, Mangle.RESET_LEGACY), w12),
+        ("mutated-confirm", "win2012-negotiate's confirm with its first byte changed from 0x03"
+         f" (TPKT version) to 0x13, then close [{W2012_TLS}, modified]",
+         Fixed(_mutated_confirm()), (W2012_TLS,)),
+        ("iso-transport", "an ISO-on-TCP service (S7comm PLC), not RDP: confirms any Connection"
+         " Request with ISO 8073 parameters and no RDP negotiation data, then answers the MCS"
+         " Connect Initial with an S7comm error (spec-built: RFC 1006, ISO 8073)",
+         IsoTransport(_ISO_CC, _ISO_DT), ()),
     ]  # fmt: skip
     out = [Profile(name, text, beh, vids) for name, text, beh, vids in table]
     out += [Profile(n, f"{w} on the port", Banner(g, a)) for n, w, g, a in _BANNERS]

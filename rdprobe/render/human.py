@@ -23,6 +23,8 @@ STAGE_NAMES = {
 OUTCOME_TEXT = {
     "rdp": "RDP answers",
     "wrong_service": "another service answers",
+    "not_rdp": "not RDP: unknown bytes",
+    "x224_not_rdp": "ISO transport (X.224), not RDP",
 }
 
 
