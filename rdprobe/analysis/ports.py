@@ -1,4 +1,5 @@
-"""Across the ports probed on one host: where does RDP answer? (the 'port moved' diagnosis)."""
+"""Across the ports probed on one host: where does RDP answer? (the 'port moved' diagnosis), and
+which of those reports `rdprobe find` shows."""
 
 from __future__ import annotations
 
@@ -35,3 +36,21 @@ def port_summary(reports: list[Report], default_port: int = RDP_PORT) -> list[Re
         for i, r in enumerate(group):
             out.append(replace(r, findings=(*r.findings, extra[i])) if i in extra else r)  # type: ignore[arg-type]
     return out
+
+
+#: Outcomes of a port where something other than RDP answered: the port conflict `find` shows.
+ANSWERED_NOT_RDP = frozenset({"wrong_service", "not_rdp", "x224_not_rdp"})
+
+
+def find_view(reports: list[Report], default_port: int = DEFAULT_PORT) -> list[Report]:
+    """What `find` shows of a host's ports (after port_summary): the default port's report
+    whatever it holds (a conflict naming the service, a refusal, and the host-level finding that
+    lists where RDP answers), every port where RDP answers, and every port where another service
+    answers. The first report when none of these is left, so one line always says why."""
+    shown = [
+        r
+        for r in reports
+        if r.rdp or r.observation.port == default_port or r.outcome in ANSWERED_NOT_RDP
+    ]
+    shown.sort(key=lambda r: r.observation.port != default_port)  # stable: default port first
+    return shown or reports[:1]

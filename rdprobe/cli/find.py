@@ -16,8 +16,8 @@ def find(
     timeout: TimeoutOpt = FIND_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the port(s) RDP answers on: the 'confirm the RDP port changed' step."""
-    from rdprobe.analysis.ports import port_summary
+    """Find the port(s) RDP answers on, and what answers on the usual port instead."""
+    from rdprobe.analysis.ports import find_view, port_summary
     from rdprobe.analysis.severity import ExitCode
     from rdprobe.cli.app import run_async
     from rdprobe.cli.check import check_all, emit
@@ -26,7 +26,6 @@ def find(
 
     parsed = targets([host], ports)
     opts = CheckOptions(timeouts=Timeouts.from_timeout(timeout), depth="x224")
-    reports = port_summary(run_async(check_all(parsed, opts, DEFAULT_CONCURRENCY)))
-    found = [r for r in reports if r.rdp]
-    emit(found or reports[:1], as_json, False)
-    raise typer.Exit(int(ExitCode.OK if found else ExitCode.PROBLEM))
+    shown = find_view(port_summary(run_async(check_all(parsed, opts, DEFAULT_CONCURRENCY))))
+    emit(shown, as_json, False)
+    raise typer.Exit(int(ExitCode.OK if any(r.rdp for r in shown) else ExitCode.PROBLEM))
