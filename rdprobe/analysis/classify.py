@@ -57,7 +57,7 @@ _REPLY_FINDINGS = {
     ReplyKind.OVERSIZED: "x224.oversized",
     ReplyKind.MALFORMED: "x224.malformed",
 }
-#: Findings the setting speaks for: a stage judge that raises one again is not repeated.
+#: Findings the setting speaks for: a stage judge does not raise them a second time.
 _SETTING_FINDINGS = frozenset({"neg.legacy_clients_refused"})
 _FAILURE_FINDINGS = {
     FailureCode.SSL_CERT_NOT_ON_SERVER: "neg.ssl_cert_not_on_server",
@@ -239,8 +239,13 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
     findings += _intermittency(obs)
     for judge in STAGE_JUDGES:
         for f in judge(obs, now, roots):
-            if f.id in _SETTING_FINDINGS and any(g.id == f.id for g in findings):
-                continue  # the setting already says it, with the same facts
+            if f.id in _SETTING_FINDINGS:
+                # The setting speaks for these (it reads the MCS refusal itself); an MCS stage
+                # that got no answer at all is a failed stage, not a refusal.
+                if outcome == "rdp" and not any(g.id == f.id for g in findings):
+                    f = finding("rdpsec.mcs_failed", **f.evidence)
+                else:
+                    continue
             if outcome == "x224_not_rdp" and f.id == "rdpsec.mcs_failed":
                 continue  # x224.not_rdp names what came instead of MCS
             findings.append(f)

@@ -42,7 +42,7 @@ def port_summary(reports: list[Report], default_port: int = RDP_PORT) -> list[Re
 ANSWERED_NOT_RDP = frozenset({"wrong_service", "not_rdp", "x224_not_rdp"})
 
 
-def find_view(reports: list[Report], default_port: int = DEFAULT_PORT) -> list[Report]:
+def find_view(reports: list[Report], default_port: int = RDP_PORT) -> list[Report]:
     """What `find` shows of a host's ports (after port_summary): the default port's report
     whatever it holds (a conflict naming the service, a refusal, and the host-level finding that
     lists where RDP answers), every port where RDP answers, and every port where another service
