@@ -138,9 +138,8 @@ def rule_no_verdict_without_an_answer(report: Report) -> list[str]:
 
 def rule_rdp_answered_only_for_rdp(report: Report) -> list[str]:
     """'RDP answers' only when the outcome is RDP (not unknown bytes, not ISO transport)."""
-    said = "rdp.answered" in _ids(report)
-    if said != report.rdp:
-        return [f"rdp.answered {'present' if said else 'absent'} with outcome {report.outcome}"]
+    if "rdp.answered" in _ids(report) and not report.rdp:
+        return [f"'RDP answers' with outcome {report.outcome}"]
     return []
 
 
