@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rdprobe.analysis.consistency_rules import contradictions
+from rdprobe.analysis.consistency import violations
 from rdprobe.emulate.profiles import PROFILES
 from rdprobe.emulate.server import serve
 from rdprobe.live.check import CheckOptions, check_target
@@ -103,7 +103,7 @@ async def test_profile_is_diagnosed(name):
     assert present <= ids, ids
     assert not absent & ids, ids
     assert elapsed < TIMEOUTS.total + 1
-    assert contradictions(report) == []
+    assert violations(report) == []
     if name in SERVICE_NAMES:
         assert report.service.name == SERVICE_NAMES[name]
 

@@ -2,7 +2,8 @@
 
 The matrices are the answers real servers gave (FreeRDP shadow with no /sec and with /sec:ext,
 xrdp security_layer=tls); the rules of rdprobe.analysis.consistency_rules must find every report
-here consistent, and must fire on the contradictions rdprobe used to print.
+here consistent, and must fire on the contradictions rdprobe used to print. (With
+RDPROBE_CHECK_CONSISTENCY=1, as the suite runs, classify() itself raises on a contradiction.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from test_classify import LEGACY, NOW, XRDP_NEGOTIATE, ids, observe
 
 from rdprobe.analysis import consistency_rules as rules
 from rdprobe.analysis.classify import classify
+from rdprobe.analysis.consistency import violations
+from rdprobe.analysis.facts import McsFacts
 from rdprobe.analysis.findings import finding
 from rdprobe.analysis.observations import Attempt, ReplyKind, TargetObservation, TcpOutcome
 from rdprobe.analysis.ports import find_view, port_summary
@@ -41,7 +44,7 @@ XRDP_TLS = {11: Rsp(1, 1), 0: Fail(1), 1: Rsp(1, 1), 3: Rsp(1, 1), 4: Fail(1), N
 
 
 def consistent(report) -> None:
-    assert rules.contradictions(report) == []
+    assert violations(report) == []  # the one checker, with the negotiation rules in it
 
 
 def test_one_rdstls_failure_does_not_outvote_the_matrix():
@@ -85,8 +88,8 @@ def test_refusing_only_some_clients_is_not_accepting_nothing():
     assert "neg.accepts_nothing" not in ids(report)
 
 
-def _with_mcs(obs, **facts):
-    obs.stages["mcs"] = {"request": "no negotiation", "server_data": None, **facts}
+def _with_mcs(obs, error):
+    obs.mcs = McsFacts("no negotiation", 0, 0x1B, error=error)
     return obs
 
 
@@ -199,12 +202,8 @@ def _iso_observation(mcs_reply: bytes) -> TargetObservation:
             Attempt(req.label, req.requested, TcpOutcome.CONNECTED, None, 1.0, 2.0,
                     ReplyKind.TPDU, _ISO_CC, x224.parse_server_tpdu(_ISO_CC))
         )  # fmt: skip
-    obs.stages["mcs"] = {
-        "request": "RDP",
-        "server_data": None,
-        "error": "malformed reply: expected MCS Connect-Response or ultimatum, got 3203",
-        "raw_hex": mcs_reply.hex(),
-    }
+    error = "malformed reply: expected MCS Connect-Response or ultimatum, got 3203"
+    obs.mcs = McsFacts("RDP", 0, 0x1B, error=error, raw_hex=mcs_reply.hex())
     return obs
 
 
@@ -256,9 +255,11 @@ def _add(report, fid, **evidence):
     return replace(report, findings=(*report.findings, finding(fid, **evidence)))
 
 
-def test_rule_catches_rdp_security_only_beside_tls():
-    report = _add(classify(observe(SHADOW_NO_SEC), NOW), "neg.rdp_security_only")
-    assert rules.rule_no_rdp_only_beside_tls(report)
+def test_checker_catches_rdp_security_only_beside_tls():
+    report = classify(observe(SHADOW_NO_SEC), NOW)
+    assert violations(_add(report, "neg.rdp_security_only"))  # the checker's own rule
+    no_tls = replace(report, setting=replace(report.setting, tls_supported=False))
+    assert rules.rule_setting_tls_beside_tls_selection(no_tls)
 
 
 def test_rule_catches_legacy_clients_said_two_ways():

@@ -1,7 +1,7 @@
 """Issue 9's negotiation verdicts against real servers and emulated listeners on 127.77.x.y:
 FreeRDP shadow with no /sec and with /sec:ext, xrdp security_layer=tls, a flapping listener,
 a mutated confirm, an ISO-on-TCP listener, and `find` on a host whose 3389 holds another service.
-Every report must also be free of contradictions (rdprobe.analysis.consistency_rules)."""
+Every report must also be free of contradictions (rdprobe.analysis.consistency)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from rdprobe.analysis.consistency_rules import contradictions
+from rdprobe.analysis.consistency import violations
 from rdprobe.emulate.server import serve, serve_many
 from rdprobe.live.check import CheckOptions, check_target
 from rdprobe.live.target import Target
@@ -31,7 +31,7 @@ async def probe(host, port, *, depth="x224", **kw):
     (report,) = await check_target(
         Target(host, port, True), CheckOptions(timeouts=FAST, depth=depth, **kw)
     )
-    assert contradictions(report) == []
+    assert violations(report) == []
     return report
 
 

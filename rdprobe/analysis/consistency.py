@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rdprobe.analysis import severity
 from rdprobe.analysis.certificate_verdict import judged_chain, parse_time
+from rdprobe.analysis.consistency_rules import NEGOTIATION_RULES
 from rdprobe.analysis.facts import TlsFacts, leaf_of
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
 
@@ -99,6 +100,7 @@ RULES: tuple[Rule, ...] = (
     nla_not_required_needs_a_non_nla_connection,
     rdp_security_only_needs_no_tls_selection,
     certificate_facts_agree_with_findings,
+    *NEGOTIATION_RULES,
 )
 
 

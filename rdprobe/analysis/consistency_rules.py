@@ -2,23 +2,26 @@
 
 Each rule takes a classified Report and returns the contradictions it finds, one sentence each
 (empty when the report is consistent). The rules re-derive what they check from the wire facts
-(the attempts) where they can, rather than trusting the setting they check. Meant to be merged into
-the one checker (``rdprobe.analysis.consistency``) and run over every report the tests produce.
+(the attempts) where they can, rather than trusting the setting they check. The one checker,
+``rdprobe.analysis.consistency``, runs them (``NEGOTIATION_RULES``) with its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rdprobe.analysis.classify import Report
 from rdprobe.analysis.observations import Attempt
-from rdprobe.analysis.severity import Severity
+from rdprobe.analysis.severity import ExitCode, exit_code
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
     NegotiationFailure,
     NegotiationResponse,
     Protocol,
 )
+
+if TYPE_CHECKING:  # classify imports the checker that imports these rules
+    from rdprobe.analysis.classify import Report
 
 _TLS = Protocol.SSL | Protocol.HYBRID | Protocol.HYBRID_EX | Protocol.RDSTLS
 _NLA = Protocol.HYBRID | Protocol.HYBRID_EX
@@ -65,21 +68,19 @@ def rule_legacy_clients_one_voice(report: Report) -> list[str]:
     return out
 
 
-def rule_no_rdp_only_beside_tls(report: Report) -> list[str]:
-    """No 'Standard RDP Security only' / 'refuses TLS' beside a request answered with TLS."""
+def rule_setting_tls_beside_tls_selection(report: Report) -> list[str]:
+    """The setting says no TLS (layer RDP, tls_supported false) only when no request got TLS.
+
+    (The finding 'RDP Security only' beside a TLS selection is the checker's own rule.)
+    """
     selected = _tls_selected(report)
-    if not selected:
-        return []
-    out = []
-    if "neg.rdp_security_only" in _ids(report):
-        out.append(f"neg.rdp_security_only beside TLS selected for {', '.join(selected)}")
     s = report.setting
-    if s is not None and (s.tls_supported is False or s.security_layer == "RDP"):
-        out.append(
+    if selected and s is not None and (s.tls_supported is False or s.security_layer == "RDP"):
+        return [
             f"setting says no TLS ({s.security_layer}, tls_supported={s.tls_supported}) beside "
             f"TLS selected for {', '.join(selected)}"
-        )
-    return out
+        ]
+    return []
 
 
 def _refuses_every_client(report: Report) -> bool:
@@ -100,8 +101,8 @@ def rule_accepting_nothing_is_a_problem(report: Report) -> list[str]:
     if not _refuses_every_client(report):
         return []
     out = []
-    if report.rdp and report.worst < Severity.WARNING:
-        out.append("every request refused, yet nothing of warning severity: exit code 0")
+    if exit_code([(report.outcome, report.worst)]) is ExitCode.OK:
+        out.append("every request refused, yet the report gives exit code 0")
     if report.setting is not None and not report.setting.accepts_nothing:
         out.append("every request refused, yet setting.accepts_nothing is false")
     return out
@@ -143,9 +144,9 @@ def rule_rdp_answered_only_for_rdp(report: Report) -> list[str]:
     return []
 
 
-RULES: tuple[Callable[[Report], list[str]], ...] = (
+NEGOTIATION_RULES: tuple[Callable[[Report], list[str]], ...] = (
     rule_legacy_clients_one_voice,
-    rule_no_rdp_only_beside_tls,
+    rule_setting_tls_beside_tls_selection,
     rule_accepting_nothing_is_a_problem,
     rule_no_verdict_without_an_answer,
     rule_rdp_answered_only_for_rdp,
@@ -154,4 +155,4 @@ RULES: tuple[Callable[[Report], list[str]], ...] = (
 
 def contradictions(report: Report) -> list[str]:
     """Every contradiction the negotiation rules find in ``report``."""
-    return [msg for rule in RULES for msg in rule(report)]
+    return [msg for rule in NEGOTIATION_RULES for msg in rule(report)]
