@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from rdprobe.cli.errors import UsageError
+from rdprobe.cli.errors import UsageError, excerpt
 from rdprobe.cli.options import (
     CookieOpt,
     DepthOpt,
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 
 async def check_all(targets: list[Target], opts: CheckOptions, concurrency: int) -> list[Report]:
+    """Every target, ``concurrency`` at once, reports in order (``find`` uses it too)."""
     import asyncio
 
     from rdprobe.live.check import check_target
@@ -50,7 +51,9 @@ async def check_all(targets: list[Target], opts: CheckOptions, concurrency: int)
     return [r for group in nested for r in group]
 
 
-def emit(reports: list[Report], as_json: bool, verbose: bool) -> None:
+def emit(reports: list[Report], as_json: bool, verbose: bool, *, table: str | None = None) -> None:
+    """JSON Lines, or the human report; ``table`` ("severity", "target", "input") adds the
+    compact table of all reports after it ("only:..." prints the table alone)."""
     import sys
 
     from rich.console import Console
@@ -59,8 +62,28 @@ def emit(reports: list[Report], as_json: bool, verbose: bool) -> None:
 
     if as_json:
         jsonl.write_jsonl(reports, sys.stdout)
-    else:
-        human.render(reports, Console(highlight=False), verbose=verbose)
+        return
+    console = Console(highlight=False)
+    only = table is not None and table.startswith("only:")
+    if not only:
+        human.render(reports, console, verbose=verbose)
+    if table is not None:
+        from rdprobe.render import rows
+        from rdprobe.render import table as table_mod
+
+        views = [rows.view(jsonl.report_dict(r)) for r in reports]
+        if not only:
+            console.print()
+        table_mod.render(views, console, sort=table.removeprefix("only:"))
+
+
+SortOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="ORDER",
+        help="Order of the table: severity (worst first), target, or input.",
+    ),
+]
 
 
 def check(
@@ -104,33 +127,65 @@ def check(
     ] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
+    table: Annotated[
+        bool,
+        typer.Option(
+            "--table", help="Only the compact table (shown after the reports of 2+ targets)."
+        ),
+    ] = False,
+    sort: SortOpt = "input",
 ) -> None:
     """Diagnose RDP listeners: TCP, X.224 negotiation, wrong services, and the later stages."""
     from rdprobe.analysis.ports import port_summary
     from rdprobe.analysis.severity import exit_code
+    from rdprobe.api import check_many
     from rdprobe.cli.app import run_async
-    from rdprobe.live.check import CheckOptions
-    from rdprobe.live.timing import Timeouts
 
     check_depth(depth)
     check_cookie(cookie)
     parsed = parse_targets(targets, ports)
-    opts = CheckOptions(
-        timeouts=Timeouts.from_timeout(timeout),
-        retries=retries,
-        cookie=cookie,
-        per_host=per_host,
-        repeat=repeat,
-        all_addresses=all_addresses,
-        depth=depth,
-        udp=udp,
-        ca_file=ca_file,
-        resolve=overrides(resolve or []),
-    )
+    resolved = overrides(resolve or [])
     if ca_file is not None and not os.path.isfile(ca_file):
         raise UsageError(f"--ca-file {ca_file}: no such file")
-    reports = run_async(check_all(parsed, opts, concurrency))
+    from rdprobe.render.rows import SORTS
+
+    if sort not in SORTS:
+        raise UsageError(f"--sort must be severity, target or input, not {excerpt(sort)}")
+    finished: list[Report] = []
+    try:
+        # options are checked above (typer: the ranges), so the library raises no ValueError
+        reports = run_async(
+            check_many(
+                parsed,
+                concurrency=concurrency,
+                all_addresses=all_addresses,
+                timeout=timeout,
+                depth=depth,  # type: ignore[arg-type]  (checked above)
+                cookie=cookie,
+                per_host=per_host,
+                repeat=repeat,
+                retries=retries,
+                udp=udp,
+                ca_file=ca_file,
+                resolve=resolved,
+                on_report=finished.append,
+            )
+        )
+    except KeyboardInterrupt:
+        interrupted(finished, len(parsed), as_json, verbose)
     if ports is not None:
         reports = port_summary(reports)
-    emit(reports, as_json, verbose)
+    shown = f"only:{sort}" if table else (sort if len(reports) > 1 else None)
+    emit(reports, as_json, verbose, table=shown)
     raise typer.Exit(int(exit_code((r.outcome, r.worst) for r in reports)))
+
+
+def interrupted(finished: list[Report], total: int, as_json: bool, verbose: bool) -> NoReturn:
+    """Ctrl-C: print what finished (as it would have been printed), then exit 130."""
+    from rdprobe.analysis.severity import ExitCode
+    from rdprobe.cli.errors import say
+
+    if finished:
+        emit(finished, as_json, verbose, table="input" if len(finished) > 1 else None)
+    say(f"rdprobe: interrupted; {len(finished)} of {total} target(s) finished (shown above)")
+    raise typer.Exit(int(ExitCode.INTERRUPTED))

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rdprobe.analysis.severity import ExitCode
+from rdprobe.analysis.severity import ExitCode, exit_code
 from rdprobe.cli.errors import UsageError
 from rdprobe.cli.options import CookieOpt, DepthOpt, TimeoutOpt, check_cookie, check_depth
 from rdprobe.defaults import (
@@ -134,6 +134,14 @@ def sweep(
             help="Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets.",
         ),
     ] = 0,
+    table: Annotated[
+        bool,
+        typer.Option(
+            "--table",
+            help="Show the compact table at the end (the default on a terminal without -o, --csv"
+            " or --json).",
+        ),
+    ] = False,
     worker_index: Annotated[int | None, typer.Option("--worker-index", hidden=True, min=1)] = None,
 ) -> None:
     """Sweep networks for RDP listeners: one result row per target:port, streamed."""
@@ -178,7 +186,7 @@ def sweep(
     if worker_index is not None:  # a worker of another rdprobe: rows to stdout, nothing else
         if not 1 <= worker_index <= n_workers:
             raise _usage(f"--worker-index {worker_index} is not among {n_workers} workers")
-        output, csv_file, as_json = None, None, True
+        output, csv_file, as_json, table = None, None, True, False
     state: ResumeState | None = None
     if resume is not None:
         try:
@@ -199,8 +207,16 @@ def sweep(
                 prepare_append(output, state)
             fh = stack.enter_context(_open(output, "a" if append else "w"))
             sinks.append(_jsonl_sink(fh))
-        if as_json or (output is None and csv_file is None):
+        no_file = output is None and csv_file is None
+        if no_file and not as_json and worker_index is None and sys.stdout.isatty():
+            table = True  # a person reads this: the table, not raw JSON rows
+        if as_json or (no_file and not table):
             sinks.append(_jsonl_sink(sys.stdout))
+        shown = TableRows() if table else None
+        if shown is not None:
+            sinks.append(shown.add)
+        verdict = Verdict()
+        sinks.append(verdict.add)
         if csv_file is not None:
             append = state is not None and os.path.exists(csv_file) and os.path.getsize(csv_file)
             cfh = stack.enter_context(_open(csv_file, "a" if append else "w"))
@@ -247,10 +263,76 @@ def sweep(
             stats.interrupted = True
         if progress is not None:
             progress.stop()
-    if worker_index is not None:
+    if worker_index is not None:  # the parent judges the rows it relays
         raise typer.Exit(INTERRUPTED if stats.interrupted else 0)
+    if shown is not None:
+        shown.render(Console(highlight=False))
     _print_summary(err, summary, stats, skipped[0], output or resume)
-    raise typer.Exit(INTERRUPTED if stats.interrupted else 0)
+    raise typer.Exit(INTERRUPTED if stats.interrupted else int(verdict.code()))
+
+
+class Verdict:
+    """The exit code of a sweep, from its rows as they pass (the same rule as `check`)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.problem = False
+
+    def add(self, row: dict[str, Any]) -> None:
+        from rdprobe.render.rows import severity
+
+        self.rows += 1
+        if not self.problem:
+            pair = (str(row.get("outcome")), severity(row.get("worst")))
+            self.problem = exit_code([pair]) is not ExitCode.OK
+
+    def code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.problem or not self.rows else ExitCode.OK
+
+
+#: The most rows the sweep's table shows (the worst ones); the rest are counted.
+TABLE_LIMIT = 500
+#: Outcomes where nothing listens: counted in the summary, left out of the sweep's table.
+NO_LISTENER = frozenset(
+    {"refused", "timeout", "host_unreachable", "net_unreachable", "admin_prohibited"}
+)
+
+
+class TableRows:
+    """The table's rows: the TABLE_LIMIT worst targets where something listens (memory stays
+    bounded; a sweep of a /16 is mostly refused and timed-out ports, which the summary counts)."""
+
+    def __init__(self, limit: int = TABLE_LIMIT) -> None:
+        self.limit = limit
+        self.heap: list[tuple[int, int, Any]] = []
+        self.seen = 0
+        self.no_listener = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        import heapq
+
+        from rdprobe.render.rows import view
+
+        if row.get("outcome") in NO_LISTENER:
+            self.no_listener += 1
+            return
+        v = view(row)
+        self.seen += 1
+        # min-heap on (severity, -arrival): the mildest, latest row is dropped first
+        item = (int(v.worst), -self.seen, v)
+        if len(self.heap) < self.limit:
+            heapq.heappush(self.heap, item)
+        elif item[:2] > self.heap[0][:2]:
+            heapq.heapreplace(self.heap, item)
+
+    def render(self, console: Console) -> None:
+        from rdprobe.render import table
+
+        views = [v for _sev, _n, v in self.heap]
+        if views:
+            table.render(views, console, sort="severity", more=self.seen - len(views))
+        quiet = f"{self.no_listener} target:port(s) without a listener (see the summary)"
+        console.print(("" if views else "no listener answered; ") + quiet, highlight=False)
 
 
 async def _sweep_with_workers(
@@ -323,7 +405,9 @@ def _print_summary(
         head += f", {stats.timeout_retries} timeout retries"
     summary.render(err, head)
     if stats.interrupted:
-        hint = f" --resume {resume_file}" if resume_file else " with -o FILE and --resume FILE"
-        err.print(
-            f"rdprobe: interrupted; finished rows are written: continue with{hint}", soft_wrap=True
+        hint = (
+            f"finished rows are written: continue with --resume {resume_file}"
+            if resume_file
+            else "to continue an interrupted sweep later, run it with -o FILE, then --resume FILE"
         )
+        err.print(f"rdprobe: interrupted; {hint}", soft_wrap=True)

@@ -4,6 +4,10 @@ targets (lazy expansion of CIDR blocks, ranges, octet ranges, names and files), 
 deterministic 1/N share), runner (the asyncio scheduler), resume, merge and summary.
 """
 
+import sys
+import types
+from typing import Any
+
 from rdprobe.sweep.runner import SweepOptions, SweepStats, run_sweep
 from rdprobe.sweep.shard import in_shard, parse_shard
 from rdprobe.sweep.targets import TargetSet, parse_spec, read_specs
@@ -18,3 +22,17 @@ __all__ = [
     "read_specs",
     "run_sweep",
 ]
+
+
+class _SweepPackage(types.ModuleType):
+    """``rdprobe.sweep`` is this package and, called, the library's sweep
+    (:func:`rdprobe.api.sweep`): Python binds a subpackage to its parent's attribute of the
+    same name, so the package itself must answer the call."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from rdprobe.api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SweepPackage

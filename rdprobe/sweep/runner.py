@@ -210,10 +210,12 @@ async def run_sweep(
     *,
     stats: SweepStats | None = None,
     probe: Probe = probe_target,
+    on_report: Callable[[Report], None] | None = None,
 ) -> SweepStats:
     """Probe every target, calling ``sink(row)`` with its JSON row as soon as it is finished.
 
-    ``stats`` (pass your own to read it after a cancellation) is updated as rows come.
+    ``stats`` (pass your own to read it after a cancellation) is updated as rows come;
+    ``on_report`` (the library's ``rdprobe.sweep``) gets each Report before its row is made.
     """
     stats = stats if stats is not None else SweepStats()
     it = iter(targets)
@@ -263,7 +265,10 @@ async def run_sweep(
 
     async def worker() -> None:
         for target in it:
-            row = report_dict(await one(target))
+            report = await one(target)
+            if on_report is not None:
+                on_report(report)
+            row = report_dict(report)
             sink(row)
             stats.rows += 1
             stats.by_outcome[row["outcome"]] += 1
