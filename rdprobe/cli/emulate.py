@@ -36,3 +36,6 @@ def emulate(
         run_async(server.run_emulator(profile, listen))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # the address is taken, or not one of this machine's
+        why = exc.strerror or str(exc)
+        raise UsageError(f"--listen {excerpt(listen)}: cannot listen there: {why}") from None

@@ -42,6 +42,40 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
+def check_resume_file(path: str) -> None:
+    """--resume takes only a file an earlier sweep wrote: refuse a missing file (nothing to
+    resume: start with -o FILE) and one whose first line is not an rdprobe result row (rows
+    would be appended to someone else's file)."""
+    from rdprobe.render.rows import is_row
+
+    try:
+        with open(path, "rb") as fh:
+            first = b""
+            for line in fh:
+                if line.strip():
+                    first = line
+                    break
+    except FileNotFoundError:
+        raise _usage(
+            f"--resume {path}: no such file (start the sweep with -o FILE, resume it with"
+            " --resume FILE)"
+        ) from None
+    except OSError as exc:
+        raise _usage(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not first:
+        return  # an empty file: a sweep stopped before its first row
+    import json
+
+    try:
+        row = json.loads(first)
+    except ValueError:
+        row = None if first.endswith(b"\n") else {"schema": "rdprobe.report/"}  # cut short
+    if not is_row(row):
+        raise _usage(
+            f"--resume {path}: not JSON Lines of rdprobe sweep (its first line is no result row)"
+        )
+
+
 def _same_file(a: str, b: str) -> bool:
     return os.path.abspath(a) == os.path.abspath(b)
 
@@ -189,6 +223,7 @@ def sweep(
         output, csv_file, as_json, table = None, None, True, False
     state: ResumeState | None = None
     if resume is not None:
+        check_resume_file(resume)
         try:
             state = load_done(resume)
         except OSError as exc:
