@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from rdprobe._version import __version__
-from rdprobe.cli import check, demo, emulate, find, findings, merge, pcap, sweep
+from rdprobe.cli import check, demo, emulate, find, findings, merge, pcap, report, sweep
 
 app = typer.Typer(
     add_completion=False,
@@ -55,6 +55,7 @@ app.command()(find.find)
 app.command()(sweep.sweep)
 app.command()(merge.merge)
 app.command()(pcap.pcap)
+app.command()(report.report)
 app.command()(emulate.emulate)
 app.command()(demo.demo)
 app.command()(findings.findings)

@@ -74,7 +74,7 @@ def emit(reports: list[Report], as_json: bool, verbose: bool, *, table: str | No
         views = [rows.view(jsonl.report_dict(r)) for r in reports]
         if not only:
             console.print()
-        table_mod.render(views, console, sort=table.removeprefix("only:"))
+        table_mod.render(views, table_mod.wide_console(), sort=table.removeprefix("only:"))
 
 
 SortOpt = Annotated[

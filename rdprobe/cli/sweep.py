@@ -301,7 +301,9 @@ def sweep(
     if worker_index is not None:  # the parent judges the rows it relays
         raise typer.Exit(INTERRUPTED if stats.interrupted else 0)
     if shown is not None:
-        shown.render(Console(highlight=False))
+        from rdprobe.render.table import wide_console
+
+        shown.render(wide_console())
     _print_summary(err, summary, stats, skipped[0], output or resume)
     raise typer.Exit(INTERRUPTED if stats.interrupted else int(verdict.code()))
 

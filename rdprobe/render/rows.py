@@ -97,6 +97,10 @@ class RowView:
             return None
         return (self.cert_not_after - now).days
 
+    @property
+    def cert_expiry_text(self) -> str:
+        return self.cert_expiry(datetime.now(UTC))
+
     def cert_expiry(self, now: datetime) -> str:
         days = self.cert_days(now)
         if days is None or self.cert_not_after is None:

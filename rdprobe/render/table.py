@@ -23,7 +23,7 @@ STYLE = {
     Severity.ERROR: "red",
     Severity.CRITICAL: "bold red",
 }
-COLUMNS = ("target", "security", "NLA", "TLS", "certificate expires", "OS", "worst finding")
+COLUMNS = ("target", "security", "NLA", "TLS", "cert expires", "OS", "worst finding")
 
 
 def ordered(views: Iterable[RowView], sort: str = "severity") -> list[RowView]:
@@ -40,7 +40,7 @@ def table(
     now = now or datetime.now(UTC)
     out = Table(show_edge=False, pad_edge=False, header_style="bold", expand=False)
     for name in COLUMNS:
-        out.add_column(name, overflow="fold")
+        out.add_column(name, overflow="fold", no_wrap=name == "target")
     for v in ordered(views, sort):
         worst = v.worst_finding
         days = v.cert_days(now)
@@ -65,6 +65,13 @@ def counts_line(views: list[RowView]) -> str:
     parts = [f"{worst[s]} {s}" for s in sorted(worst, reverse=True)]
     rdp = sum(1 for v in views if v.outcome == "rdp")
     return f"{len(views)} target(s): " + ", ".join(parts) + f"; RDP answers on {rdp}"
+
+
+def wide_console() -> Console:
+    """stdout; 140 columns when it is no terminal (rich would fold the table at 80)."""
+    import sys
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
 def render(
