@@ -1,6 +1,7 @@
 """Loading the trust roots a checking client uses (I/O, for the live and pcap adapters).
 
---ca-file PATH, else Windows' ROOT store, else OpenSSL's default CA file; loaded once per path and
+--ca-file PATH, else Windows' ROOT store (with the CA store's intermediates), else OpenSSL's
+default CA file; loaded once per path and
 cached. Analysis gets the result as a :class:`~rdprobe.analysis.trust.TrustRoots` value and never
 reads a file itself.
 """
@@ -30,15 +31,26 @@ def _load(ca_file: str | None) -> TrustRoots:
         with open(ca_file, "rb") as handle:
             return TrustRoots(parse_bundle(handle.read()), f"--ca-file {ca_file}")
     if hasattr(ssl, "enum_certificates"):  # Windows
-        certs = []
-        for data, encoding, _trust in ssl.enum_certificates("ROOT"):
-            if encoding == "x509_asn":
-                try:
-                    certs.append(x509.load_der_x509_certificate(data))
-                except ValueError:
-                    continue
-        return TrustRoots(tuple(certs), "Windows ROOT store")
+        # the CA store's intermediates complete paths (never as anchors): a server that sends
+        # only its leaf chains here as it does for mstsc
+        return TrustRoots(
+            _windows_store("ROOT"),
+            "Windows certificate stores (Trusted Root, Intermediate Certification Authorities)",
+            intermediates=_windows_store("CA"),
+        )
     paths = ssl.get_default_verify_paths()
     path = paths.cafile or paths.openssl_cafile
     with open(path, "rb") as handle:
         return TrustRoots(parse_bundle(handle.read()), f"system store ({path})")
+
+
+def _windows_store(name: str) -> tuple[x509.Certificate, ...]:
+    """The certificates of one Windows system store ("ROOT", "CA"); undecodable ones skipped."""
+    certs = []
+    for data, encoding, _trust in ssl.enum_certificates(name):  # type: ignore[attr-defined]
+        if encoding == "x509_asn":
+            try:
+                certs.append(x509.load_der_x509_certificate(data))
+            except ValueError:
+                continue
+    return tuple(certs)

@@ -300,3 +300,56 @@ def test_hostile_input_raises_only_protocol_error():
         except ProtocolError:
             pass
     assert parsed > 0
+
+
+def test_untrusted_verdict_names_the_missing_issuer_and_the_store(tmp_path):
+    ca, ca_key = make_cert(cn="Corp Issuing CA", eku=None, ca=True, key=rsa_key(3072))
+    other, _ = make_cert(cn="Some Other Root", eku=None, ca=True, key=rsa_key(3072))
+    leaf, _ = make_cert(dns=("rdp.example.test",), issuer=(ca.subject, ca_key))
+    ca_file = tmp_path / "other.pem"
+    ca_file.write_bytes(other.public_bytes(serialization.Encoding.PEM))
+    roots = load_trust_roots(str(ca_file))
+    result = verify_chain([der(leaf)], roots=roots, hostname=None, now=NOW)
+    assert result.trusted is False
+    assert result.verdict == (
+        f"its issuer CN=Corp Issuing CA is not in the --ca-file {ca_file}, nor sent by the server"
+    )
+    assert result.to_dict()["store"] == f"--ca-file {ca_file}"
+    alone, _ = make_cert(dns=("rdp.example.test",))
+    self_signed = verify_chain([der(alone)], roots=roots, hostname=None, now=NOW)
+    assert self_signed.verdict.startswith("it is self-signed and not itself in the --ca-file")
+
+
+def test_windows_intermediates_complete_the_chain(monkeypatch):
+    """On Windows the CA (intermediates) store is read with ssl.enum_certificates: simulated
+    here with real certificates, since the function exists only on Windows."""
+    from rdprobe import trust_store
+
+    root, root_key = make_cert(cn="Corp Root", eku=None, ca=True, key=rsa_key(3072))
+    inter, inter_key = make_cert(
+        cn="Corp Issuing CA", eku=None, ca=True, issuer=(root.subject, root_key),
+        key=rsa_key(3072),
+    )  # fmt: skip
+    leaf, _ = make_cert(dns=("rdp.example.test",), issuer=(inter.subject, inter_key))
+    stores = {"ROOT": [der(root)], "CA": [der(inter)]}
+    asked: list[str] = []
+
+    def enum_certificates(name: str):
+        asked.append(name)
+        return [(data, "x509_asn", True) for data in stores[name]]
+
+    monkeypatch.setattr(trust_store.ssl, "enum_certificates", enum_certificates, raising=False)
+    trust_store._load.cache_clear()
+    try:
+        roots = trust_store.load_trust_roots()
+        assert set(asked) == {"ROOT", "CA"} and "Intermediate" in roots.source
+        result = verify_chain([der(leaf)], roots=roots, hostname=None, now=NOW)
+        assert result.trusted is True, result.reason
+        stores["CA"] = []  # without the intermediate the leaf alone does not chain
+        trust_store._load.cache_clear()
+        missing = verify_chain(
+            [der(leaf)], roots=trust_store.load_trust_roots(), hostname=None, now=NOW
+        )
+        assert missing.trusted is False and "CN=Corp Issuing CA is not in" in missing.verdict
+    finally:
+        trust_store._load.cache_clear()

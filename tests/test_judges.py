@@ -17,6 +17,7 @@ from rdprobe.analysis.facts import (
 )
 from rdprobe.analysis.judges import judge_mcs, judge_nla, judge_tls, judge_tls_versions, judge_udp
 from rdprobe.analysis.observations import TargetObservation
+from rdprobe.analysis.severity import Severity
 from rdprobe.analysis.trust import TrustRoots
 from rdprobe.protocol.gcc_server import ServerData, ServerSecurity
 from rdprobe.protocol.ntlm import NegotiateFlags, NtlmChallenge
@@ -75,7 +76,7 @@ def leaf(**kw) -> CertificateFacts:
     base = {
         "subject": "CN=srv", "issuer": "CN=srv", "subject_cn": "srv", "san_dns": (TARGET,),
         "san_ip": (), "serial": "1", "not_before": (NOW - timedelta(days=10)).isoformat(),
-        "not_after": (NOW + timedelta(days=10)).isoformat(), "self_signed": False,
+        "not_after": (NOW + timedelta(days=400)).isoformat(), "self_signed": False,
         "key_type": "RSA", "key_bits": 2048, "signature_algorithm_oid": "1.2.840.113549.1.1.11",
         "signature_hash": "sha256", "eku": ("serverAuth",), "server_auth": True,
         "sha1_thumbprint": "AB" * 20, "sha1_thumbprint_dialog": "ab " * 19 + "ab",
@@ -92,7 +93,10 @@ def tls(*chain, target=TARGET, error=None, fallback=None) -> TlsFacts:
     ("cert", "judged_at", "expect"),
     [
         (leaf(), NOW, set()),
-        (leaf(), NOW + timedelta(days=11), {"cert.expired"}),  # the same certificate, later
+        (leaf(), NOW + timedelta(days=401), {"cert.expired"}),  # the same certificate, later
+        (leaf(), NOW + timedelta(days=371), {"cert.expiring_soon"}),  # 29 days left: warning
+        (leaf(), NOW + timedelta(days=311), {"cert.expiring"}),  # 89 days left: info
+        (leaf(), NOW + timedelta(days=309), set()),  # 91 days left
         (leaf(), NOW - timedelta(days=11), {"cert.not_yet_valid"}),
         (leaf(san_dns=("other.example.test",)), NOW, {"cert.name_mismatch"}),
         (leaf(key_bits=1024), NOW, {"cert.weak_key"}),
@@ -111,6 +115,15 @@ def test_connected_by_ip_to_a_certificate_naming_a_host():
     assert found[0].evidence["names"] == [TARGET]
 
 
+def test_expiring_certificate_names_its_date_and_days():
+    (found,) = judge_tls(obs_with(tls=tls(leaf())), NOW + timedelta(days=376))
+    assert found.id == "cert.expiring_soon" and found.severity == Severity.WARNING
+    expires = (NOW + timedelta(days=400)).date().isoformat()
+    assert found.title == f"The server's TLS certificate expires in 24 days, on {expires}"
+    assert found.evidence["thumbprint"] == "AB" * 20
+    assert "'<NEW THUMBPRINT>'" in found.fix and "AB" * 20 in found.fix
+
+
 def test_untrusted_self_signed_warns_only_on_a_domain_member():
     facts = tls(leaf(self_signed=True))
     workgroup = obs_with(tls=facts)
@@ -121,6 +134,11 @@ def test_untrusted_self_signed_warns_only_on_a_domain_member():
                           nb_domain="CORP", nb_computer="SRV")),
     )  # fmt: skip
     assert ids(judge_tls(member, NOW, NO_ROOTS)) == {"cert.self_signed", "cert.untrusted"}
+    untrusted = next(f for f in judge_tls(member, NOW, NO_ROOTS) if f.id == "cert.untrusted")
+    assert untrusted.evidence["store"] == "an empty test store"
+    assert "SSLCertificateSHA1Hash='<THUMBPRINT>'" in untrusted.fix
+    assert "AB" * 20 in untrusted.fix
+    assert untrusted.to_dict()["confirm"].startswith("Get-CimInstance")
     # without trust roots, trust is not judged at all
     assert ids(judge_tls(member, NOW)) == {"cert.self_signed"}
 

@@ -34,6 +34,8 @@ class CertificateVerdict:
     name_match_reason: str
     trusted: bool | None  #: None when no trust roots were given or the bytes were not kept
     trust_reason: str
+    trust_verdict: str = ""  #: the reason in plain words: which issuer is missing from where
+    trust_store: str = ""  #: the trust roots judged against
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -79,6 +81,7 @@ def judge_certificate(
     not_before, not_after = parse_time(leaf.not_before), parse_time(leaf.not_after)
     match, reason, is_ip = match_name(target, leaf.san_dns, leaf.san_ip, leaf.subject_cn)
     ders = [c.der for c in chain]
+    plain, store = "", "" if roots is None else roots.source
     if roots is None:
         trusted, why = None, "no trust roots given"
     elif not all(ders):
@@ -86,7 +89,7 @@ def judge_certificate(
     else:
         hostname = None if not target or _is_ip(target) else target
         result = verify_chain(ders, roots=roots, hostname=hostname, now=now)
-        trusted, why = result.trusted, result.reason
+        trusted, why, plain = result.trusted, result.reason, result.verdict
     return CertificateVerdict(
         source=source,
         subject=leaf.subject,
@@ -101,6 +104,8 @@ def judge_certificate(
         name_match_reason=reason,
         trusted=trusted,
         trust_reason=why,
+        trust_verdict=plain or why,
+        trust_store=store,
     )
 
 

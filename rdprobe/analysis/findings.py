@@ -7,7 +7,7 @@ evidence keys in braces; they are filled from the evidence when the finding is m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rdprobe.analysis.severity import Severity
@@ -18,6 +18,16 @@ _RDP_TCP_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStatio
 _TS_PARAMS = r"HKLM\SYSTEM\CurrentControlSet\Services\TermService\Parameters"
 
 
+def _bind(thumbprint: str) -> str:
+    """PowerShell that binds the certificate with this SHA-1 thumbprint to the RDP-Tcp listener
+    (a catalogue text: braces doubled for fill())."""
+    return (
+        "`$ts = Get-CimInstance -Namespace root/cimv2/TerminalServices -ClassName "
+        "Win32_TSGeneralSetting -Filter \"TerminalName='RDP-Tcp'\"; Set-CimInstance $ts "
+        f"-Property @{{{{SSLCertificateSHA1Hash='{thumbprint}'}}}}`"
+    )
+
+
 @dataclass(frozen=True)
 class FindingSpec:
     id: str
@@ -25,6 +35,25 @@ class FindingSpec:
     title: str
     cause: str
     fix: str
+    #: the command that shows the same fact on the server (PowerShell unless said), from CONFIRM
+    confirm: str = ""
+
+
+class _Keep(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(text: str, evidence: dict[str, Any]) -> str:
+    """A text with evidence keys in braces filled in (``{{`` is a brace); a key the evidence
+    lacks stays as ``{key}``, so the catalogue itself prints with ``fill(text, {})``."""
+    try:
+        return text.format_map(_Keep(evidence))
+    except (IndexError, ValueError, AttributeError, TypeError):
+        return text
+
+
+_fill = fill
 
 
 @dataclass(frozen=True)
@@ -42,10 +71,19 @@ class Finding:
 
     @property
     def title(self) -> str:
-        try:
-            return self.spec.title.format_map(self.evidence)
-        except (KeyError, IndexError, ValueError):
-            return self.spec.title
+        return _fill(self.spec.title, self.evidence)
+
+    @property
+    def cause(self) -> str:
+        return _fill(self.spec.cause, self.evidence)
+
+    @property
+    def fix(self) -> str:
+        return _fill(self.spec.fix, self.evidence)
+
+    @property
+    def confirm(self) -> str:
+        return _fill(self.spec.confirm, self.evidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,8 +91,9 @@ class Finding:
             "severity": str(self.severity),
             "title": self.title,
             "evidence": self.evidence,
-            "cause": self.spec.cause,
-            "fix": self.spec.fix,
+            "cause": self.cause,
+            "fix": self.fix,
+            "confirm": self.confirm,
         }
 
 
@@ -86,8 +125,9 @@ _SPECS = [
         "looks like this.",
         "On the server enable Remote Desktop (System Properties > Remote), start the Remote "
         "Desktop Services service, and check that the listener is in Listen state with `qwinsta` "
-        f"(rdp-tcp). Check PortNumber under {_RDP_TCP_KEY}, or run rdprobe with --ports to find "
-        "where RDP went. Check the Windows Firewall rule 'Remote Desktop - User Mode (TCP-In)'.",
+        f"(rdp-tcp). Check PortNumber under {_RDP_TCP_KEY}, or run `rdprobe find {{host}}` to "
+        "find the port RDP moved to. Check the Windows Firewall rule 'Remote Desktop - User Mode "
+        "(TCP-In)'.",
     ),
     FindingSpec(
         "tcp.timeout",
@@ -250,7 +290,7 @@ _SPECS = [
         "Port conflict: {service} answers on port {port}, not RDP",
         "Another application owns the port RDP should use (port assignment conflict), or RDP was "
         "moved and something else took its place, or a forward points at the wrong machine.",
-        "On the server find the owner with `netstat -a -o -n` (the PID on :port) and `tasklist "
+        "On the server find the owner with `netstat -a -o -n` (the PID on :{port}) and `tasklist "
         '/svc /fi "PID eq <pid>"`; move that application to another port, or move RDP by '
         f"changing PortNumber under {_RDP_TCP_KEY} (and the firewall rule), then restart the "
         "Remote Desktop Services service.",
@@ -302,7 +342,8 @@ _SPECS = [
         "No RDP listener on any of the {count} ports probed",
         "Remote Desktop is off or listens on a port outside the list, or a firewall filters "
         "every probed port.",
-        "Check the PortNumber of RDP-Tcp on the server and widen --ports.",
+        "Check the PortNumber of RDP-Tcp on the server, and run `rdprobe find <host>` (or widen "
+        "--ports) to try the usual moved ports.",
     ),
     FindingSpec(
         "neg.nla_required",
@@ -419,8 +460,9 @@ _SPECS = [
         "neg.legacy_clients_refused",
         INFO,
         "Clients without RDP negotiation cannot connect",
-        "Clients older than Windows XP SP3-era mstsc send no RDP_NEG_REQ; this server does not "
-        "accept them.",
+        "Clients older than Windows XP SP3-era mstsc send no RDP_NEG_REQ (the negotiation "
+        "request in which a client names the security protocols it can do, MS-RDPBCGR "
+        "2.2.1.1.1); this server does not accept them.",
         "Nothing to fix unless such clients must connect.",
     ),
     # -- TLS certificate and versions (MS-RDPBCGR 5.4.5.1) ----------------------------------------
@@ -435,6 +477,23 @@ _SPECS = [
         "under RDP-Tcp, or the RDS deployment's certificate settings); for the self-signed one, "
         "delete it from the 'Remote Desktop' certificate store and restart Remote Desktop "
         "Services so a new one is made.",
+    ),
+    FindingSpec(
+        "cert.expiring_soon",
+        WARN,
+        "The server's TLS certificate expires in {days_left} days, on {expires}",
+        "The certificate bound to the RDP listener is near the end of its validity; when it "
+        "lapses, clients that check certificates warn or refuse.",
+        "Renew it now (auto-enrolment should already have: check the 'Remote Desktop' template "
+        "and the CertificateServicesClient-AutoEnrollment log), then bind the new one to the "
+        "listener: " + _bind("<NEW THUMBPRINT>") + " (the one served now is {thumbprint}).",
+    ),
+    FindingSpec(
+        "cert.expiring",
+        INFO,
+        "The server's TLS certificate expires in {days_left} days, on {expires}",
+        "Less than 90 days of validity are left on the certificate bound to the RDP listener.",
+        "Plan its renewal, or check that auto-enrolment renews it.",
     ),
     FindingSpec(
         "cert.not_yet_valid",
@@ -475,11 +534,14 @@ _SPECS = [
     FindingSpec(
         "cert.untrusted",
         WARN,
-        "A client that checks certificates would not trust this one: {reason}",
+        "A client that checks certificates would not trust this one: {verdict}",
         "The chain does not lead to a root this workstation trusts (or the one given with "
-        "--ca-file): self-signed, an internal CA not deployed here, or an incomplete chain.",
+        "--ca-file): self-signed, an internal CA not deployed here, or an incomplete chain. "
+        "Checked against {store}; the verifier said: {reason}.",
         "Deploy the issuing CA to the clients (Group Policy), send the whole chain from the "
-        "server, or use a certificate from a CA the clients trust.",
+        "server, or use a certificate from a CA the clients trust. Bind a trusted certificate "
+        "to the listener by its SHA-1 thumbprint: " + _bind("<THUMBPRINT>") + " (the one served "
+        "now has thumbprint {thumbprint}).",
     ),
     FindingSpec(
         "cert.weak_key",
@@ -640,9 +702,9 @@ _SPECS = [
     FindingSpec(
         "udp.enabled",
         INFO,
-        "RDP over UDP answers on udp/{port} (ratio {ratio}:1)",
-        "The UDP transport is enabled. It answers anyone with a SYN+ACK; a large answer/probe "
-        "ratio makes it usable for reflection amplification.",
+        "RDP over UDP answers on udp/{port} (its answer is {ratio} times the probe's size)",
+        "The UDP transport is enabled. It answers anyone with a SYN+ACK; an answer much larger "
+        "than the probe (a ratio well above 1) makes it usable for reflection amplification.",
         "Nothing to fix for clients; if the port faces the internet, keep the server patched "
         "and filter udp/3389 at the edge unless remote users need it.",
     ),
@@ -657,7 +719,110 @@ _SPECS = [
     ),
 ]
 
-CATALOGUE: dict[str, FindingSpec] = {spec.id: spec for spec in _SPECS}
+# -- "confirm on the server": the command that shows the same fact there -------------------------
+_PS_RDP_TCP = (
+    r"Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'"
+    " -Name SecurityLayer,UserAuthentication,PortNumber,MinEncryptionLevel"
+)
+_LISTENING = "Get-NetTCPConnection -LocalPort {port} -State Listen; Get-Service TermService; qwinsta"
+_OWNER = 'netstat -a -o -n | findstr :{port}, then tasklist /svc /fi "PID eq <pid>"'
+_FIREWALL = (
+    "Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Select DisplayName,Enabled,Action; "
+    "Test-NetConnection {host} -Port {port} from another network segment"
+)
+_EVENTS = (
+    "Get-WinEvent -LogName Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational "
+    "-MaxEvents 30; qwinsta"
+)
+_CERTS = (
+    "Get-CimInstance -Namespace root/cimv2/TerminalServices -ClassName Win32_TSGeneralSetting | "
+    "Select TerminalName,SSLCertificateSHA1Hash; Get-ChildItem Cert:\\LocalMachine\\My,"
+    "'Cert:\\LocalMachine\\Remote Desktop' | Select Thumbprint,Subject,NotAfter"
+)
+_SCHANNEL = (
+    r"Get-ChildItem 'HKLM:\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols'"
+    " -Recurse | Get-ItemProperty | Select PSPath,Enabled,DisabledByDefault"
+)
+_UDP = (
+    "Get-NetUDPEndpoint -LocalPort {port}; Get-ItemProperty 'HKLM:\\SOFTWARE\\Policies\\"
+    "Microsoft\\Windows NT\\Terminal Services' -Name SelectTransport"
+)
+CONFIRM: dict[str, str] = {
+    "dns.failure": "Resolve-DnsName {host} (here and on a domain controller); ipconfig /all on the server",
+    "tcp.open": _LISTENING,
+    "tcp.refused": _LISTENING + "; " + _PS_RDP_TCP,
+    "tcp.timeout": _FIREWALL,
+    "tcp.host_unreachable": "ipconfig /all and route print on the server; Test-NetConnection {host}",
+    "tcp.net_unreachable": "route print (here); Test-NetConnection {host} -TraceRoute",
+    "tcp.admin_prohibited": _FIREWALL,
+    "tcp.error": "Test-NetConnection {host} -Port {port} from this workstation",
+    "tcp.reset_before_reply": _EVENTS,
+    "tcp.closed_before_reply": _EVENTS + "; " + _OWNER,
+    "tcp.silent": "Get-Service TermService; " + _OWNER + "; Get-Counter '\\Processor(_Total)\\% Processor Time'",
+    "tcp.intermittent": _EVENTS,
+    "x224.truncated": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'TermServ|Service Control'",
+    "x224.slow": "Get-Counter '\\Processor(_Total)\\% Processor Time','\\Memory\\Available MBytes'",
+    "tcp.dropped_after_confirm": _EVENTS,
+    "x224.oversized": _OWNER,
+    "x224.malformed": _OWNER,
+    "x224.disconnect": "the server software's version (xrdp --version on xrdp)",
+    "x224.unrequested_protocol": "the server software's version",
+    "service.conflict": _OWNER,
+    "service.unknown": _OWNER,
+    "rdp.answered": _LISTENING,
+    "rdp.found_elsewhere": _PS_RDP_TCP,
+    "rdp.not_found": _PS_RDP_TCP + "; " + _LISTENING,
+    "neg.nla_required": _PS_RDP_TCP + " (UserAuthentication 1: NLA required)",
+    "neg.nla_not_required": _PS_RDP_TCP + " (UserAuthentication 0: NLA not required)",
+    "neg.tls_required": _PS_RDP_TCP + " (SecurityLayer 2: SSL)",
+    "neg.rdp_security_only": _PS_RDP_TCP + " (SecurityLayer 0: RDP Security Layer)",
+    "neg.legacy_server": "winver, or (Get-CimInstance Win32_OperatingSystem).Caption",
+    "neg.ssl_cert_not_on_server": _CERTS,
+    "neg.ssl_user_auth_required": _PS_RDP_TCP,
+    "neg.inconsistent_flags": _PS_RDP_TCP,
+    "neg.unknown_failure": "the server software's version",
+    "neg.legacy_clients_refused": _PS_RDP_TCP,
+    "neg.nla_used": _PS_RDP_TCP + " (UserAuthentication 1: NLA required)",
+    "neg.accepts_nothing": _PS_RDP_TCP + "; " + _EVENTS,
+    "x224.not_rdp": _OWNER,
+    "cert.expired": _CERTS,
+    "cert.expiring_soon": _CERTS,
+    "cert.expiring": _CERTS,
+    "cert.not_yet_valid": "w32tm /query /status; Get-Date; " + _CERTS,
+    "cert.name_mismatch": _CERTS + ",DnsNameList",
+    "cert.ip_target": "Resolve-DnsName {host}; " + _CERTS,
+    "cert.self_signed": _CERTS,
+    "cert.untrusted": _CERTS + "; certutil -verify -urlfetch <exported .cer>",
+    "cert.weak_key": _CERTS + ",@{{n='Key';e={{$_.PublicKey.Key.KeySize}}}}",
+    "cert.weak_signature": _CERTS + ",@{{n='Signature';e={{$_.SignatureAlgorithm.FriendlyName}}}}",
+    "cert.no_server_auth": _CERTS + ",EnhancedKeyUsageList",
+    "tls.old_versions_only": _SCHANNEL,
+    "tls.no_tls12": _SCHANNEL,
+    "tls.legacy_versions_enabled": _SCHANNEL,
+    "tls.handshake_failed": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -eq Schannel; " + _CERTS,
+    "tls.obsolete_ciphers": "Get-TlsCipherSuite | Select Name (Windows 2012 R2+); " + _SCHANNEL,
+    "nla.identity": "hostname; (Get-CimInstance Win32_OperatingSystem).Caption,BuildNumber",
+    "nla.clock_skew": "w32tm /query /status; w32tm /stripchart /computer:<this workstation> /samples:3",
+    "nla.failed": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'LSA|CredSSP'",
+    "rdpsec.low_level": _PS_RDP_TCP + " (MinEncryptionLevel 1 Low, 2 Client Compatible, 3 High, 4 FIPS)",
+    "rdpsec.weak_methods": _PS_RDP_TCP + " (MinEncryptionLevel)",
+    "rdpsec.no_encryption": _PS_RDP_TCP + " (MinEncryptionLevel)",
+    "rdpsec.in_use": _PS_RDP_TCP + " (SecurityLayer 0 or 1 allows Standard RDP Security)",
+    "rdpsec.corrupt_certificate": (
+        r"Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Services\TermService\Parameters' | "
+        "Select Certificate,'X509 Certificate','X509 Certificate ID'"
+    ),
+    "rdpsec.mcs_failed": _EVENTS,
+    "udp.enabled": _UDP,
+    "udp.amplification": _UDP,
+}
+#: For ids given no command above (new entries): where any listener problem shows first.
+CONFIRM_DEFAULT = _LISTENING + "; " + _EVENTS
+
+CATALOGUE: dict[str, FindingSpec] = {
+    spec.id: replace(spec, confirm=spec.confirm or CONFIRM.get(spec.id, CONFIRM_DEFAULT))
+    for spec in _SPECS
+}
 
 
 def finding(finding_id: str, **evidence: Any) -> Finding:

@@ -8,10 +8,14 @@ not run (None) or produced no facts (StageNote) gives no finding here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from rdprobe.analysis.certificate_verdict import judged_chain, tls_certificate_verdict
+from rdprobe.analysis.certificate_verdict import (
+    judged_chain,
+    parse_time,
+    tls_certificate_verdict,
+)
 from rdprobe.analysis.facts import (
     CertificateFacts,
     McsFacts,
@@ -29,6 +33,9 @@ from rdprobe.protocol.rdpsec import ProprietaryCertificate
 CLOCK_SKEW_LIMIT_S = 300  #: Kerberos' default maximum tolerance for computer clock synchronisation
 AMPLIFICATION_LIMIT = 1.5
 WEAK_RSA_BITS = 2048
+#: A certificate this close to its end is a warning (cert.expiring_soon), closer than INFO info.
+EXPIRY_WARNING = timedelta(days=30)
+EXPIRY_INFO = timedelta(days=90)
 WEAK_HASHES = {"md5", "sha1", "md2", "md4"}
 OLD_TLS = ("TLSv1", "TLSv1.1")
 OBSOLETE_CIPHER_MARKS = ("RC4", "3DES", "_DES_", "_NULL_", "EXPORT", "_ANON_")
@@ -96,8 +103,13 @@ def _judge_certificate(
         "thumbprint": leaf.sha1_thumbprint,
     }
     out: list[Finding] = []
+    not_after = parse_time(leaf.not_after)
     if verdict.expired:
         out.append(finding("cert.expired", not_after=leaf.not_after, **ev))
+    elif not_after is not None and not_after - now < EXPIRY_INFO:
+        fid = "cert.expiring_soon" if not_after - now < EXPIRY_WARNING else "cert.expiring"
+        expires = not_after.date().isoformat()
+        out.append(finding(fid, days_left=(not_after - now).days, expires=expires, **ev))
     if verdict.not_yet_valid:
         out.append(finding("cert.not_yet_valid", not_before=leaf.not_before, **ev))
     if verdict.name_match is False:
@@ -115,7 +127,15 @@ def _judge_certificate(
     if self_signed:
         out.append(finding("cert.self_signed", **ev))
     if verdict.trusted is False and (not self_signed or _domain_member(obs)):
-        out.append(finding("cert.untrusted", reason=verdict.trust_reason, **ev))
+        out.append(
+            finding(
+                "cert.untrusted",
+                reason=verdict.trust_reason,
+                verdict=verdict.trust_verdict or verdict.trust_reason,
+                store=verdict.trust_store or "the trust store",
+                **ev,
+            )
+        )
     if (leaf.key_type or "").upper().startswith("RSA") and (
         leaf.key_bits or WEAK_RSA_BITS
     ) < WEAK_RSA_BITS:

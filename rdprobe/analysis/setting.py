@@ -78,6 +78,8 @@ def describe_answer(attempt: Attempt) -> str:
         return "confirm without negotiation data"
     if tpdu is not None:
         return f"{type(tpdu).__name__} instead of a confirm"
+    if attempt.reply_kind is ReplyKind.NOT_TPKT:  # the JSON keeps the kind; words for people
+        return "not RDP: the reply lacks the TPKT header (03 00 + length) every RDP PDU has"
     if attempt.reply_kind in _NO_ANSWER:
         return f"no answer: {attempt.reply_kind}"
     if attempt.reply_kind is not None:

@@ -27,15 +27,37 @@ class TrustRoots:
     certificates: tuple[x509.Certificate, ...]
     source: str  #: "--ca-file PATH", "system store (PATH)", ...
     error: str | None = None  #: why the store could not be read (then nothing is trusted)
+    #: certificates that may complete a path but are no trust anchor (Windows' Intermediate
+    #: Certification Authorities store: a server that sends only its leaf still chains there)
+    intermediates: tuple[x509.Certificate, ...] = ()
 
 
 @dataclass(frozen=True)
 class TrustResult:
     trusted: bool
-    reason: str
+    reason: str  #: the verifier's own words
+    verdict: str = ""  #: the same in plain words: what is missing, from which store
+    store: str = ""  #: the trust store that was used
 
     def to_dict(self) -> dict[str, object]:
-        return {"trusted": self.trusted, "reason": self.reason}
+        return {
+            "trusted": self.trusted,
+            "reason": self.reason,
+            "verdict": self.verdict or self.reason,
+            "store": self.store,
+        }
+
+
+def plain_verdict(reason: str, issuer: str | None, self_signed: bool, store: str) -> str:
+    """The verifier's reason as an admin reads it: which issuer is missing from which store."""
+    low = reason.lower()
+    if "candidates exhausted" in low or "no issuer" in low or "unable to get" in low:
+        if self_signed:
+            return f"it is self-signed and not itself in the {store}"
+        return f"its issuer {issuer or '(unnamed)'} is not in the {store}, nor sent by the server"
+    if "expired" in low or "not yet valid" in low or "validity" in low:
+        return f"a certificate in the chain is outside its validity period ({reason})"
+    return f"not trusted by the {store}: {reason}"
 
 
 def verify_chain(
@@ -57,29 +79,35 @@ def verify_chain(
         certs = [x509.load_der_x509_certificate(c) for c in chain]
     except ValueError as exc:
         return TrustResult(False, f"certificate does not parse: {exc}")
+    where = roots.source
     if roots.error is not None:
-        return TrustResult(False, f"cannot read trust store: {roots.error}")
+        return TrustResult(False, f"cannot read trust store: {roots.error}", store=where)
     if not roots.certificates:
-        return TrustResult(False, "the trust store holds no usable certificate")
+        return TrustResult(False, "the trust store holds no usable certificate", store=where)
     store = v.Store(list(roots.certificates))
     builder = v.PolicyBuilder().store(store).time(now.astimezone(UTC))
+    intermediates = [*certs[1:], *roots.intermediates]  # offered for path building, not trusted
     subject = _verifier_subject(hostname) if _has_san(certs[0]) else None
     try:
         if subject is not None:
-            builder.build_server_verifier(subject).verify(certs[0], certs[1:])
-            return TrustResult(True, f"chains to a trusted root and is valid for {hostname}")
+            builder.build_server_verifier(subject).verify(certs[0], intermediates)
+            why = f"chains to a trusted root and is valid for {hostname}"
+            return TrustResult(True, why, why, where)
         trust_only = builder.extension_policies(
             ca_policy=v.ExtensionPolicy.webpki_defaults_ca(),
             ee_policy=v.ExtensionPolicy.permit_all(),
         ).build_client_verifier()
-        trust_only.verify(certs[0], certs[1:])
+        trust_only.verify(certs[0], intermediates)
     except v.VerificationError as exc:
         text = " ".join(str(exc).split()).split(" (encountered processing")[0]
-        return TrustResult(False, text)
+        top = certs[-1]
+        plain = plain_verdict(text, top.issuer.rfc4514_string(), top.issuer == top.subject, where)
+        return TrustResult(False, text, plain, where)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        return TrustResult(False, f"cannot verify: {exc}")
+        return TrustResult(False, f"cannot verify: {exc}", store=where)
     why = "no host name given" if not hostname else "the certificate has no subjectAltName"
-    return TrustResult(True, f"chains to a trusted root (name not checked here: {why})")
+    text = f"chains to a trusted root (name not checked here: {why})"
+    return TrustResult(True, text, text, where)
 
 
 def _has_san(leaf: x509.Certificate) -> bool:

@@ -215,8 +215,10 @@ def render(
                 text.append(f"\n{f.severity!s:8} ", STYLE[f.severity])
                 text.append(f.title, style="bold")
                 if f.severity >= Severity.WARNING or verbose:
-                    text.append(f"\n         Why: {f.spec.cause}", style="dim")
-                    text.append(f"\n         Fix: {f.spec.fix}")
+                    text.append(f"\n         Why: {f.cause}", style="dim")
+                    text.append(f"\n         Fix: {f.fix}")
+                    if f.confirm:
+                        text.append(f"\n         Confirm on the server: {f.confirm}", style="cyan")
             blocks.append(text)
             blocks.append(Text(""))
         title = f"{_endpoint(address, port)} {transport.upper()} - {len(items)} connection(s)"

@@ -183,6 +183,7 @@ def sweep(
 
     from rich.console import Console
 
+    import rdprobe.render.rows  # loaded now: at the fd limit mid-sweep an import would fail
     from rdprobe.cli.progress import sweep_progress
     from rdprobe.live.check import CheckOptions
     from rdprobe.live.target import TargetError, parse_ports
@@ -247,6 +248,8 @@ def sweep(
             table = True  # a person reads this: the table, not raw JSON rows
         if as_json or (no_file and not table):
             sinks.append(_jsonl_sink(sys.stdout))
+        if table:
+            import rdprobe.render.table  # noqa: F401  (before the sweep, as rows above)
         shown = TableRows() if table else None
         if shown is not None:
             sinks.append(shown.add)

@@ -96,8 +96,10 @@ def _findings(report: Report, verbose: bool) -> Table:
     for f in sorted(report.findings, key=lambda f: -f.severity):
         body = Text(f.title, style="bold")
         if f.severity >= Severity.WARNING or verbose:
-            body.append(f"\n  Why: {f.spec.cause}", style="dim")
-            body.append(f"\n  Fix: {f.spec.fix}")
+            body.append(f"\n  Why: {f.cause}", style="dim")
+            body.append(f"\n  Fix: {f.fix}")
+            if f.confirm:
+                body.append(f"\n  Confirm on the server: {f.confirm}", style="cyan")
         table.add_row(Text(str(f.severity), STYLE[f.severity]), body)
     return table
 
