@@ -32,7 +32,9 @@ def test_placeholders_are_filled_and_rdprobe_find_is_named():
 
 def test_jargon_is_explained_where_it_appears():
     udp = finding("udp.enabled", port=3389, ratio=1.0)
-    assert udp.title == "RDP over UDP answers on udp/3389 (its answer is 1.0 times the probe's size)"
+    assert (
+        udp.title == "RDP over UDP answers on udp/3389 (its answer is 1.0 times the probe's size)"
+    )
     assert "the negotiation request" in CATALOGUE["neg.legacy_clients_refused"].cause
     assert "TPKT version byte 0x03" in CATALOGUE["service.unknown"].cause
 
