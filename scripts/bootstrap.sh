@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up rdprobe on a fresh Debian 12 machine and run it.
 #   bash scripts/bootstrap.sh demo   # install rdprobe in .venv and run `rdprobe demo`
-#   bash scripts/bootstrap.sh test   # also install the real test servers (apt, as root) and run all tests
+#   bash scripts/bootstrap.sh test   # also install the real test servers (apt, as root), run all
+#                                    # tests, then the unit tests at the lowest dependency versions
+#                                    # (RDPROBE_SKIP_LOWEST=1 skips that step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-demo}
@@ -21,24 +23,52 @@ if [ -z "$python" ] || ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; 
   python=${python:-python3}
 fi
 
+say() { echo "bootstrap: $*"; }
+
 if [ ! -x .venv/bin/python ]; then
+  say "creating the virtual environment .venv with $python"
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Unit tests again with every runtime dependency at the lower bound pyproject.toml declares, in
+# a venv of their own (not the server tests: those need root and the Debian servers).
+lowest_versions() {
+  say "lowest versions: $(.venv/bin/python scripts/lowest_versions.py | tr '\n' ' ')into .venv-lowest"
+  [ -x .venv-lowest/bin/python ] || .venv/bin/python -m venv .venv-lowest
+  .venv/bin/python scripts/lowest_versions.py >.venv-lowest/pins.txt
+  .venv-lowest/bin/python -m pip install -q --disable-pip-version-check \
+    -r .venv-lowest/pins.txt pytest pytest-asyncio scapy hypothesis
+  .venv-lowest/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+  say "lowest versions: running the unit tests (-m 'not servers')"
+  .venv-lowest/bin/python -m pytest -q -m "not servers" -p no:cacheprovider
+}
 
 case "$mode" in
   demo)
+    # only what the demo needs: rdprobe and its runtime dependencies, no test tools
+    say "installing rdprobe and its runtime dependencies (cryptography, typer, rich, jinja2) into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+    say "running 'rdprobe demo': emulated Windows listeners on 127.0.0.1, each diagnosed"
     exec .venv/bin/rdprobe demo
     ;;
   test)
+    say "installing rdprobe with its test tools (pytest, pytest-asyncio, ruff, scapy) into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    say "installing the real servers the tests start (Debian packages, as root)"
     as_root bash scripts/install-debian-deps.sh
+    say "lint: ruff check"
     .venv/bin/ruff check rdprobe tests scripts
+    say "tests: pytest"
     set +e
     .venv/bin/python -m pytest -ra "${@:2}"
     rc=$?
     set -e
     if [ "$rc" = 5 ]; then echo "pytest collected no tests"; exit 1; fi
-    exit "$rc"
+    if [ "$rc" != 0 ]; then exit "$rc"; fi
+    if [ "${RDPROBE_SKIP_LOWEST:-0}" != 1 ]; then
+      lowest_versions
+    fi
+    exit 0
     ;;
   *)
     echo "usage: bash scripts/bootstrap.sh demo|test" >&2; exit 2

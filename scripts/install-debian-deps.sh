@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the Debian packages rdprobe's integration tests start as real servers.
+# Install the Debian packages rdprobe's integration tests start as real servers (and chromium,
+# the real browser the HTML report's test renders it in).
 #
 # Idempotent and non-interactive; run as root on Debian 12 (bookworm):
 #     sudo scripts/install-debian-deps.sh          # fast path: exits at once if all present
@@ -24,6 +25,7 @@ tcpdump:tcpdump
 iproute2:ip
 nmap:nmap
 openssl:openssl
+chromium:chromium
 "
 
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

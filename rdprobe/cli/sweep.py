@@ -194,7 +194,7 @@ def sweep(
     from rdprobe.sweep.shard import parse_shard
     from rdprobe.sweep.summary import Summary
     from rdprobe.sweep.targets import TargetSet, load_specs
-    from rdprobe.sweep.workers import resolve_workers
+    from rdprobe.sweep.workers import resolve_workers, until_stopped
 
     check_depth(depth)
     check_cookie(cookie)
@@ -292,11 +292,17 @@ def sweep(
         gc.set_threshold(5_000, 5, 5)
         parent = worker_index is None and n_workers > 1
         try:
-            asyncio.run(
-                _sweep_with_workers(sink, stats, n_workers)
-                if parent
-                else run_sweep(pending, opts, sink, stats=stats)
-            )
+            if parent:
+                asyncio.run(_sweep_with_workers(sink, stats, n_workers))
+            elif worker_index is not None:  # stops when the parent says so on stdin
+                asyncio.run(
+                    until_stopped(
+                        run_sweep(pending, opts, sink, stats=stats),
+                        lambda: setattr(stats, "interrupted", True),
+                    )
+                )
+            else:
+                asyncio.run(run_sweep(pending, opts, sink, stats=stats))
         except KeyboardInterrupt:
             stats.interrupted = True
         if progress is not None:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from rdprobe.analysis.observations import Attempt, TcpOutcome
+from rdprobe.live import winsock
 from rdprobe.live.timing import Deadline, Timeouts, close_writer, now_ms
 from rdprobe.protocol import x224
 from rdprobe.protocol.errors import one_line
@@ -63,6 +64,30 @@ def tcp_outcome(exc: OSError) -> TcpOutcome:
     return TcpOutcome.ERROR
 
 
+async def _open(
+    address: str,
+    port: int,
+    limit: float,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """asyncio.open_connection; on Windows through a socket tuned so a refusal is immediate
+    (rdprobe.live.winsock)."""
+    sock = winsock.connect_socket(address, port, limit)
+    if sock is None:
+        return await asyncio.open_connection(
+            address, port, ssl=ssl_context, server_hostname=server_hostname
+        )
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (address, port))
+        return await asyncio.open_connection(
+            sock=sock, ssl=ssl_context, server_hostname=server_hostname if ssl_context else None
+        )
+    except BaseException:
+        sock.close()
+        raise
+
+
 async def connect(
     address: str,
     port: int,
@@ -84,9 +109,7 @@ async def connect(
         start = time.monotonic()
         try:
             async with asyncio.timeout(limit):  # no extra task per connect, unlike wait_for
-                streams = await asyncio.open_connection(
-                    address, port, ssl=ssl_context, server_hostname=server_hostname
-                )
+                streams = await _open(address, port, limit, ssl_context, server_hostname)
             return TcpOutcome.CONNECTED, None, now_ms(start), streams
         except TimeoutError:
             outcome, error = TcpOutcome.TIMEOUT, f"no answer within {limit:.1f} s"

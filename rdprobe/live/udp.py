@@ -43,6 +43,18 @@ class _Probe(asyncio.DatagramProtocol):
         self.event.set()
 
 
+#: Windows reports an ICMP port unreachable on a UDP socket as WSAECONNRESET (10054) or, through
+#: the proactor's overlapped receive, ERROR_PORT_UNREACHABLE (1234); POSIX as ECONNREFUSED.
+_WIN_UNREACHABLE = frozenset({10054, 10061, 1234})
+
+
+def port_unreachable(err: OSError) -> bool:
+    """Did the error come from an ICMP port unreachable (a closed UDP port)?"""
+    if isinstance(err, ConnectionRefusedError | ConnectionResetError):
+        return True
+    return getattr(err, "winerror", None) in _WIN_UNREACHABLE
+
+
 async def udp_probe(
     host: str, port: int = RDP_PORT, *, timeout: float = 3.0, retries: int = 2
 ) -> UdpFacts:
@@ -101,7 +113,7 @@ async def udp_probe(
                          reply_hex=first[:64].hex(), **base)  # fmt: skip
     if proto.error is not None:
         err = proto.error
-        if isinstance(err, ConnectionRefusedError | ConnectionResetError):
+        if port_unreachable(err):
             rtt = round((proto.error_at - sent_at) * 1000, 2)
             return UdpFacts("closed", rtt_ms=rtt, error="ICMP port unreachable", **base)
         return UdpFacts("error", error=f"{type(err).__name__}: {err}", **base)

@@ -36,7 +36,13 @@ FD_BACKOFF_MAX_S = 1.0
 #: A shrink of the connection limit after fd exhaustion holds for at least this long.
 FD_SHRINK_HOLD_S = 0.2
 _WSAEMFILE = 10024
-FD_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, _WSAEMFILE})
+#: Windows' port exhaustion: no buffer space (no ephemeral port or socket memory left) and the
+#: address in use (every local port to this destination taken). (Linux's EADDRNOTAVAIL is left
+#: out: it is also the answer for an address no route can use, which no waiting cures.)
+_WSAENOBUFS, _WSAEADDRINUSE = 10055, 10048
+#: Errors of this process running out of descriptors or ports: the sweep slows down and puts the
+#: target back instead of giving it an error row.
+FD_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, _WSAEMFILE, _WSAENOBUFS, _WSAEADDRINUSE})
 _ERRNO_TEXT = re.compile(r"\[(?:Errno|WinError) (\d+)\]")
 
 Probe = Callable[[Target, CheckOptions], Awaitable[list[Report]]]
@@ -234,7 +240,7 @@ async def run_sweep(
                     raise RuntimeError("the probe returned no report")
                 return reports[0]
             except OSError as exc:
-                if exc.errno in FD_ERRNOS or getattr(exc, "winerror", None) == _WSAEMFILE:
+                if exc.errno in FD_ERRNOS or getattr(exc, "winerror", None) in FD_ERRNOS:
                     return error_report(target, OSError(exc.errno, "Too many open files"))
                 stats.probe_errors += 1
                 return error_report(target, exc)

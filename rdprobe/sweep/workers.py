@@ -113,13 +113,51 @@ async def relay_until_done(
         return list(codes), True
 
 
+#: What the parent writes to a worker's stdin to stop it (EOF stops it too).
+STOP_LINE = b"stop\n"
+
+
 def _interrupt(proc: asyncio.subprocess.Process) -> None:
+    """Ask a worker to stop: finish the rows in flight, write them, exit 130. Through its stdin
+    on every system (Windows has no SIGINT for one process, and terminate() would lose the
+    rows in flight); on POSIX a SIGINT as well, which a worker busy in a long step sees first."""
     if proc.returncode is not None:
         return
+    stdin = proc.stdin
+    if stdin is not None and not stdin.is_closing():
+        try:
+            stdin.write(STOP_LINE)
+            stdin.close()
+        except (OSError, RuntimeError):
+            pass
+    if os.name != "nt":
+        try:
+            proc.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+
+async def until_stopped(coro: Any, on_stop: Callable[[], None]) -> None:
+    """Run a worker's sweep until its parent says stop (a line on stdin, or stdin closed because
+    the parent is gone); then cancel it, which ends it as Ctrl-C does, rows finished written."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+
+    def watch() -> None:
+        try:  # the raw descriptor: a buffered read would hold stdin's lock at interpreter exit
+            os.read(sys.stdin.fileno(), 64)
+        except (OSError, ValueError):
+            pass
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+    threading.Thread(target=watch, name="rdprobe-stop-watch", daemon=True).start()
     try:
-        proc.send_signal(signal.SIGINT) if os.name != "nt" else proc.terminate()
-    except ProcessLookupError:
-        pass
+        await task
+    except asyncio.CancelledError:
+        on_stop()
 
 
 async def start_children(argv: list[str], workers: int) -> list[asyncio.subprocess.Process]:
@@ -128,7 +166,7 @@ async def start_children(argv: list[str], workers: int) -> list[asyncio.subproce
         procs.append(
             await asyncio.create_subprocess_exec(
                 *child_argv(argv, index, workers),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,  # the stop line: see _interrupt
                 stdout=asyncio.subprocess.PIPE,
                 limit=LINE_LIMIT,
             )
