@@ -153,8 +153,9 @@ async def check_many(
     async def one(t: Target) -> list[Report]:
         async with limit:
             reports = await check_target(t, opts)
-        for r in reports if on_report is not None else ():
-            on_report(r)
+        if on_report is not None:
+            for r in reports:
+                on_report(r)
         return reports
 
     nested = await asyncio.gather(*(one(t) for t in parsed))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, cast
 
 import typer
 
@@ -31,6 +31,7 @@ from rdprobe.defaults import (
 
 if TYPE_CHECKING:
     from rdprobe.analysis.classify import Report
+    from rdprobe.api import Depth
     from rdprobe.live.check import CheckOptions
     from rdprobe.live.target import Target
 
@@ -160,7 +161,7 @@ def check(
                 concurrency=concurrency,
                 all_addresses=all_addresses,
                 timeout=timeout,
-                depth=depth,  # type: ignore[arg-type]  (checked above)
+                depth=cast("Depth", depth),  # checked above
                 cookie=cookie,
                 per_host=per_host,
                 repeat=repeat,

@@ -256,9 +256,9 @@ def sweep(
         verdict = Verdict()
         sinks.append(verdict.add)
         if csv_file is not None:
-            append = state is not None and os.path.exists(csv_file) and os.path.getsize(csv_file)
-            cfh = stack.enter_context(_open(csv_file, "a" if append else "w"))
-            sinks.append(CsvWriter(cfh, header=not append).write)
+            grow = state is not None and os.path.exists(csv_file) and os.path.getsize(csv_file) > 0
+            cfh = stack.enter_context(_open(csv_file, "a" if grow else "w"))
+            sinks.append(CsvWriter(cfh, header=not grow).write)
         sinks.append(summary.add)
         progress = None
         if sys.stderr.isatty() and worker_index is None:

@@ -151,8 +151,9 @@ def _os(row: dict[str, Any]) -> str:
 
 def view(row: dict[str, Any], source: str = "") -> RowView:
     """The view of one JSON row (a check, sweep or pcap row)."""
-    stages = row.get("stages") if isinstance(row.get("stages"), dict) else {}
-    setting = row.get("setting") if isinstance(row.get("setting"), dict) else {}
+    raw_stages, raw_setting = row.get("stages"), row.get("setting")
+    stages: dict[str, Any] = raw_stages if isinstance(raw_stages, dict) else {}
+    setting: dict[str, Any] = raw_setting if isinstance(raw_setting, dict) else {}
     chain = _get(stages, "tls", "chain")
     leaf = chain[0] if isinstance(chain, list) and chain and isinstance(chain[0], dict) else {}
     findings = tuple(f for f in map(_finding, row.get("findings") or ()) if f is not None)
