@@ -70,7 +70,7 @@ def test_certificate_facts_and_findings_must_agree_at_now():
     expired = with_findings(good, "cert.expired", not_after="x", host="srv", port=3389)
     assert any("notAfter" in p for p in consistency.violations(expired))
     # the same report judged later lacks the finding it should carry
-    later = replace(good, now=NOW + timedelta(days=30))
+    later = replace(good, now=NOW + timedelta(days=401))  # leaf() expires after 400 days
     assert any("cert.expired" in p for p in consistency.violations(later))
     # a certificate finding without any certificate
     bare = with_findings(classify(observe(XRDP_NEGOTIATE), NOW), "cert.self_signed", subject="x")

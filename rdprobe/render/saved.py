@@ -12,7 +12,7 @@ from rich.text import Text
 
 from rdprobe.analysis.severity import Severity
 from rdprobe.render.rows import RowView
-from rdprobe.render.table import STYLE
+from rdprobe.render.styles import STYLE
 
 
 def block(v: RowView, *, verbose: bool = False) -> Panel:

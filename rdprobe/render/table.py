@@ -14,15 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rdprobe.analysis.severity import Severity
 from rdprobe.render.rows import RowView, by_severity
+from rdprobe.render.styles import STYLE
 
-STYLE = {
-    Severity.INFO: "green",
-    Severity.WARNING: "yellow",
-    Severity.ERROR: "red",
-    Severity.CRITICAL: "bold red",
-}
 COLUMNS = ("target", "security", "NLA", "TLS", "cert expires", "OS", "worst finding")
 
 
