@@ -8,6 +8,10 @@ connection to ``rdp_port`` whose payloads are ``client_bytes_list[i]`` / ``serve
 alternately (segments larger than 1460 bytes are split), then closed with FINs.
 
     python3 scripts/make_big_pcap.py OUT.pcap --packets 1000000 --rdp 300 [--gzip] [--seed 1]
+        [--shape complete|busy]
+
+``--shape busy`` writes the busy-link shape instead: nearly every packet is a flow of its own seen
+mid-stream (one or two packets), with complete RDP connections on 3389 and non-standard ports.
 
 prints a JSON summary (packets written, the RDP connections' client/server endpoints).
 """
@@ -191,6 +195,76 @@ def write_big_pcap(
     return {"path": str(path), "packets": written, "rdp_connections": rdp}
 
 
+def write_busy_pcap(
+    path: str | Path,
+    n_packets: int = 1_000_000,
+    rdp_handshakes: int = 300,
+    rdp_exchange: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
+    *,
+    seed: int = 1,
+    rdp_ports: Sequence[int] = (3389, 3389, 3390, 50000),
+    compress: bool = False,
+) -> dict:
+    """The busy-link shape (issue 12): nearly every packet belongs to a flow seen mid-stream with
+    one or two packets (1M packets ~ 1M flows), with ``rdp_handshakes`` complete RDP connections
+    among them, spread over ``rdp_ports`` (some non-standard)."""
+    rng = random.Random(seed)
+    client_msgs, server_msgs = rdp_exchange or ([DEFAULT_CR], [DEFAULT_CC])
+    blob = bytes(rng.getrandbits(8) for _ in range(8192)).replace(b"\x03\x00", b"\x17\x03")
+    blob = blob.replace(b"\x05", b"\x06").replace(b"\x16\x03", b"\x17\x03")
+    rdp_every = max(1, n_packets // (rdp_handshakes + 1)) if rdp_handshakes else 0
+    next_rdp = rdp_every
+    rdp: list[dict] = []
+    pending: list[bytes] = []  # frames of the RDP connection being interleaved
+    opener = gzip.open if compress else open
+    written = 0
+    flow = 0
+    ts0 = 1_700_000_000
+    with opener(path, "wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        chunk: list[bytes] = []
+
+        def put(frame: bytes) -> None:
+            nonlocal written
+            ts = ts0 + written // 20000
+            usec = (written % 20000) * 50
+            chunk.append(_rec_hdr.pack(ts, usec, len(frame), len(frame)) + frame)
+            written += 1
+
+        while written < n_packets or pending:
+            if rdp_every and written >= next_rdp and len(rdp) < rdp_handshakes:
+                next_rdp += rdp_every
+                n = len(rdp) + 1
+                client = bytes((172, 16, (n >> 8) & 255, n & 255))
+                server = bytes((172, 31, 0, 1 + n % 50))
+                cport, sport = rng.randrange(49152, 65535), rdp_ports[n % len(rdp_ports)]
+                pending += tcp_connection(rng, client, cport, server, sport, client_msgs,
+                                          server_msgs)  # fmt: skip
+                rdp.append({"client": ".".join(map(str, client)), "client_port": cport,
+                            "server": ".".join(map(str, server)), "server_port": sport})  # fmt: skip
+            if pending and (rng.random() < 0.05 or written >= n_packets):
+                put(pending.pop(0))
+            elif written < n_packets:
+                flow += 1
+                a = bytes((10, 1 + (flow >> 16) % 200, (flow >> 8) & 255, flow & 255))
+                b = bytes((192, 168, rng.randrange(1, 255), rng.randrange(1, 255)))
+                ap, bp = rng.randrange(20000, 65000), rng.choice((80, 443, 22, 8080, 3389, 53))
+                off = rng.randrange(0, 6000)
+                data = blob[off : off + rng.randrange(40, 1400)]
+                if bp == 53:
+                    put(udp_frame(a, ap, b, bp, data[:60]))
+                else:
+                    seq, ack = rng.getrandbits(32), rng.getrandbits(32)
+                    put(tcp_frame(a, ap, b, bp, seq, ack, 0x18, data))
+                    if rng.random() < 0.3 and written < n_packets:
+                        put(tcp_frame(b, bp, a, ap, ack, seq + len(data), 0x10))
+            if len(chunk) >= 4096:
+                out.write(b"".join(chunk))
+                chunk.clear()
+        out.write(b"".join(chunk))
+    return {"path": str(path), "packets": written, "rdp_connections": rdp, "flows": flow}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -199,10 +273,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=3389)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gzip", action="store_true")
-    args = ap.parse_args(argv)
-    summary = write_big_pcap(
-        args.out, args.packets, args.rdp, seed=args.seed, rdp_port=args.port, compress=args.gzip
+    ap.add_argument(
+        "--shape",
+        choices=("complete", "busy"),
+        default="complete",
+        help="complete connections, or a busy link (flows seen mid-stream)",
     )
+    args = ap.parse_args(argv)
+    if args.shape == "busy":
+        summary = write_busy_pcap(args.out, args.packets, args.rdp, seed=args.seed,
+                                  compress=args.gzip)  # fmt: skip
+    else:
+        summary = write_big_pcap(
+            args.out, args.packets, args.rdp, seed=args.seed, rdp_port=args.port,
+            compress=args.gzip,
+        )  # fmt: skip
     json.dump({**summary, "rdp_connections": len(summary["rdp_connections"])}, sys.stdout)
     print()
     return 0

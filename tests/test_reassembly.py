@@ -356,8 +356,8 @@ def test_classify_work_is_bounded_for_tiny_segments() -> None:
         table.feed_packet(ts, pkt)
     for i in range(6000):  # one byte per segment
         table.feed_packet(2.0 + i, tcp(C, 50000, S, 3389, 101 + i, 901, ACK, b"\x03"))
-    (flow,) = table._flows.values()
-    assert flow.interest is False and flow.streams is None
+    # given up at the limit: the flow left the table (remembered only as "seen, not interesting")
+    assert table.active == 0 and table.stats["uninteresting"] == 1
     assert rec.classified <= 14 and rec.seen == 4096
 
 
@@ -397,3 +397,29 @@ def test_bogus_ack_far_ahead_is_ignored() -> None:
     r.ack(0x7000_0000, 2.0)
     r.feed(4, b"def", 3.0)
     assert r.pop() == [StreamData(0, b"abc", 1.0), StreamData(3, b"def", 3.0)] and r.gaps == 0
+
+
+def test_busy_link_flows_cost_no_flow_object() -> None:
+    """Issue 12: with start_bytes, mid-stream flows whose first byte cannot start RDP, and
+    SYN-started flows whose first payload byte cannot, leave nothing in the table."""
+    from rdprobe.capture.rdp import RdpHandler
+
+    found: list = []
+    table = FlowTable(RdpHandler(found.append))
+    for i in range(20000):  # one mid-stream packet per flow: HTTP, TLS application data, ACKs
+        src = bytes([10, 1, i >> 8 & 255, i & 255])
+        payload = (b"GET / HTTP/1.1\r\n", b"\x17\x03\x03\x00\x10" + bytes(16), b"")[i % 3]
+        table.feed_packet(float(i), tcp(src, 40000, S, 443, i, 7, PSH | ACK, payload))
+    assert table.stats["flows"] == 0 and table.active == 0 and not table._seen
+    for ts, pkt in handshake(41000, 80):
+        table.feed_packet(ts, pkt)
+    assert table.active == 1
+    table.feed_packet(1.3, tcp(C, 41000, S, 80, 101, 901, PSH | ACK, b"GET / HTTP/1.1\r\n\r\n"))
+    assert table.active == 0 and table.stats["uninteresting"] == 1
+    # a first byte that could start RDP but does not: decided once, then remembered (bounded)
+    table.feed_packet(
+        2.0, tcp(C, 42000, S, 3389, 5, 6, PSH | ACK, b"\x03\x00\x00\x0c\x02\xf0\x80x")
+    )
+    assert table.active == 0 and len(table._seen) == 2
+    table.finish()
+    assert found == []

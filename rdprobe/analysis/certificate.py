@@ -68,6 +68,10 @@ def describe_chain(chain_der: tuple[bytes, ...] | list[bytes]) -> tuple[Certific
             out.append(describe_certificate(data))
         except ProtocolError as exc:
             out.append(CertificateUnreadable(str(exc), data))
+        except Exception as exc:  # cryptography's InvalidVersion and friends (issue 14)
+            text = str(exc).strip().splitlines()
+            reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+            out.append(CertificateUnreadable(reason, data))
     return tuple(out)
 
 
@@ -134,7 +138,13 @@ def _describe(der_bytes: bytes) -> CertificateFacts:
         sha256_fingerprint=hashlib.sha256(der_bytes).hexdigest(),
         notes=tuple(notes),
         der=der_bytes,
+        key_exponent=attempt("public exponent", lambda: _rsa_exponent(cert)),
     )
+
+
+def _rsa_exponent(cert: x509.Certificate) -> int | None:
+    key = cert.public_key()
+    return key.public_numbers().e if isinstance(key, rsa.RSAPublicKey) else None
 
 
 def match_name(

@@ -15,6 +15,7 @@ field on :class:`~rdprobe.analysis.observations.TargetObservation`, one producer
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -99,6 +100,8 @@ class CertificateFacts:
     notes: tuple[str, ...] = ()
     der: bytes = field(default=b"", repr=False, compare=False)
     """The certificate as sent (for the trust check); not part of the JSON form."""
+    key_exponent: int | None = None
+    """The RSA public exponent (65537 nearly always; 3 or a huge value is worth a look)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -122,8 +125,19 @@ class CertificateUnreadable:
     error: str
     der: bytes = field(default=b"", repr=False, compare=False)
 
+    @property
+    def size(self) -> int:
+        return len(self.der)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.der).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
-        return {"error": self.error}
+        out: dict[str, Any] = {"error": self.error}
+        if self.der:
+            out.update(size=self.size, sha256=self.sha256)
+        return out
 
 
 Certificate = CertificateFacts | CertificateUnreadable

@@ -319,6 +319,24 @@ _SPECS = [
         "port (`netstat -a -o -n`, the device's own configuration) and move RDP or that service "
         "to another port.",
     ),
+    # -- what a capture shows of a connection that is not a whole RDP handshake ------------------
+    FindingSpec(
+        "capture.no_request",
+        INFO,
+        "Port {port} is open, but the client sent no request ({handshake})",
+        "The server completed the TCP handshake; the client then closed or reset the connection "
+        "without a byte of RDP. Port scanners (a half-open scan) and load-balancer health checks "
+        "do this. It says the listener accepts connections, nothing about RDP itself.",
+        "Nothing to change on the server. To test RDP itself, run `rdprobe check` against it.",
+    ),
+    FindingSpec(
+        "capture.start_missed",
+        INFO,
+        "The capture starts inside this connection: its beginning ({missed}) was not captured",
+        "Only what follows is visible (here the TLS handshake or the RDP-UDP datagrams); the "
+        "negotiation of the security protocol, which tells the server's setting, is not.",
+        "Start the capture before the client connects to see the whole handshake.",
+    ),
     # -- negotiation outcomes and the server's setting ---------------------------------------------
     FindingSpec(
         "rdp.answered",
@@ -542,6 +560,15 @@ _SPECS = [
         "server, or use a certificate from a CA the clients trust. Bind a trusted certificate "
         "to the listener by its SHA-1 thumbprint: " + _bind("<THUMBPRINT>") + " (the one served "
         "now has thumbprint {thumbprint}).",
+    ),
+    FindingSpec(
+        "tls.unreadable_certificate",
+        WARN,
+        "A certificate the server sent cannot be read ({size} bytes, SHA-256 {sha256}): {error}",
+        "The certificate is not valid X.509 as a strict reader sees it (e.g. an impossible version "
+        "field or a damaged encoding). Some TLS libraries accept it, others refuse the connection.",
+        "Replace the listener's certificate with a freshly issued one and check it with "
+        "'certutil -dump' or 'openssl x509 -text'.",
     ),
     FindingSpec(
         "cert.weak_key",

@@ -18,6 +18,7 @@ from rdprobe.analysis.certificate_verdict import (
 )
 from rdprobe.analysis.facts import (
     CertificateFacts,
+    CertificateUnreadable,
     McsFacts,
     NlaFacts,
     TlsFacts,
@@ -70,6 +71,12 @@ def judge_tls(
         else:
             out.append(finding("tls.handshake_failed", error=facts.error, **where))
     _source, chain = judged_chain(facts)
+    for bad in chain:  # what no certificate library could read (issue 14): a finding, no crash
+        if isinstance(bad, CertificateUnreadable) and bad.der:
+            out.append(
+                finding("tls.unreadable_certificate", size=bad.size, sha256=bad.sha256, error=bad.error,
+                        **where)
+            )  # fmt: skip
     leaf = leaf_of(chain)
     if leaf is not None:
         out.extend(_judge_certificate(obs, facts, leaf, roots, where, now))

@@ -77,7 +77,7 @@ def verify_chain(
         return TrustResult(False, "the server sent no certificate")
     try:
         certs = [x509.load_der_x509_certificate(c) for c in chain]
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, InvalidVersion, ...: every loader fault (issue 14)
         return TrustResult(False, f"certificate does not parse: {exc}")
     where = roots.source
     if roots.error is not None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from rdprobe.analysis.classify import Report, classify
+from rdprobe.analysis.findings import finding
 from rdprobe.capture.connection import RdpConnection, to_observation
 from rdprobe.capture.flows import FlowTable
 from rdprobe.capture.rdp import RdpHandler
@@ -55,11 +57,37 @@ def analyze(
 
 
 def judge(conn: RdpConnection, now: datetime | None = None) -> Report:
-    """The Report ``check`` would give for this connection, judged at the capture's time."""
+    """The Report ``check`` would give for this connection, judged at the capture's time.
+
+    What only a capture can show is said here, in the classifier's terms: an open port that got
+    no request, a connection whose start the capture missed, X.224 that is not RDP (issue 9).
+    """
     roots = load_trust_roots() if conn.certificates else None  # the system store
     report = classify(to_observation(conn), now or conn.started, roots)
+    where = {"host": report.observation.host, "port": report.observation.port}
     if conn.transport == "udp":  # no X.224 attempt: name the outcome after the datagrams
-        from dataclasses import replace
-
-        report = replace(report, outcome="rdp" if conn.udp_syn_ack else "silent")
+        report = replace(
+            report, outcome="rdp" if conn.udp_syn_ack or conn.start_missed else "silent"
+        )
+        if conn.start_missed:
+            extra = finding("capture.start_missed", missed="the RDP-UDP SYN", **where)
+            report = replace(report, findings=(extra, *report.findings))
+        return report
+    if conn.not_rdp is not None:  # ISO transport that is not RDP: the classifier's x224.not_rdp
+        kept = tuple(
+            f for f in report.findings if not f.id.startswith(("rdp.", "neg.", "x224.not_rdp"))
+        )
+        extra = finding("x224.not_rdp", payload=conn.not_rdp, **where)
+        return replace(report, outcome="x224_not_rdp", setting=None, service=None,
+                       findings=(extra, *kept))  # fmt: skip
+    if conn.no_request or conn.start_missed:
+        kept = tuple(f for f in report.findings if f.id != "tcp.open")
+        if conn.no_request:
+            extra = finding("capture.no_request", handshake=conn.handshake, ended_by=conn.ended_by,
+                            end_reason=conn.end_reason, **where)  # fmt: skip
+        else:
+            extra = finding("capture.start_missed", missed="TCP handshake and X.224 negotiation",
+                            **where)  # fmt: skip
+        outcome = "rdp" if conn.start_missed else report.outcome
+        report = replace(report, outcome=outcome, findings=(extra, *kept))
     return report

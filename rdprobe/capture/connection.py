@@ -21,8 +21,9 @@ from rdprobe.analysis.certificate import describe_chain
 from rdprobe.analysis.encryption_level import MethodOutcome
 from rdprobe.analysis.facts import CertificateUnreadable, McsFacts, TlsFacts, UdpFacts
 from rdprobe.analysis.observations import Attempt, ReplyKind, TargetObservation, TcpOutcome
+from rdprobe.capture.jsonview import certificate_error
 from rdprobe.capture.linklayer import format_address
-from rdprobe.capture.zeek_names import certificate_facts, client_build_name, keyboard_layout_name
+from rdprobe.capture.records import MAX_TIME
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpudp
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
@@ -33,9 +34,11 @@ from rdprobe.protocol.x224 import (
     protocol_name,
 )
 
-TIMING_KEYS = ("syn", "synack", "ack", "request_sent", "cr", "first_reply", "cc", "mcs_ci",
-               "mcs_cr", "tls_client_hello", "tls_server_hello", "udp_syn", "udp_synack",
-               "end")  # fmt: skip
+
+def capture_time(ts: float) -> datetime:
+    """A capture timestamp as an aware datetime; a time no datetime can hold (the reader already
+    replaces those, see records.MAX_TIME) is pinned to the nearest end of the range."""
+    return datetime.fromtimestamp(min(max(ts, 0.0), MAX_TIME - 1), UTC)
 
 
 @dataclass
@@ -79,6 +82,29 @@ class RdpConnection:
     udp_syn_ack: rdpudp.RdpUdpSyn | None = None
     udp_syn_count: int = 0
     notes: list[str] = field(default_factory=list)
+    #: a fault of rdprobe's while reading this connection (the row says so; the others go on)
+    error: str | None = None
+    #: the capture starts inside the connection (TLS ClientHello, RDP-UDP without its SYN)
+    start_missed: bool = False
+    #: what the connection is when it is X.224 but not RDP (ISO-on-TCP: S7comm, MMS ...)
+    not_rdp: str | None = None
+    #: a SOCKS5 tunnel the RDP connection runs through: protocol, target_host, target_port, reply
+    tunnel: dict[str, Any] | None = None
+    tls_key_exchange: str | None = None
+    tls_alert_code: tuple[int, int] | None = None  #: (level, description)
+    #: the TCP handshake completed (SYN+ACK seen) but the client sent no byte
+    no_request: bool = False
+    handshake: str = ""  #: TCP control packets seen, e.g. "SYN, SYN+ACK, ACK, FIN(client)"
+    _cert_errors: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def certificate_errors(self) -> list[dict[str, Any]]:
+        """Certificates no certificate library could read: position, size, SHA-256, why."""
+        if self._cert_errors is None:
+            self._cert_errors = [
+                bad for i, der in enumerate(self.certificates) if (bad := certificate_error(der, i))
+            ]
+        return self._cert_errors
 
     # -- derived facts ------------------------------------------------------------------------
 
@@ -117,7 +143,7 @@ class RdpConnection:
 
     @property
     def started(self) -> datetime:
-        return datetime.fromtimestamp(self.first_ts, UTC)
+        return capture_time(self.first_ts)
 
     def ms(self, a: str, b: str) -> float | None:
         """Milliseconds from stage ``a`` to stage ``b`` (None when either was not seen)."""
@@ -127,78 +153,10 @@ class RdpConnection:
     # -- views --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The pcap-specific "connection" object of the JSON output."""
-        req, cd, sd = self.request, self.client_data, self.server_data
-        core = cd.core if cd else None
-        sec = sd.security if sd else None
-        neg = self.negotiation
-        t0 = self.timing.get("syn", self.first_ts)
-        return {
-            "transport": self.transport,
-            "client": self.client_address,
-            "client_port": self.client_port,
-            "server": self.server_address,
-            "server_port": self.server_port,
-            "first_seen": self.started.isoformat(),
-            "duration_s": None if self.end_ts is None else round(self.end_ts - self.first_ts, 6),
-            "end_reason": self.end_reason,
-            "ended_by": self.ended_by,
-            "cookie": req.cookie if req else None,
-            "routing_token": req.routing_token.decode("latin-1") if req and req.routing_token else None,
-            "requested": self.requested,
-            "requested_name": None if self.requested is None else protocol_name(self.requested),
-            "request_flags": req.negotiation.flags if req and req.negotiation else None,
-            "correlation_id": req.correlation_id.hex() if req and req.correlation_id else None,
-            "request_error": self.request_error,
-            "reply_kind": str(self.reply_kind) if self.reply_kind else None,
-            "reply_error": self.reply_error,
-            "selected": self.selected,
-            "selected_name": None if self.selected is None else protocol_name(self.selected),
-            "response_flags": neg.flags if isinstance(neg, NegotiationResponse) else None,
-            "failure": neg.code_name if isinstance(neg, NegotiationFailure) else None,
-            "legacy_confirm": isinstance(self.tpdu, ConnectionConfirm) and neg is None,
-            "client_info": None if cd is None else {
-                "client_name": core.client_name if core else None,
-                "client_build": core.client_build if core else None,
-                "client_build_name": client_build_name(core.client_build) if core else None,
-                "desktop_width": core.desktop_width if core else None,
-                "desktop_height": core.desktop_height if core else None,
-                "color_depth": core.requested_color_depth if core else None,
-                "keyboard_layout": core.keyboard_layout if core else None,
-                "keyboard_layout_name": keyboard_layout_name(core.keyboard_layout) if core else None,
-                "client_dig_product_id": core.client_dig_product_id if core else None,
-                "channels": [n for n, _ in cd.channels] if cd.channels is not None else None,
-                "encryption_methods": gcc.method_names(cd.encryption_methods or 0),
-            },
-            "client_data_error": self.client_data_error,
-            "server_info": None if sd is None else {
-                "rdp_version": sd.core.version_name if sd.core else None,
-                "encryption_method": sec.method_name if sec else None,
-                "encryption_level": sec.level_name if sec else None,
-                **certificate_facts(sec),
-            },
-            "mcs_result": self.connect_response.result_name if self.connect_response else None,
-            "mcs_error": self.mcs_error,
-            "tls": None if not (self.tls_client_hello or self.tls_version) else {
-                "sni": self.sni,
-                "version": self.tls_version,
-                "cipher": self.tls_cipher,
-                "alert": self.tls_alert,
-                "certificates": len(self.certificates),
-            },
-            "udp": None if self.transport != "udp" else {
-                "syn_count": self.udp_syn_count,
-                "syn": self.udp_syn.to_dict() if self.udp_syn else None,
-                "syn_ack": self.udp_syn_ack.to_dict() if self.udp_syn_ack else None,
-            },
-            "timing_ms": {
-                k: round((self.timing[k] - t0) * 1000, 3) for k in TIMING_KEYS if k in self.timing
-            },
-            "gaps": [{"direction": d, "offset": o, "length": n} for d, o, n in self.gaps],
-            "packets": {"client": self.packets[0], "server": self.packets[1]},
-            "bytes": {"client": self.bytes[0], "server": self.bytes[1]},
-            "notes": list(self.notes),
-        }  # fmt: skip
+        """The pcap-specific "connection" object of the JSON output (docs/json-schema.md)."""
+        from rdprobe.capture.jsonview import connection_dict
+
+        return connection_dict(self)
 
 
 # -- the classifier's view ------------------------------------------------------------------------
@@ -238,7 +196,10 @@ def server_observation(conns: list[RdpConnection]) -> TargetObservation:
 
 def _attempt(conn: RdpConnection) -> Attempt:
     connect_ms = conn.ms("syn", "synack")
-    if conn.request is None and conn.reply_kind is None:  # a SYN never answered by data
+    if conn.request is None and conn.reply_kind is None:
+        if conn.no_request or conn.start_missed:  # the port answered; no request was seen
+            return Attempt(conn.label, None, TcpOutcome.CONNECTED, None, connect_ms)
+        # a SYN never answered
         outcome = TcpOutcome.REFUSED if conn.ended_by == "server" else TcpOutcome.TIMEOUT
         return Attempt(conn.label, None, outcome, conn.reply_error, connect_ms)
     first = conn.timing.get("first_reply")
@@ -304,7 +265,11 @@ def _mcs_facts(conn: RdpConnection) -> McsFacts | None:
 
 
 def _tls_facts(conn: RdpConnection) -> TlsFacts:
-    """The TLS facts of the clear part of the handshake (TLS 1.3 encrypts the certificate)."""
+    """The TLS facts of the clear part of the handshake (TLS 1.3 encrypts the certificate).
+
+    A certificate no library can read stays in the chain as CertificateUnreadable (size and
+    SHA-256 in the finding ``tls.unreadable_certificate``); the version, cipher and the rest stay.
+    """
     chain = describe_chain(conn.certificates)
     for c in chain:
         if isinstance(c, CertificateUnreadable):
@@ -316,7 +281,7 @@ def _tls_facts(conn: RdpConnection) -> TlsFacts:
         cipher=conn.tls_cipher,
         cipher_bits=None,
         error=conn.tls_alert,
-        chain=tuple(c for c in chain if not isinstance(c, CertificateUnreadable)),
+        chain=chain,
         server_name=conn.sni,
     )
 

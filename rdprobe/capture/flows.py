@@ -40,102 +40,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rdprobe.capture.linklayer import UDP, Packet, Skip, decode, format_address
+from rdprobe.capture.linklayer import UDP, Packet, Skip, decode
 from rdprobe.capture.reassembly import Reassembler, StreamData, StreamEvent
 
 __all__ = ["CLIENT", "SERVER", "Flow", "FlowHandler", "FlowTable"]
 
-CLIENT = 0
-SERVER = 1
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
-
-#: How a flow ended (:attr:`Flow.end_reason`).
-END_FIN = "fin"
-END_RST = "rst"
-END_IDLE = "idle-timeout"  # no packet for idle_timeout seconds during the capture
-END_CAPTURE = "capture-end"  # still open (idle) when the capture ended
-END_REUSED = "port-reused"  # a SYN with a new sequence number opened another connection
-
-
-class Flow:
-    """One TCP connection seen in the capture. Timestamps are capture seconds (None = not seen)."""
-
-    __slots__ = (
-        "ack_ts",
-        "asked",
-        "bytes",
-        "client",
-        "client_port",
-        "end_reason",
-        "end_ts",
-        "ended_by",
-        "fin_ts",
-        "first_ts",
-        "interest",
-        "isn",
-        "last_ts",
-        "packets",
-        "role_basis",
-        "rst_ts",
-        "server",
-        "server_port",
-        "streams",
-        "syn_count",
-        "syn_ts",
-        "synack_ts",
-        "user",
-    )
-
-    def __init__(self, client: bytes, cport: int, server: bytes, sport: int, basis: str, ts: float):
-        self.client, self.client_port, self.server, self.server_port = client, cport, server, sport
-        self.role_basis = basis  # "syn", "synack" or "port"
-        self.first_ts = self.last_ts = ts
-        self.syn_ts: float | None = None
-        self.synack_ts: float | None = None
-        self.ack_ts: float | None = None  # client's ACK completing the three-way handshake
-        self.syn_count = 0  # SYNs sent by the client (retransmissions > 1)
-        self.isn: list[int | None] = [None, None]
-        self.fin_ts: list[float | None] = [None, None]
-        self.rst_ts: list[float | None] = [None, None]
-        self.packets = [0, 0]
-        self.bytes = [0, 0]  # TCP payload bytes per direction (as promised by the IP length)
-        self.streams: tuple[Reassembler, Reassembler] | None = None
-        self.interest: bool | None = None
-        self.end_reason: str | None = None
-        self.ended_by: int | None = None  # CLIENT or SERVER for fin / rst
-        self.end_ts: float | None = None
-        self.user: object = None  # free slot for the upper layer's per-flow state
-        self.asked = [0, 0]  # queued bytes when the handler was last asked, per direction
-
-    @property
-    def client_address(self) -> str:
-        return format_address(self.client)
-
-    @property
-    def server_address(self) -> str:
-        return format_address(self.server)
-
-    @property
-    def handshake_rtt(self) -> float | None:
-        """SYN to the client's ACK of the SYN+ACK: one round trip, wherever the capture was taken."""
-        if self.syn_ts is None or self.ack_ts is None:
-            return None
-        return self.ack_ts - self.syn_ts
-
-    @property
-    def closed(self) -> bool:
-        """A RST was seen, or a FIN in both directions."""
-        return self.rst_ts != [None, None] or None not in self.fin_ts
-
-    def __repr__(self) -> str:
-        return (
-            f"Flow({self.client_address}:{self.client_port} -> "
-            f"{self.server_address}:{self.server_port}, {self.role_basis}, end={self.end_reason})"
-        )
+from rdprobe.capture.flow import (
+    ACK,
+    CLIENT,
+    END_CAPTURE,
+    END_FIN,
+    END_IDLE,
+    END_REUSED,
+    END_RST,
+    FIN,
+    MAX_SEEN,
+    RST,
+    SERVER,
+    SYN,
+    Flow,
+)
 
 
 class FlowHandler:
     """Callbacks from :class:`FlowTable`; override what you need (the defaults ignore everything)."""
+
+    #: First payload bytes that can start an interesting flow; None = any. With a set, a flow
+    #: whose first payload starts otherwise costs no Flow object at all (the busy-link fast path),
+    #: and neither does a packet without payload or SYN of a flow the table does not hold.
+    start_bytes: frozenset[int] | None = None
 
     def classify(self, flow: Flow, direction: int, data: bytes) -> bool | None:
         """First contiguous payload bytes of one direction: True, False, or None for more."""
@@ -170,6 +103,8 @@ class FlowTable:
         self.max_flows = max_flows
         self.decide_limit = decide_limit
         self.max_buffer = max_buffer
+        self.start_bytes = self.handler.start_bytes
+        self._seen: set[int] = set()  # hashes of flow keys decided "not interesting"
         self._index: dict[tuple[bytes, int, bytes, int], tuple[Flow, int]] = {}
         self._flows: dict[int, Flow] = {}
         self.now = 0.0
@@ -239,8 +174,15 @@ class FlowTable:
         self._next_sweep -= 1
         if self._next_sweep <= 0:
             self._sweep()
-        entry = self._index.get((src, sport, dst, dport))
+        key = (src, sport, dst, dport)
+        entry = self._index.get(key)
         if entry is None:
+            if not flags & SYN:
+                starts = self.start_bytes
+                if starts is not None and (not payload or payload[0] not in starts):
+                    return  # mid-stream, and its first byte cannot start an interesting flow
+                if hash(key) in self._seen:
+                    return
             entry = self._new_flow(ts, pkt)
         elif flags & 0x12 == SYN and (entry[1] != CLIENT or entry[0].isn[CLIENT] != seq):
             self._end(entry[0], END_REUSED)  # a new connection on the same ports
@@ -253,8 +195,13 @@ class FlowTable:
         if flags & 0x07 or (d == CLIENT and flow.ack_ts is None):
             self._control(flow, d, flags, ts, pkt)
         streams = flow.streams
-        if streams is None:  # uninteresting: counters only
-            return
+        if streams is None:
+            if flow.interest is not None or not size:  # handshake read, or no data yet
+                return
+            if payload and self.start_bytes is not None and payload[0] not in self.start_bytes:
+                self._forget(flow, mark=False)  # its later packets fail the same first-byte test
+                return
+            streams = flow.streams = self._streams(flow)
         if size or flags & 0x03:
             streams[d].feed(
                 seq, payload, ts, syn=bool(flags & SYN), fin=bool(flags & FIN), missing=missing
@@ -287,7 +234,6 @@ class FlowTable:
             flow = Flow(src, sport, dst, dport, basis, ts)
         else:
             flow = Flow(dst, dport, src, sport, basis, ts)
-        flow.streams = (Reassembler(self.max_buffer), Reassembler(self.max_buffer))
         fwd = (flow.client, flow.client_port, flow.server, flow.server_port)
         rev = (flow.server, flow.server_port, flow.client, flow.client_port)
         self._index[fwd] = (flow, CLIENT)
@@ -295,6 +241,35 @@ class FlowTable:
         self._flows[id(flow)] = flow
         self._counts["flows"] += 1
         return self._index[(src, sport, dst, dport)]
+
+    def _streams(self, flow: Flow) -> tuple[Reassembler, Reassembler]:
+        """The reassemblers, made at the first payload byte (a flow without data needs none),
+        started at the sequence numbers of the SYNs seen."""
+        streams = (Reassembler(self.max_buffer), Reassembler(self.max_buffer))
+        for direction in (CLIENT, SERVER):
+            isn = flow.isn[direction]
+            if isn is not None:
+                streams[direction].feed(isn, b"", flow.first_ts, syn=True)
+        return streams
+
+    def _forget(self, flow: Flow, *, mark: bool = True) -> None:
+        """Not interesting: the flow leaves the table; with ``mark``, a bounded set of key hashes
+        remembers it (its later packets are dropped without a new Flow)."""
+        self._counts["uninteresting"] += 1
+        flow.interest = False
+        flow.streams = None
+        self._flows.pop(id(flow), None)
+        seen = self._seen
+        if len(seen) >= MAX_SEEN:
+            seen.clear()
+        for key in (
+            (flow.client, flow.client_port, flow.server, flow.server_port),
+            (flow.server, flow.server_port, flow.client, flow.client_port),
+        ):
+            if self._index.get(key, (None,))[0] is flow:
+                del self._index[key]
+                if mark:
+                    seen.add(hash(key))
 
     def _control(self, flow: Flow, d: int, flags: int, ts: float, pkt: Packet) -> None:
         if flags & SYN:
@@ -356,8 +331,7 @@ class FlowTable:
             self._counts["interesting"] += 1
             self._deliver(flow)
         else:
-            self._counts["uninteresting"] += 1
-            flow.streams = None
+            self._forget(flow)
 
     def _deliver(self, flow: Flow) -> None:
         streams = flow.streams

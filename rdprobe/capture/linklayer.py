@@ -77,6 +77,7 @@ AF_INET = 2
 AF_INET6 = (10, 24, 28, 30)
 IPV6_EXT = {0, 43, 60, 135, 139, 140}  # hop-by-hop, routing, dest opts, mobility, HIP, shim6
 
+_new = tuple.__new__  # builds a Packet without NamedTuple's keyword-argument wrapper (per packet)
 _u16 = struct.Struct("!H").unpack_from
 _ipv4 = struct.Struct("!BxHxxHxB").unpack_from  # ver/ihl, total length, frag field, protocol
 _tcp = struct.Struct("!HHIIBBH").unpack_from
@@ -170,7 +171,8 @@ def decode(linktype: int, data: bytes) -> Packet | Skip:
         end = have
     else:
         missing = 0
-    return Packet(src, dst, proto, sport, dport, seq, ack, flags, window, data[start:end], missing)
+    return _new(Packet, (src, dst, proto, sport, dport, seq, ack, flags, window, data[start:end],
+                         missing))  # fmt: skip
 
 
 def _by_version(data: bytes, off: int) -> int:

@@ -47,6 +47,9 @@ PCAPNG_PB = 0x00000002
 PCAPNG_SPB = 0x00000003
 PCAPNG_EPB = 0x00000006
 GZIP_MAGIC = b"\x1f\x8b"
+#: Packet times outside [0, MAX_TIME) (1970 .. year 9999) cannot be real: a damaged interface's
+#: if_tsresol / if_tsoffset. Such packets get the previous packet's time and one warning.
+MAX_TIME = 253402300800.0
 
 
 class CaptureError(Exception):
@@ -212,6 +215,7 @@ class CaptureReader:
         count = cut = blocks = 0
         last_ts = 0.0
         missing_if: set[int] = set()
+        bad_time: set[int] = set()
         try:
             while True:
                 while pos + 12 <= n:
@@ -231,6 +235,7 @@ class CaptureReader:
                         epb = struct.Struct(e + "IIIII").unpack_from
                         btype, blen = hdr(buf, pos)
                         ifaces = []
+                        bad_time = set()
                     elif blocks == 0:
                         self._warn("pcapng file does not start with a section header")
                         return
@@ -268,7 +273,16 @@ class CaptureReader:
                             pos = end
                             continue
                         linktype, units, offset, _snap = ifaces[iface]
-                        last_ts = ((tsh << 32) | tsl) / units + offset
+                        ts = ((tsh << 32) | tsl) / units + offset
+                        if 0.0 <= ts < MAX_TIME:
+                            last_ts = ts
+                        elif iface not in bad_time:
+                            bad_time.add(iface)
+                            self._warn(
+                                f"interface {iface}: impossible packet time ({ts:.6g} s since "
+                                f"1970; damaged if_tsresol / if_tsoffset): those packets get the "
+                                f"previous packet's time"
+                            )
                         if incl < orig:
                             cut += 1
                         count += 1

@@ -68,14 +68,27 @@ class EncryptionLevel(enum.IntEnum):
 
 
 class ClientEarlyCapability(enum.IntFlag):
-    """earlyCapabilityFlags of TS_UD_CS_CORE (subset)."""
+    """earlyCapabilityFlags of TS_UD_CS_CORE (2.2.1.3.2)."""
 
     RNS_UD_CS_SUPPORT_ERRINFO_PDU = 0x0001
     RNS_UD_CS_WANT_32BPP_SESSION = 0x0002
     RNS_UD_CS_SUPPORT_STATUSINFO_PDU = 0x0004
     RNS_UD_CS_STRONG_ASYMMETRIC_KEYS = 0x0008
+    RNS_UD_CS_RELATIVE_MOUSE_INPUT = 0x0010
     RNS_UD_CS_VALID_CONNECTION_TYPE = 0x0020
     RNS_UD_CS_SUPPORT_MONITOR_LAYOUT_PDU = 0x0040
+    RNS_UD_CS_SUPPORT_NETCHAR_AUTODETECT = 0x0080
+    RNS_UD_CS_SUPPORT_DYNVC_GFX_PROTOCOL = 0x0100
+    RNS_UD_CS_SUPPORT_DYNAMIC_TIME_ZONE = 0x0200
+    RNS_UD_CS_SUPPORT_HEARTBEAT_PDU = 0x0400
+    RNS_UD_CS_SUPPORT_SKIP_CHANNELJOIN = 0x0800
+
+
+def early_capability_names(flags: int) -> list[str]:
+    """Names of the set earlyCapabilityFlags bits; unknown bits as hex (0x1000 ...)."""
+    names = [f.name or "" for f in ClientEarlyCapability if flags & f]
+    rest = flags & ~sum(ClientEarlyCapability)
+    return names + [f"0x{1 << b:04x}" for b in range(16) if rest & (1 << b)]
 
 
 SHORT_METHOD = {0x00: "NONE", 0x01: "40BIT", 0x02: "128BIT", 0x08: "56BIT", 0x10: "FIPS"}

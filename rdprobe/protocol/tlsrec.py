@@ -73,6 +73,41 @@ CIPHER_NAMES = {
 }
 
 
+#: TLS alert descriptions (RFC 8446 §6, RFC 5246 §7.2; IANA "TLS Alerts").
+ALERT_NAMES = {
+    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
+    21: "decryption_failed", 22: "record_overflow", 30: "decompression_failure",
+    40: "handshake_failure", 41: "no_certificate", 42: "bad_certificate",
+    43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired",
+    46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied",
+    50: "decode_error", 51: "decrypt_error", 60: "export_restriction", 70: "protocol_version",
+    71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback",
+    90: "user_canceled", 100: "no_renegotiation", 109: "missing_extension",
+    110: "unsupported_extension", 111: "certificate_unobtainable", 112: "unrecognized_name",
+    113: "bad_certificate_status_response", 114: "bad_certificate_hash_value",
+    115: "unknown_psk_identity", 116: "certificate_required", 120: "no_application_protocol",
+}  # fmt: skip
+ALERT_LEVELS = {1: "warning", 2: "fatal"}
+
+#: Key-exchange groups (RFC 8446 §4.2.7, RFC 4492 §5.1.1, RFC 7919; IANA "TLS Supported Groups").
+GROUP_NAMES = {
+    0x0015: "secp224r1", 0x0017: "secp256r1", 0x0018: "secp384r1", 0x0019: "secp521r1",
+    0x001A: "brainpoolP256r1", 0x001B: "brainpoolP384r1", 0x001C: "brainpoolP512r1",
+    0x001D: "x25519", 0x001E: "x448", 0x0100: "ffdhe2048", 0x0101: "ffdhe3072",
+    0x0102: "ffdhe4096", 0x0103: "ffdhe6144", 0x0104: "ffdhe8192",
+    0x11EB: "SecP256r1MLKEM768", 0x11EC: "X25519MLKEM768",
+}  # fmt: skip
+EXT_KEY_SHARE = 51
+
+
+def alert_name(description: int) -> str:
+    return ALERT_NAMES.get(description, f"alert_{description}")
+
+
+def group_name(group: int) -> str:
+    return GROUP_NAMES.get(group, f"0x{group:04x}")
+
+
 def version_name(version: int) -> str:
     return VERSION_NAMES.get(version, f"0x{version:04x}")
 
@@ -117,6 +152,15 @@ class Alert:
     level: int
     description: int
 
+    @property
+    def name(self) -> str:
+        """RFC 8446 name of the description, e.g. ``protocol_version``."""
+        return alert_name(self.description)
+
+    @property
+    def level_name(self) -> str:
+        return ALERT_LEVELS.get(self.level, f"level {self.level}")
+
 
 @dataclass(frozen=True)
 class ServerFlight:
@@ -127,6 +171,9 @@ class ServerFlight:
     """DER certificates as sent, leaf first (RFC 5246 §7.4.2)."""
     alert: Alert | None
     server_hello_done: bool
+    #: ECDHE/DHE group: the TLS 1.3 key_share or the TLS 1.2 ServerKeyExchange named curve (a
+    #: finite-field group without a name is "DH <bits> bits"); None when not visible or RSA.
+    key_exchange: str | None = None
 
     @property
     def version(self) -> str | None:
@@ -217,42 +264,16 @@ def parse_server_flight(data: bytes) -> ServerFlight:
 
     Handshake messages may span records; the complete messages inside a cut-off last record
     are used, an incomplete message is ignored. Raises ProtocolError if *data* does not start
-    with a TLS record (NeedMoreData if shorter than a record header).
+    with a TLS record (NeedMoreData if shorter than a record header). One pass over the bytes
+    (:class:`~rdprobe.protocol.tlsflight.FlightReader`, which reads a flight as it arrives).
     """
-    records, used = parse_records(data)
-    if not records and len(data) < RECORD_HEADER:
+    from rdprobe.protocol.tlsflight import FlightReader
+
+    if len(data) < RECORD_HEADER:
         raise NeedMoreData(RECORD_HEADER - len(data), len(data))
-    tail = data[used:]
-    if len(tail) >= RECORD_HEADER:  # a cut-off last record: its clear bytes still count
-        try:
-            parse_record(tail)
-        except NeedMoreData:
-            content_type, version = struct.unpack_from("!BH", tail)
-            records.append(TlsRecord(content_type, version, tail[RECORD_HEADER:]))
-        except ProtocolError:
-            if not records:
-                raise
-    stream = b""
-    alert = None
-    for record in records:
-        if record.content_type == ContentType.handshake:
-            stream += record.fragment
-        elif record.content_type == ContentType.alert and len(record.fragment) >= 2:
-            alert = alert or Alert(record.fragment[0], record.fragment[1])
-        elif record.content_type in (ContentType.change_cipher_spec, ContentType.application_data):
-            break  # what follows is encrypted
-    messages, _ = parse_handshakes(stream)
-    server_hello = None
-    certificates: tuple[bytes, ...] = ()
-    done = False
-    for message in messages:
-        if message.msg_type == HandshakeType.server_hello and server_hello is None:
-            server_hello = parse_server_hello(message.body)
-        elif message.msg_type == HandshakeType.certificate and not certificates:
-            certificates = parse_certificate(message.body)
-        elif message.msg_type == HandshakeType.server_hello_done:
-            done = True
-    return ServerFlight(server_hello, certificates, alert, done)
+    reader = FlightReader(limit=len(data))
+    reader.feed(data)
+    return reader.finish()
 
 
 DEFAULT_PROBE_CIPHERS = (
