@@ -124,18 +124,17 @@ class CertificateUnreadable:
 
     error: str
     der: bytes = field(default=b"", repr=False, compare=False)
+    size: int | None = None  #: of the bytes as sent (from ``der`` when given)
+    sha256: str | None = None
 
-    @property
-    def size(self) -> int:
-        return len(self.der)
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.der).hexdigest()
+    def __post_init__(self) -> None:
+        if self.der:
+            object.__setattr__(self, "size", len(self.der))
+            object.__setattr__(self, "sha256", hashlib.sha256(self.der).hexdigest())
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.error}
-        if self.der:
+        if self.sha256 is not None:
             out.update(size=self.size, sha256=self.sha256)
         return out
 
@@ -145,7 +144,8 @@ Certificate = CertificateFacts | CertificateUnreadable
 
 def _chain_from(items: Any) -> tuple[Certificate, ...]:
     return tuple(
-        CertificateUnreadable(c["error"]) if "error" in c and "subject" not in c
+        CertificateUnreadable(c["error"], size=c.get("size"), sha256=c.get("sha256"))
+        if "error" in c and "subject" not in c
         else CertificateFacts.from_dict(c)
         for c in items or ()
     )  # fmt: skip

@@ -72,7 +72,7 @@ def judge_tls(
             out.append(finding("tls.handshake_failed", error=facts.error, **where))
     _source, chain = judged_chain(facts)
     for bad in chain:  # what no certificate library could read (issue 14): a finding, no crash
-        if isinstance(bad, CertificateUnreadable) and bad.der:
+        if isinstance(bad, CertificateUnreadable) and bad.sha256 is not None:
             out.append(
                 finding("tls.unreadable_certificate", size=bad.size, sha256=bad.sha256, error=bad.error,
                         **where)
