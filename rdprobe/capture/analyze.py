@@ -80,6 +80,14 @@ def judge(conn: RdpConnection, now: datetime | None = None) -> Report:
         extra = finding("x224.not_rdp", payload=conn.not_rdp, **where)
         return replace(report, outcome="x224_not_rdp", setting=None, service=None,
                        findings=(extra, *kept))  # fmt: skip
+    waits = {"tcp.timeout": ("syn", "last"), "tcp.silent": ("request_sent", "last")}
+    if any(f.id in waits and "timeout_s" not in f.evidence for f in report.findings):
+        # a capture has no timeout: the wait is how long the capture saw the client wait
+        report = replace(report, findings=tuple(
+            finding(f.id, **{**f.evidence, "timeout_s": round((conn.ms(*waits[f.id]) or 0) / 1000, 3)})
+            if f.id in waits and "timeout_s" not in f.evidence else f
+            for f in report.findings
+        ))  # fmt: skip
     if conn.no_request or conn.start_missed:
         kept = tuple(f for f in report.findings if f.id != "tcp.open")
         if conn.no_request:

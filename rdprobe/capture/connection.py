@@ -234,6 +234,8 @@ def _mcs_facts(conn: RdpConnection) -> McsFacts | None:
     capture shows the one method of its connection)."""
     selected = conn.selected or 0
     sd = conn.server_data
+    if sd is None and "mcs_ci" not in conn.timing and conn.mcs_error is None:
+        return None  # no MCS Connect Initial was sent: no MCS stage (e.g. no request at all)
     if sd is None and conn.ended_by != "server" and conn.mcs_error is None and not conn.ultimatum:
         return None  # the capture stopped before the answer: nothing to judge
     cd = conn.client_data
