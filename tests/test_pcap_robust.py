@@ -107,7 +107,7 @@ def test_certificate_cryptography_refuses_is_a_finding_and_tls_facts_stay(tmp_pa
 
     assert bad["sha256"] == hashlib.sha256(der).hexdigest() and bad["size"] == len(der)
     found = [x for x in row["findings"] if x["id"] == "tls.unreadable_certificate"]
-    assert len(found) == 1 and found[0]["evidence"]["sha256"] == bad["sha256"]
+    assert len(found) == 1 and found[0]["evidence"]["digest"] == bad["sha256"]
     assert row["stages"]["tls"]["version"] == "TLSv1.2"
 
 

@@ -564,7 +564,7 @@ _SPECS = [
     FindingSpec(
         "tls.unreadable_certificate",
         WARN,
-        "A certificate the server sent cannot be read ({size} bytes, SHA-256 {sha256}): {error}",
+        "A certificate the server sent cannot be read ({size} bytes, SHA-256 {digest}): {error}",
         "The certificate is not valid X.509 as a strict reader sees it (e.g. an impossible version "
         "field or a damaged encoding). Some TLS libraries accept it, others refuse the connection.",
         "Replace the listener's certificate with a freshly issued one and check it with "

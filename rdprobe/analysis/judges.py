@@ -74,7 +74,7 @@ def judge_tls(
     for bad in chain:  # what no certificate library could read (issue 14): a finding, no crash
         if isinstance(bad, CertificateUnreadable) and bad.sha256 is not None:
             out.append(
-                finding("tls.unreadable_certificate", size=bad.size, sha256=bad.sha256, error=bad.error,
+                finding("tls.unreadable_certificate", size=bad.size, digest=bad.sha256, error=bad.error,
                         **where)
             )  # fmt: skip
     leaf = leaf_of(chain)
