@@ -9,18 +9,19 @@ import types
 from typing import Any
 
 from rdprobe.sweep.runner import SweepOptions, SweepStats, run_sweep
-from rdprobe.sweep.shard import in_shard, parse_shard
+from rdprobe.sweep.shard import parse_shard, resolve_shard, select
 from rdprobe.sweep.targets import TargetSet, parse_spec, read_specs
 
 __all__ = [
     "SweepOptions",
     "SweepStats",
     "TargetSet",
-    "in_shard",
     "parse_shard",
     "parse_spec",
     "read_specs",
+    "resolve_shard",
     "run_sweep",
+    "select",
 ]
 
 

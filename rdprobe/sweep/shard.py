@@ -1,49 +1,56 @@
-"""`--shard K/N`: a deterministic 1/N share of the target space, with no coordinator.
+"""`--shard K/N`: a 1/N share of the target space, picked arithmetically, with no coordinator.
 
-A target:port belongs to shard K (1-based, like ``masscan --shard``) when a stable hash of its
-text, ``host:port`` or ``[v6]:port``, is K-1 modulo N. BLAKE2b is the same on every platform and
-Python version, so N copies on N machines split any target list into disjoint shares that together
-cover it, whatever order each copy expands it in.
+Every target:port has an index in the sweep's order before de-duplication and excludes
+(`TargetSet.stride`); shard K (1-based, like ``masscan --shard``) takes the indices equal to K-1
+modulo N. So a share of any size starts at once and costs O(1) per target (a one-millionth of
+0.0.0.0/0 is every millionth address, computed, not searched for), and N shards of the same
+target list and ports are disjoint and together cover it. Every copy must be given the same
+targets, excludes and ports in the same order: the index is their position in that list.
+
+``--shard auto`` takes K and N from the array-job runner the process runs under (`from_env`).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 
 from rdprobe.live.target import Target, TargetError
+from rdprobe.sweep.arrayjob import from_env
+from rdprobe.sweep.targets import TargetSet
 
-MAX_SHARDS = 1_000_000
+#: Any N a person can type is fine; this only keeps the number a number.
+MAX_SHARDS = 10**18
 
 
 def parse_shard(text: str) -> tuple[int, int]:
     """'K/N' -> (K, N) with 1 <= K <= N; TargetError with one line otherwise."""
     k_s, slash, n_s = text.strip().partition("/")
-    if not slash or not k_s.isdigit() or not n_s.isdigit():
-        raise TargetError(f"--shard {text!r}: write K/N, e.g. 1/4 (K from 1 to N)")
-    k, n = int(k_s), int(n_s)
-    if not 1 <= n <= MAX_SHARDS:
-        raise TargetError(f"--shard {text!r}: N must be 1 to {MAX_SHARDS}")
-    if not 1 <= k <= n:
-        raise TargetError(f"--shard {text!r}: K must be 1 to {n}")
+    if not slash or not k_s.isdigit() or not n_s.isdigit() or len(k_s) > 19 or len(n_s) > 19:
+        raise TargetError(f"--shard {text!r}: write K/N, e.g. 1/4 (K from 1 to N), or auto")
+    return check_shard(int(k_s), int(n_s), f"--shard {text!r}")
+
+
+def resolve_shard(text: str, shards: int | None, env: Mapping[str, str]) -> tuple[int, int]:
+    """``--shard`` (K/N or auto) with ``--shards N`` -> (K, N); TargetError with one line."""
+    if text.strip().lower() == "auto":
+        return from_env(env, shards)
+    k, n = parse_shard(text)
+    if shards is not None and shards != n:
+        raise TargetError(f"--shard {text!r} is of {n} shards but --shards says {shards}")
     return k, n
 
 
-def shard_of(key: str, n: int) -> int:
-    """The 0-based shard of a target:port text among n."""
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % n
+def check_shard(k: int, n: int, what: str) -> tuple[int, int]:
+    if not 1 <= n <= MAX_SHARDS:
+        raise TargetError(f"{what}: N must be 1 to {MAX_SHARDS:.0e}")
+    if not 1 <= k <= n:
+        raise TargetError(f"{what}: K must be 1 to {n}")
+    return k, n
 
 
-def in_shard(target: Target | str, k: int, n: int) -> bool:
-    return n == 1 or shard_of(str(target), n) == k - 1
-
-
-def select(targets: Iterable[Target], k: int, n: int) -> Iterator[Target]:
-    """The targets of shard K of N, in their original order."""
-    if n == 1:
-        yield from targets
-        return
-    for t in targets:
-        if shard_of(str(t), n) == k - 1:
-            yield t
+def select(
+    targets: TargetSet, k: int, n: int, worker: int = 0, workers: int = 1
+) -> Iterator[Target]:
+    """The targets of shard K of N, in their original order; with ``workers`` > 1, the share
+    of worker ``worker`` (0-based) of that shard: every ``workers``-th of its indices."""
+    return targets.stride((k - 1) + n * worker, n * workers)

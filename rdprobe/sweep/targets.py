@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from rdprobe.live.target import Target, TargetError, parse_target
+from rdprobe.sweep.intervals import IntervalSet
 
 #: An octet pattern with at most this many contiguous runs is remembered as intervals.
 PATTERN_RUNS_AS_INTERVALS = 4096
@@ -29,45 +30,6 @@ NAME_MEMORY = 1_000_000
 
 _OCTET_PATTERN = re.compile(r"^[0-9*,-]+(?:\.[0-9*,-]+){3}$")
 _V4_THEN_DASH = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}-")
-
-
-class IntervalSet:
-    """Sorted, disjoint, inclusive integer intervals; overlapping and adjacent ones merge."""
-
-    __slots__ = ("_ends", "_starts")
-
-    def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._ends: list[int] = []
-
-    def __len__(self) -> int:
-        return len(self._starts)
-
-    def __contains__(self, value: int) -> bool:
-        i = bisect.bisect_right(self._starts, value) - 1
-        return i >= 0 and self._ends[i] >= value
-
-    def add(self, lo: int, hi: int) -> None:
-        starts, ends = self._starts, self._ends
-        i = bisect.bisect_left(ends, lo - 1)  # first interval touching or after lo
-        j = bisect.bisect_right(starts, hi + 1)  # first interval wholly after hi
-        if i < j:
-            lo, hi = min(lo, starts[i]), max(hi, ends[j - 1])
-        starts[i:j] = [lo]
-        ends[i:j] = [hi]
-
-    def until(self, value: int) -> int | None:
-        """The last value of the interval holding ``value``, or None when it is not held."""
-        i = bisect.bisect_right(self._starts, value) - 1
-        if i >= 0 and self._ends[i] >= value:
-            return self._ends[i]
-        return None
-
-    def intervals(self) -> Iterator[tuple[int, int]]:
-        return zip(self._starts, self._ends, strict=True)
-
-    def count(self) -> int:
-        return sum(e - s + 1 for s, e in self.intervals())
 
 
 @dataclass(frozen=True)
@@ -121,6 +83,34 @@ class OctetPattern:
             base = (a << 24) | (b << 16) | (c << 8)
             for lo, hi in last:
                 yield base | lo, base | hi
+
+    def at(self, index: int) -> int:
+        """The address at ``index`` (0-based) of the ascending sequence: mixed-radix digits."""
+        o = self.octets
+        index, d = divmod(index, len(o[3]))
+        value = o[3][d]
+        index, d = divmod(index, len(o[2]))
+        value |= o[2][d] << 8
+        index, d = divmod(index, len(o[1]))
+        return value | o[1][d] << 16 | o[0][index] << 24
+
+    def index_after(self, value: int) -> int:
+        """The index of the first address of the pattern above ``value`` (size when none)."""
+        o = self.octets
+        digits = [(value >> shift) & 255 for shift in (24, 16, 8, 0)]
+        for p in (3, 2, 1, 0):  # keep digits [0, p) as they are, raise digit p, minimise the rest
+            prefix = [bisect.bisect_left(o[i], digits[i]) for i in range(p)]
+            if any(j == len(o[i]) or o[i][j] != digits[i] for i, j in enumerate(prefix)):
+                continue
+            j = bisect.bisect_right(o[p], digits[p])
+            if j < len(o[p]):
+                index = 0
+                for i, x in enumerate([*prefix, j]):
+                    index = index * len(o[i]) + x
+                for i in range(p + 1, 4):
+                    index *= len(o[i])
+                return index
+        return self.size
 
     def __contains__(self, value: int) -> bool:
         s = self._sets
@@ -319,55 +309,102 @@ class TargetSet:
         return sum(s.size * len(s.ports or self.ports) for s in self.specs)
 
     def __iter__(self) -> Iterator[Target]:
+        return self.stride(0, 1)
+
+    def stride(self, start: int, step: int) -> Iterator[Target]:
+        """The targets whose index is ``start`` modulo ``step``: a shard, in O(1) per target.
+
+        The index counts target:ports before de-duplication and excludes (spec after spec,
+        address after address, port after port), so shares taken with the same step and every
+        start from 0 to step-1 are disjoint and together give exactly the whole set. A duplicate
+        belongs to the share of its first occurrence, because every share remembers every spec
+        it passes, whether or not the share probes it.
+        """
+        if step < 1 or not 0 <= start < step:
+            raise ValueError(f"stride start {start} is not in 0..{step - 1}")
         covers: dict[frozenset[int] | None, _Cover] = {}
         for ex in self.excludes:
             key = frozenset(ex.ports) if ex.ports else None
             covers.setdefault(key, _Cover()).add(ex.item, names=True)
         seen_names: set[tuple[str, int]] = set()
+        offset = 0  # index of the spec's first target:port
         for spec in self.specs:
             ports = spec.ports or self.ports
+            span = spec.size * len(ports)
+            first = (start - offset) % step  # the spec's first index in this share
             relevant = {p: [c for k, c in covers.items() if k is None or p in k] for p in ports}
             item = spec.item
             if isinstance(item, Name):
-                for p in ports:
+                for i, p in enumerate(ports):
                     key = (item.host, p)
                     if key in seen_names or any(item.host in c.names for c in relevant[p]):
                         continue
                     if len(seen_names) < self.name_memory:
                         seen_names.add(key)
-                    yield Target(item.host, p, item.is_literal)
-            else:
-                yield from self._addresses(item, ports, relevant)
+                    if i % step == first:
+                        yield Target(item.host, p, item.is_literal)
+            elif first < span:
+                yield from self._addresses(item, ports, relevant, first, step, span)
+            offset += span
             covers.setdefault(frozenset(ports), _Cover()).add(item, names=False)
 
     @staticmethod
     def _addresses(
-        item: Block | OctetPattern, ports: tuple[int, ...], relevant: dict[int, list[_Cover]]
+        item: Block | OctetPattern,
+        ports: tuple[int, ...],
+        relevant: dict[int, list[_Cover]],
+        index: int,
+        step: int,
+        span: int,
     ) -> Iterator[Target]:
         version = item.version
         fmt = format_v6 if version == 6 else format_v4
-        checked = any(relevant.values())
-        for lo, hi in item.runs():
-            value = lo
-            while value <= hi:  # not range(): an IPv6 block can exceed a C long
-                if not checked:
+        n_ports = len(ports)
+        if isinstance(item, Block):
+            base = item.first
+
+            def address(i: int) -> int:
+                return base + i
+
+            def after(value: int) -> int:
+                return value - base + 1
+
+        else:
+            address, after = item.at, item.index_after
+        if not any(relevant.values()):
+            if step == 1 and isinstance(item, Block):  # the whole block: one text per address
+                value = item.first
+                while value <= item.last:  # not range(): an IPv6 block can exceed a C long
                     host = fmt(value)
                     for p in ports:
                         yield Target(host, p, True)
                     value += 1
-                    continue
-                host = None
-                covered, skip = True, hi  # while every port is covered: how far they all are
-                for p in ports:
-                    ends = [e for c in relevant[p] if (e := c.until(version, value)) is not None]
-                    if ends:
-                        skip = min(skip, max(ends))
-                        continue
-                    covered = False
-                    if host is None:
-                        host = fmt(value)
-                    yield Target(host, p, True)
-                value = skip + 1 if covered and skip > value else value + 1
+                return
+            while index < span:
+                a, p = divmod(index, n_ports)
+                yield Target(fmt(address(a)), ports[p], True)
+                index += step
+            return
+        while index < span:
+            a, p = divmod(index, n_ports)
+            value = address(a)
+            if not any(c.until(version, value) is not None for c in relevant[ports[p]]):
+                yield Target(fmt(value), ports[p], True)
+                index += step
+                continue
+            # covered: when every port is covered from here on, jump past the shortest cover
+            skip = None
+            for port in ports:
+                ends = [e for c in relevant[port] if (e := c.until(version, value)) is not None]
+                if not ends:
+                    skip = None
+                    break
+                skip = max(ends) if skip is None else min(skip, max(ends))
+            if skip is None or skip <= value:
+                index += step
+                continue
+            target = after(skip) * n_ports  # the first index past the covered addresses
+            index += max(1, -(-(target - index) // step)) * step
 
 
 def load_specs(items: Sequence[str], files: Sequence[str], stdin: Iterable[str]) -> list[Spec]:
