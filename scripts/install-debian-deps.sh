@@ -24,6 +24,7 @@ tshark:tshark
 tcpdump:tcpdump
 iproute2:ip
 nmap:nmap
+parallel:parallel
 openssl:openssl
 chromium:chromium
 "

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Benchmark `rdprobe check` against nmap on the real servers of the test rig (not a test).
+
+Starts, on loopback addresses handed out by tests/rig (127.77.x.y): an xrdp in negotiate mode,
+an xrdp in tls mode, a FreeRDP shadow server with NLA, and one address where nothing listens
+(a refused port). For each, times whole commands, spawn to exit, each run ``--runs`` times
+(median kept, runs of the two tools interleaved so both see the same machine load):
+
+- ``rdprobe check HOST --depth full`` against
+  ``nmap -Pn -p3389 --script rdp-enum-encryption,rdp-ntlm-info,ssl-cert HOST``;
+- on the refused port, ``rdprobe check HOST`` against ``nmap -Pn -p3389 HOST``.
+
+Prints each median and the ratio rdprobe/nmap (goal: <= 0.5 on the servers, <= 1.0 refused).
+Linux and root only (the rig). Usage: python3 scripts/bench_check.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from rig import server_pool  # noqa: E402
+from rig.ports import loopback_address  # noqa: E402
+from rig.shadow import start_shadow  # noqa: E402
+from rig.xrdp import start_xrdp  # noqa: E402
+
+PORT = 3389
+NMAP_SCRIPTS = "rdp-enum-encryption,rdp-ntlm-info,ssl-cert"
+CHILD_LIMIT_S = 120
+
+
+def timed(argv: list[str]) -> tuple[float, int, str]:
+    """(seconds, exit code, stdout) of one whole command."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - start, -1, ""
+    return time.perf_counter() - start, proc.returncode, proc.stdout
+
+
+def rdprobe(*args: str) -> list[str]:
+    exe = Path(sys.executable).with_name("rdprobe")
+    head = [str(exe)] if exe.exists() else [sys.executable, "-m", "rdprobe"]
+    return [*head, "check", *args]
+
+
+def compare(name: str, ours: list[str], theirs: list[str], runs: int, goal: float) -> float:
+    """Interleaved runs of both; prints and returns the ratio of the medians."""
+    mine, nmaps = [], []
+    for _ in range(runs):
+        t, rc, _out = timed(ours)
+        if rc < 0:
+            print(f"  {name}: rdprobe did not finish in {CHILD_LIMIT_S} s")
+        mine.append(t)
+        t, _rc, _out_n = timed(theirs)
+        nmaps.append(t)
+    ratio = statistics.median(mine) / statistics.median(nmaps)
+    print(
+        f"  {name:<22} rdprobe {statistics.median(mine):6.2f} s  nmap {statistics.median(nmaps):6.2f} s"
+        f"  ratio {ratio:5.2f}  (goal <= {goal})  runs: rdprobe "
+        + " ".join(f"{t:.2f}" for t in mine)
+        + " / nmap "
+        + " ".join(f"{t:.2f}" for t in nmaps)
+    )
+    return ratio
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0 or shutil.which("nmap") is None:
+        print("needs root (the rig) and nmap")
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-check-"))
+    ratios: dict[str, float] = {}
+    try:
+        with server_pool() as servers:
+            hosts = {
+                "xrdp negotiate": start_xrdp(work, address=loopback_address()),
+                "xrdp tls": start_xrdp(work, address=loopback_address(), security_layer="tls"),
+                "shadow NLA": start_shadow(work, address=loopback_address(), sec="nla"),
+            }
+            servers.extend(hosts.values())
+            refused = loopback_address()  # handed out to nobody else, and nothing listens
+            print(
+                f"servers: {', '.join(f'{k} {s.host}' for k, s in hosts.items())}; refused {refused}"
+            )
+            for name, srv in hosts.items():
+                ratios[name] = compare(
+                    name,
+                    rdprobe(f"{srv.host}:{PORT}", "--depth", "full"),
+                    ["nmap", "-Pn", f"-p{PORT}", "--script", NMAP_SCRIPTS, srv.host],
+                    args.runs,
+                    0.5,
+                )
+            ratios["refused port"] = compare(
+                "refused port",
+                rdprobe(f"{refused}:{PORT}"),
+                ["nmap", "-Pn", f"-p{PORT}", refused],
+                args.runs,
+                1.0,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("\nresults (rdprobe time / nmap time, median of interleaved runs)")
+    for name, ratio in ratios.items():
+        goal = 1.0 if name == "refused port" else 0.5
+        print(f"  {name:<22} {ratio:5.2f}  {'meets' if ratio <= goal else 'misses'} <= {goal}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
