@@ -162,11 +162,48 @@ def start_xrdp(address: str, work: Path) -> subprocess.Popen[bytes] | None:
     return None
 
 
+async def bench_full(
+    work: Path, listeners: list[str], emulated: list[str], rng: random.Random, args
+) -> tuple[float, int, int, float | None, bool]:
+    """Depth full on the RDP listeners only: rdprobe sweep over all of them against nmap
+    rdp-enum-encryption on a sample of them (nmap's rate per host does not depend on how many
+    it is given). (rdprobe targets/s, rows, peak RSS KiB, nmap targets/s, all judged rdp)."""
+    listing = work / "listeners.txt"
+    listing.write_text("\n".join(listeners) + "\n")
+    out = work / "full.jsonl"
+    print(f"rdprobe sweep -iL <{len(listeners)} listeners> --depth full ...")
+    argv = [sys.executable, "-c", CLI, "sweep", "-iL", str(listing), "--depth", "full"]
+    argv += ["--concurrency", str(args.concurrency), "--timeout", "3", "-o", str(out)]
+    t_rd, _rc, rss_kib = await run_child(argv)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    ok = len(rows) == len(listeners) and all(r["outcome"] == "rdp" for r in rows)
+    rate = len(rows) / t_rd
+    print(
+        f"  {len(rows)} rows in {t_rd:.2f} s: {rate:,.1f} targets/s, peak RSS {rss_kib / 1024:.1f} MB"
+    )
+    nmap_rate = None
+    if shutil.which("nmap"):
+        sample = sorted(rng.sample(emulated, min(args.full_sample, len(emulated))))
+        (work / "full-sample.txt").write_text("\n".join(sample) + "\n")
+        print(
+            f"nmap -sT -Pn -n -p{PORT} --script rdp-enum-encryption on {len(sample)} listeners ..."
+        )
+        nmap = ["nmap", "-sT", "-Pn", "-n", f"-p{PORT}", "--script", "rdp-enum-encryption"]
+        nmap += ["-iL", str(work / "full-sample.txt"), "-oN", str(work / "nmap-full.txt")]
+        t_nmap, _rc, _ = await run_child(nmap)
+        nmap_rate = len(sample) / t_nmap
+        print(f"  {len(sample)} in {t_nmap:.2f} s: {nmap_rate:,.1f} targets/s")
+    return rate, len(rows), rss_kib, nmap_rate, ok
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--listeners", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=512)
     parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--full-sample", type=int, default=40, help="nmap hosts at depth full")
+    parser.add_argument("--skip-full", action="store_true", help="no depth-full measurement")
+    parser.add_argument("--only-full", action="store_true", help="only the depth-full measurement")
     args = parser.parse_args()
     fd_limit = raise_fd_limit()
     rng = random.Random(3389)
@@ -179,6 +216,18 @@ async def main() -> int:
     xrdp = await asyncio.to_thread(start_xrdp, xrdp_addr, work)
     listeners = set(emulated) | ({xrdp_addr} if xrdp else set())
     try:
+        if args.only_full:
+            full = await bench_full(work, sorted(listeners), emulated, rng, args)
+            print(
+                f"\nresults\n  rdprobe sweep full : {full[0]:10,.1f} targets/s   peak RSS "
+                f"{full[2] / 1024:.1f} MB  all rdp: {full[4]}"
+            )
+            if full[3]:
+                print(
+                    f"  nmap (same hosts)  : {full[3]:10,.1f} targets/s   rdprobe full/nmap = "
+                    f"{full[0] / full[3]:,.1f}x"
+                )
+            return 0 if full[4] else 1
         out = work / "sweep.jsonl"
         print(f"rdprobe sweep {NET} --depth x224 --concurrency {args.concurrency} ...")
         argv = [sys.executable, "-c", CLI, "sweep", str(NET), "--depth", "x224"]
@@ -252,6 +301,9 @@ async def main() -> int:
             print(f"  {len(sample)} in {t_nmap:.2f} s: {nmap_rate:,.1f} targets/s")
         else:
             print("  note: nmap not installed: no nmap comparison")
+        full = None
+        if not args.skip_full:
+            full = await bench_full(work, sorted(listeners), emulated, rng, args)
     finally:
         for s in servers:
             await s.close()
@@ -269,6 +321,17 @@ async def main() -> int:
         print(
             f"  nmap rdp-enum-enc. : {nmap_rate:10,.1f} targets/s   rdprobe/nmap = {rd_rate / nmap_rate:,.0f}x"
         )
+    if full is not None:
+        f_rate, f_rows, f_rss, f_nmap, f_ok = full
+        print(
+            f"  rdprobe sweep full : {f_rate:10,.1f} targets/s   peak RSS {f_rss / 1024:.1f} MB"
+            f"   ({f_rows} listeners, {'every one' if f_ok else 'NOT every one'} judged rdp)"
+        )
+        if f_nmap:
+            print(
+                f"  nmap (same hosts)  : {f_nmap:10,.1f} targets/s   rdprobe full/nmap = "
+                f"{f_rate / f_nmap:,.1f}x"
+            )
     exact = found == listeners
     print(
         f"  listeners {len(listeners)} (xrdp {'yes' if xrdp else 'no'}), rdprobe found {len(found)}: "

@@ -9,6 +9,7 @@ MS-RDPBCGR 1.3.1.1 (connection sequence), 2.2.1.3, 2.2.1.4, 5.3.2 (encryption le
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,6 +51,22 @@ async def read_tpkt(reader: asyncio.StreamReader, timeout: float) -> bytes:
     return await read_frame(reader, tpkt.frame_length, timeout)
 
 
+@functools.lru_cache(maxsize=32)
+def connect_initial(selected_protocol: int, encryption_methods: int) -> bytes:
+    """X.224 DT + MCS Connect-Initial as rdprobe sends it; the same bytes every time, so built
+    once per (protocol, methods) rather than once per connection of a sweep."""
+    return x224.build_data(
+        mcs.build_connect_initial(
+            gcc_client.build_client_data(
+                selected_protocol=selected_protocol, encryption_methods=encryption_methods
+            )
+        )
+    )
+
+
+_DISCONNECT = x224.build_data(mcs.build_disconnect_provider_ultimatum())
+
+
 def _interpret(result: McsResult, pdu: bytes) -> McsResult:
     fields = dict(result.__dict__, raw_hex=pdu.hex())
     try:
@@ -80,21 +97,14 @@ async def mcs_probe(
     start = time.monotonic()
     result = McsResult(selected_protocol, encryption_methods)
     try:
-        request = x224.build_data(
-            mcs.build_connect_initial(
-                gcc_client.build_client_data(
-                    selected_protocol=selected_protocol, encryption_methods=encryption_methods
-                )
-            )
-        )
-        writer.write(request)
-        await asyncio.wait_for(writer.drain(), timeout)
+        writer.write(connect_initial(selected_protocol, encryption_methods))
+        async with asyncio.timeout(timeout):
+            await writer.drain()
         pdu = await read_tpkt(reader, timeout)
         result = _interpret(result, pdu)
         try:
-            writer.write(x224.build_data(mcs.build_disconnect_provider_ultimatum()))
-            await asyncio.wait_for(writer.drain(), 1.0)
-        except (OSError, TimeoutError):
+            writer.write(_DISCONNECT)  # a few bytes: the socket buffer takes them, no drain
+        except OSError:
             pass
     except TimeoutError:
         result = McsResult(selected_protocol, encryption_methods, error="timeout: no MCS reply")

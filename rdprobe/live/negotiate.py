@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ssl
 import time
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ MATRIX: tuple[Request, ...] = (
     Request("RDSTLS", int(P.RDSTLS)),
     Request("no negotiation", None),
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _request_bytes(cookie: str | None, requested: int | None) -> bytes:
+    """The Connection Request of a matrix row: the same bytes for every target of a sweep."""
+    return x224.build_request(cookie=cookie, requested=requested)
+
 
 _WIN_HOSTUNREACH, _WIN_NETUNREACH, _WIN_TIMEDOUT, _WIN_REFUSED = 10065, 10051, 10060, 10061
 
@@ -163,7 +171,8 @@ async def _linger_banner(
     linger = Deadline(min(BANNER_LINGER_S, phase.remaining()))
     while len(buf) < BANNER_LIMIT and not linger.expired:
         try:
-            chunk = await asyncio.wait_for(reader.read(BANNER_LIMIT - len(buf)), linger.remaining())
+            async with asyncio.timeout(linger.remaining()):
+                chunk = await reader.read(BANNER_LIMIT - len(buf))
         except (TimeoutError, OSError):
             break
         if not chunk:
@@ -175,7 +184,8 @@ async def _linger_banner(
 async def _ended_by_server(reader: asyncio.StreamReader, wait: float) -> str | None:
     """'closed' or 'reset' when the server ends the connection within ``wait`` seconds."""
     try:
-        data = await asyncio.wait_for(reader.read(1), wait)
+        async with asyncio.timeout(wait):
+            data = await reader.read(1)
     except TimeoutError:
         return None
     except ConnectionError:
@@ -210,8 +220,9 @@ async def attempt(
     keep = False
     try:
         try:
-            writer.write(x224.build_request(cookie=cookie, requested=request.requested))
-            await asyncio.wait_for(writer.drain(), deadline.limit(timeouts.read))
+            writer.write(_request_bytes(cookie, request.requested))
+            async with asyncio.timeout(deadline.limit(timeouts.read)):
+                await writer.drain()
         except (OSError, TimeoutError):
             pass  # the reply (or its absence) tells the story
         kind, data, tpdu, err, first = await read_reply(reader, timeouts, deadline, start)
