@@ -40,12 +40,7 @@ from rdprobe.emulate.server import serve  # noqa: E402
 NET = ipaddress.IPv4Network("127.1.0.0/16")
 PORT = 3389
 CHILD_LIMIT_S = 900
-CLI = (
-    "import sys\n"
-    "from rdprobe.cli import main\n"
-    "sys.argv[0] = 'rdprobe'\n"
-    "main()\n"
-)
+CLI = "import sys\nfrom rdprobe.cli import main\nsys.argv[0] = 'rdprobe'\nmain()\n"
 FLOOR = """
 import asyncio, sys, time
 CR = bytes.fromhex(sys.argv[1])

@@ -130,7 +130,7 @@ def test_big_octet_pattern_excluded_from_shards():
     targets = _set(["10.2.0.0/22"], (3389,), ["10.2.0-3.0-200"])
     whole = [str(t) for t in targets]
     shares = [[str(t) for t in select(targets, k, 3)] for k in (1, 2, 3)]
-    assert sorted(sum(shares, [])) == sorted(whole) and len(whole) == 4 * 55
+    assert sorted(t for s in shares for t in s) == sorted(whole) and len(whole) == 4 * 55
     assert shares[1][0] == "10.2.0.202:3389"  # index 202: above 200 and 1 modulo 3
 
 

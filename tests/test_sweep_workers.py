@@ -8,15 +8,20 @@ import subprocess
 import sys
 
 from rdprobe.emulate.server import serve
-from rdprobe.live.target import Target
-from rdprobe.sweep.workers import share
+from rdprobe.sweep.shard import select
+from rdprobe.sweep.targets import TargetSet, parse_spec
 
 
 def test_shares_partition_the_order():
-    targets = [Target(f"127.9.0.{i}", 3389, True) for i in range(1, 101)]
-    shares = [list(share(targets, i, 3)) for i in range(3)]
+    targets = TargetSet([parse_spec("127.9.0.1-127.9.0.100")], (3389,))
+    shares = [list(select(targets, 1, 1, i, 3)) for i in range(3)]
     assert sorted(t.host for s in shares for t in s) == sorted(t.host for t in targets)
     assert all(abs(len(s) - 100 / 3) < 1 for s in shares)
+    # within shard 2 of 2: the workers split that shard, not the whole set
+    halves = [list(select(targets, 2, 2, i, 3)) for i in range(3)]
+    assert sorted(t.host for s in halves for t in s) == sorted(
+        t.host for t in select(targets, 2, 2)
+    )
 
 
 def test_two_workers_one_row_per_target(tmp_path):

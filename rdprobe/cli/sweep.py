@@ -91,9 +91,8 @@ def _pending(
     filter, so workers that read the resume file at different moments still agree), minus what
     the resume file holds."""
     from rdprobe.sweep.shard import select
-    from rdprobe.sweep.workers import share
 
-    for t in share(select(targets, *shard), *worker):
+    for t in select(targets, *shard, *worker):
         if state is not None and t in state.done:
             skipped[0] += 1
             continue
@@ -157,8 +156,19 @@ def sweep(
         ),
     ] = None,
     shard: Annotated[
-        str, typer.Option(metavar="K/N", help="Probe only share K of N (1-based).")
+        str,
+        typer.Option(
+            metavar="K/N",
+            help="Probe only share K of N (1-based); auto: K and N from the array job "
+            "(Kubernetes, Slurm, AWS Batch, GNU parallel).",
+        ),
     ] = "1/1",
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            min=1, metavar="N", help="N for --shard auto where the runner does not say it."
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -191,7 +201,7 @@ def sweep(
     from rdprobe.render.csv import CsvWriter
     from rdprobe.sweep.resume import load_done, prepare_append
     from rdprobe.sweep.runner import SweepOptions, SweepStats, run_sweep
-    from rdprobe.sweep.shard import parse_shard
+    from rdprobe.sweep.shard import resolve_shard
     from rdprobe.sweep.summary import Summary
     from rdprobe.sweep.targets import TargetSet, load_specs
     from rdprobe.sweep.workers import resolve_workers, until_stopped
@@ -202,7 +212,7 @@ def sweep(
         port_list = parse_ports(ports)
         specs = load_specs(targets or [], input_list or [], sys.stdin)
         excludes = load_specs(exclude or [], exclude_file or [], sys.stdin)
-        shard_kn = parse_shard(shard)
+        shard_kn = resolve_shard(shard, shards, os.environ)
         target_set = TargetSet(specs, port_list, excludes)
     except TargetError as exc:
         raise _usage(str(exc)) from None

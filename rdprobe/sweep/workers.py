@@ -2,8 +2,8 @@
 
 One process probes at a few thousand targets per second on loopback, most of it Python work per
 target (classification, JSON), so more cores give more speed. The parent process starts N
-copies of the same command line, each told to probe share K (every N-th target of the same
-deterministic order, after --shard and before --resume), writing JSON Lines rows to a pipe; the
+copies of the same command line, each told to probe share K (every N-th index of its --shard,
+`rdprobe.sweep.shard.select`, before --resume), writing JSON Lines rows to a pipe; the
 parent relays their rows to the outputs, the summary and the progress bar.
 """
 
@@ -14,10 +14,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-from rdprobe.live.target import Target
 
 #: The hidden option that makes a process a worker of another.
 WORKER_OPTION = "--worker-index"
@@ -32,16 +30,6 @@ OWN_STOP_S = 2.0
 def resolve_workers(requested: int) -> int:
     """0 means one per CPU core."""
     return max(1, requested if requested > 0 else (os.cpu_count() or 1))
-
-
-def share(targets: Iterable[Target], index: int, workers: int) -> Iterator[Target]:
-    """Every ``workers``-th target starting at ``index`` (0-based)."""
-    if workers <= 1:
-        yield from targets
-        return
-    for i, t in enumerate(targets):
-        if i % workers == index:
-            yield t
 
 
 def child_argv(argv: list[str], index: int, workers: int) -> list[str]:
