@@ -11,6 +11,7 @@ import errno
 import functools
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rdprobe.analysis.observations import Attempt, TcpOutcome
@@ -204,12 +205,15 @@ async def attempt(
     timeouts: Timeouts,
     deadline: Deadline,
     retries: int = 0,
-    keep_open: bool = False,
+    keep_open: bool | Callable[[x224.ServerTpdu], bool] = False,
     linger: float = 0.0,
+    on_reply: Callable[[ReplyKind], None] | None = None,
 ) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
-    """Connect, send the CR, read the reply. With keep_open and a confirm, the streams are returned
-    open (the caller closes them); otherwise they are closed here. With ``linger``, wait that long
-    after a confirm to see whether the server drops the connection right away."""
+    """Connect, send the CR, read the reply. With keep_open (True, or a test of the confirm) and
+    a confirm, the streams are returned open (the caller closes them); otherwise they are closed
+    here. With ``linger``, wait that long after a confirm to see whether the server drops the
+    connection right away; ``on_reply`` is called as soon as the reply is read, before the
+    linger, so that a caller can start what the reply allows without waiting for it."""
     outcome, error, connect_ms, streams = await connect(
         address, port, timeouts, deadline, retries=retries
     )
@@ -226,6 +230,8 @@ async def attempt(
         except (OSError, TimeoutError):
             pass  # the reply (or its absence) tells the story
         kind, data, tpdu, err, first = await read_reply(reader, timeouts, deadline, start)
+        if on_reply is not None:
+            on_reply(kind)
         ended = None
         if (
             linger > 0
@@ -245,7 +251,9 @@ async def attempt(
             tpdu,
             ended,
         )
-        keep = keep_open and isinstance(tpdu, x224.ConnectionConfirm)
+        keep = isinstance(tpdu, x224.ConnectionConfirm) and (
+            keep_open(tpdu) if callable(keep_open) else keep_open
+        )
         return result, (reader, writer) if keep else None
     finally:
         if not keep:
