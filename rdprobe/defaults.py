@@ -11,7 +11,7 @@ DEFAULT_TIMEOUT_S = 5.0
 #: The mstshash cookie (user name) sent in the X.224 Connection Request.
 DEFAULT_COOKIE = "rdprobe"
 #: `check`: connections at once to one host, and targets at once.
-DEFAULT_PER_HOST = 3
+DEFAULT_PER_HOST = 4
 DEFAULT_CONCURRENCY = 64
 #: `sweep`: targets in flight (open connections), and targets in flight per host.
 DEFAULT_SWEEP_CONCURRENCY = 256

@@ -39,6 +39,11 @@ _LOCALLY_AVAILABLE = {
     "TLSv1.3": ssl.HAS_TLSv1_3,
 }
 ACCEPTED, REFUSED, UNSUPPORTED_LOCALLY = "accepted", "refused", "unsupported-locally"
+#: The newest version this OpenSSL speaks: what a handshake offering every version agrees on
+#: with a server that speaks it too.
+HIGHEST_LOCAL: str | None = next(
+    (name for name in reversed(VERSIONS) if _LOCALLY_AVAILABLE[name]), None
+)
 
 OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
