@@ -17,6 +17,7 @@ Linux and root only (the rig). Usage: python3 scripts/bench_check.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -55,6 +56,28 @@ def rdprobe(*args: str) -> list[str]:
     return [*head, "check", *args]
 
 
+#: What each server's full check must have found, or its time means nothing (a fast failure).
+EXPECTED = {
+    "xrdp negotiate": (("tls", "version"), ("tls_versions", "accepted"), ("mcs", "server_data")),
+    "xrdp tls": (("tls", "version"), ("tls_versions", "accepted")),
+    "shadow NLA": (("tls", "version"), ("nla", "challenge")),
+}
+
+
+def verify(name: str, host: str) -> bool:
+    """One `check --json` run: every stage fact the timing runs should have produced is there."""
+    _t, _rc, out = timed(rdprobe(f"{host}:{PORT}", "--depth", "full", "--json"))
+    try:
+        stages = json.loads(out.splitlines()[0])["stages"]
+    except (IndexError, KeyError, ValueError):
+        print(f"  {name}: no JSON report from rdprobe check")
+        return False
+    missing = [f"{s}.{k}" for s, k in EXPECTED[name] if not (stages.get(s) or {}).get(k)]
+    if missing:
+        print(f"  {name}: rdprobe check found no {', '.join(missing)}")
+    return not missing
+
+
 def compare(name: str, ours: list[str], theirs: list[str], runs: int, goal: float) -> float:
     """Interleaved runs of both; prints and returns the ratio of the medians."""
     mine, nmaps = [], []
@@ -85,6 +108,7 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-check-"))
     ratios: dict[str, float] = {}
+    ok = False
     try:
         with server_pool() as servers:
             hosts = {
@@ -97,6 +121,8 @@ def main() -> int:
             print(
                 f"servers: {', '.join(f'{k} {s.host}' for k, s in hosts.items())}; refused {refused}"
             )
+            ok = all([verify(name, srv.host) for name, srv in hosts.items()])
+            print(f"full checks found every expected stage fact: {'yes' if ok else 'NO'}")
             for name, srv in hosts.items():
                 ratios[name] = compare(
                     name,
@@ -118,7 +144,7 @@ def main() -> int:
     for name, ratio in ratios.items():
         goal = 1.0 if name == "refused port" else 0.5
         print(f"  {name:<22} {ratio:5.2f}  {'meets' if ratio <= goal else 'misses'} <= {goal}")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
