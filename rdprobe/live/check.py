@@ -2,6 +2,10 @@
 
 Resolution, the X.224 negotiation matrix, the follow-ups that name a wrong service, repeats for
 intermittency, and the later stages (TLS, NLA, MCS, UDP) of ``rdprobe.live.stages.STAGES``.
+
+Nothing waits for what it does not need: the rest of the matrix starts when the primary
+request's reply arrives (its linger goes on alongside), each later stage when the rows it depends
+on have answered, on the very connection of its preferred row when that row's confirm allows it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from rdprobe.analysis.classify import Report, classify
 from rdprobe.analysis.facts import RunConfig, StageNote, TlsFacts
@@ -29,11 +34,14 @@ from rdprobe.analysis.observations import (
 from rdprobe.analysis.trust import TrustRoots
 from rdprobe.defaults import DEFAULT_CONCURRENCY, DEFAULT_COOKIE, DEFAULT_PER_HOST  # noqa: F401
 from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
-from rdprobe.live.stages import STAGES, StageContext, StageSkipped
 from rdprobe.live.target import Target, parse_target
 from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
 from rdprobe.protocol.errors import internal_error, one_line
+from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse
 from rdprobe.trust_store import load_trust_roots
+
+if TYPE_CHECKING:  # the stages (TLS, NLA, MCS: ssl, cryptography) load only when a port answers
+    from rdprobe.live.stages import Stage, StageContext
 
 #: How long to watch the primary connection after its confirm for a server that drops it.
 AFTER_CONFIRM_LINGER_S = 0.2
@@ -182,10 +190,22 @@ async def probe_address(
     obs.config = RunConfig(timeout_s=opts.timeouts.connect, cookie=opts.cookie)
     deadline = Deadline(opts.timeouts.total)
     host_limit = asyncio.Semaphore(max(1, opts.per_host))
+    if opts.depth == "tcp":
+        obs.attempts.append(await tcp_only(address, target.port, opts, deadline))
+        return classify(obs, clock())
+    loop = asyncio.get_running_loop()
+    rows: dict[str, asyncio.Future[Attempt]] = {}
+    kept: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter, int]] = {}
+    keep: dict[str, Callable[[ConnectionConfirm], bool]] = {}
+    tasks: list[asyncio.Task[Any]] = []
+    primary: asyncio.Future[Attempt] = loop.create_future()
+    answered = False
 
-    async def run(req: Request, linger: float = 0.0) -> Attempt:
+    async def run(
+        req: Request, linger: float = 0.0, on_reply: Callable[[ReplyKind], None] | None = None
+    ) -> Attempt:
         async with host_limit:
-            a, _ = await attempt(
+            a, streams = await attempt(
                 address,
                 target.port,
                 req,
@@ -194,37 +214,95 @@ async def probe_address(
                 deadline=deadline,
                 retries=opts.retries,
                 linger=linger,
+                keep_open=keep.get(req.label, False),
+                on_reply=on_reply,
             )
-            return a
+        if streams is not None and isinstance(a.tpdu, ConnectionConfirm):  # kept for a stage
+            neg = a.tpdu.negotiation
+            selected = neg.selected if isinstance(neg, NegotiationResponse) else 0
+            kept[req.label] = (streams[0], streams[1], selected)
+        return a
 
-    if opts.depth == "tcp":
-        obs.attempts.append(await tcp_only(address, target.port, opts, deadline))
-        return classify(obs, clock())
-    first = await run(PRIMARY, AFTER_CONFIRM_LINGER_S)
-    obs.attempts.append(first)
-    if opts.depth != "tcp" and first.tcp is TcpOutcome.CONNECTED:
-        if first.reply_kind is ReplyKind.TPDU:
-            rest = await asyncio.gather(*(run(r) for r in MATRIX if r is not PRIMARY))
-            obs.attempts.extend(rest)
-        elif first.reply_kind in (ReplyKind.NOT_TPKT, ReplyKind.CLOSED, ReplyKind.RESET):
-            obs.direct_tls = await direct_tls(address, target.port, opts, deadline)
-    if opts.repeat > 1:
-        obs.repeat = await _repeat(address, target.port, opts)
-    if opts.depth == "full":
-        ctx = StageContext(target, address, obs, opts, deadline, host_limit)
-        answered = first.reply_kind is ReplyKind.TPDU
+    def start_stages() -> None:
+        from rdprobe.live.stages import STAGES, StageContext
+
+        ctx = StageContext(target, address, obs, opts, deadline, host_limit, rows, kept)
         for name, stage, needs_rdp in STAGES:
             if (needs_rdp and not answered) or (
                 opts.stages is not None and name not in opts.stages
             ):
                 continue
-            try:
-                await stage(ctx)
-            except StageSkipped as exc:
-                setattr(obs, name, StageNote(skipped=str(exc)))
-            except Exception as exc:  # a stage bug must not lose the target's result
-                setattr(obs, name, StageNote(error=internal_error(exc)))
+            tasks.append(asyncio.create_task(_run_stage(name, stage, ctx)))
+
+    def start_rest(kind: ReplyKind) -> None:
+        """The primary request's reply is in: the rest of the matrix and the stages go now."""
+        nonlocal answered
+        if kind is not ReplyKind.TPDU:
+            return
+        answered = True
+        if opts.depth == "full":
+            keep.update(_keepers(opts))
+        rows[PRIMARY.label] = primary
+        for r in MATRIX:
+            if r is not PRIMARY:
+                rows[r.label] = task = asyncio.create_task(run(r))
+                tasks.append(task)
+        if opts.depth == "full":
+            start_stages()
+
+    try:
+        first = await run(PRIMARY, AFTER_CONFIRM_LINGER_S, start_rest)
+        primary.set_result(first)
+        obs.attempts.append(first)
+        if answered:
+            obs.attempts.extend([await rows[r.label] for r in MATRIX if r is not PRIMARY])
+        else:
+            if opts.depth == "full" and opts.udp:
+                start_stages()  # the stages that need no RDP answer
+            if first.tcp is TcpOutcome.CONNECTED and first.reply_kind in (
+                ReplyKind.NOT_TPKT,
+                ReplyKind.CLOSED,
+                ReplyKind.RESET,
+            ):
+                obs.direct_tls = await direct_tls(address, target.port, opts, deadline)
+        for task in list(tasks):
+            await task
+    finally:
+        if not primary.done():
+            primary.cancel()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for _reader, writer, _sel in kept.values():  # rows no stage took
+            await close_writer(writer)
+        kept.clear()
+    if opts.repeat > 1:
+        obs.repeat = await _repeat(address, target.port, opts)
     return classify(obs, clock(), _roots(obs, opts))
+
+
+def _keepers(opts: CheckOptions) -> dict[str, Callable[[ConnectionConfirm], bool]]:
+    """Matrix rows whose connection to keep open after a confirm that passes the test: the
+    preferred row of each stage that will run."""
+    from rdprobe.live.stages import FIRST_CHOICE
+
+    return {
+        label: test
+        for label, (stage, test) in FIRST_CHOICE.items()
+        if opts.stages is None or stage in opts.stages
+    }
+
+
+async def _run_stage(name: str, stage: Stage, ctx: StageContext) -> None:
+    from rdprobe.live.stages import StageSkipped
+
+    try:
+        await stage(ctx)
+    except StageSkipped as exc:
+        setattr(ctx.observation, name, StageNote(skipped=str(exc)))
+    except Exception as exc:  # a stage bug must not lose the target's result
+        setattr(ctx.observation, name, StageNote(error=internal_error(exc)))
 
 
 def _roots(obs: TargetObservation, opts: CheckOptions) -> TrustRoots | None:

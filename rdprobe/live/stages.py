@@ -1,7 +1,7 @@
 """The later stages of `check` (depth full): TLS, TLS versions, NLA, MCS, UDP.
 
-Each stage opens its own connection through the X.224 exchange the matrix showed works, asks the
-server one more question, and sets its typed facts (``rdprobe.analysis.facts``) on the
+Each stage goes on from the X.224 exchange the matrix showed works (the matrix row's own
+connection when check kept it open for it, else a fresh one), asks the server one more question, and sets its typed facts (``rdprobe.analysis.facts``) on the
 observation. Judgement of those facts lives in rdprobe.analysis.judges, so the pcap path and the
 tests judge the same objects. ``STAGES`` is the ordered list ``check`` runs.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class StageContext:
-    """What a later stage gets: where to connect, what was learnt, and the limits."""
+    """What a later stage gets: where to connect, what was learnt, and the limits.
+
+    ``rows`` are the matrix attempts as they finish (a stage waits only for the rows it needs);
+    ``kept`` the connections of rows that check kept open, right after their confirm, for the
+    stage preferring that row: (reader, writer, selected protocol) by row label, taken by it."""
 
     target: Target
     address: str
@@ -46,6 +50,15 @@ class StageContext:
     options: CheckOptions
     deadline: Deadline
     host_limit: asyncio.Semaphore
+    rows: dict[str, asyncio.Future[Attempt]] = field(default_factory=dict)
+    kept: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter, int]] = field(
+        default_factory=dict
+    )
+
+    async def row(self, label: str) -> Attempt | None:
+        """The matrix attempt ``label`` once it has finished (None: the row was not run)."""
+        fut = self.rows.get(label)
+        return None if fut is None else await asyncio.shield(fut)
 
 
 class StageSkipped(Exception):
@@ -64,11 +77,35 @@ def _selected(a: Attempt) -> int | None:
     return None
 
 
-def _request_selecting(ctx: StageContext, wanted: int, order: tuple[str, ...]) -> Request | None:
-    """The matrix request (preferred in ``order``) whose answer selected one of ``wanted``."""
-    by_label = {a.label: a for a in ctx.observation.attempts}
+def _is_legacy(a: Attempt | None) -> bool:
+    """A confirm without negotiation data: a server from before RDP 5.2 (or its behaviour)."""
+    return a is not None and isinstance(a.tpdu, ConnectionConfirm) and a.tpdu.negotiation is None
+
+
+def _confirm_selects(cc: ConnectionConfirm, wanted: int | None) -> bool:
+    """Does the confirm select one of ``wanted`` (None: PROTOCOL_RDP itself)?"""
+    neg = cc.negotiation
+    if not isinstance(neg, NegotiationResponse):
+        return False
+    return neg.selected == 0 if wanted is None else bool(neg.selected & wanted)
+
+
+#: The matrix row each stage prefers, and the confirm that lets the stage go on from that row's
+#: own connection (check keeps it open for the stage instead of closing it).
+FIRST_CHOICE: dict[str, tuple[str, Callable[[ConnectionConfirm], bool]]] = {
+    "SSL": ("tls", lambda cc: _confirm_selects(cc, TLS_PROTOCOLS)),
+    "SSL|HYBRID": ("nla", lambda cc: _confirm_selects(cc, NLA_PROTOCOLS)),
+    "RDP": ("mcs", lambda cc: cc.negotiation is None or _confirm_selects(cc, None)),
+}
+
+
+async def _request_selecting(
+    ctx: StageContext, wanted: int, order: tuple[str, ...]
+) -> Request | None:
+    """The matrix request (preferred in ``order``) whose answer selected one of ``wanted``,
+    decided as soon as the rows it depends on have answered, not after the whole matrix."""
     for label in order:
-        a = by_label.get(label)
+        a = await ctx.row(label)
         sel = _selected(a) if a else None
         if sel is not None and sel & wanted:
             return next(r for r in MATRIX if r.label == label)
@@ -78,7 +115,18 @@ def _request_selecting(ctx: StageContext, wanted: int, order: tuple[str, ...]) -
 async def _open(
     ctx: StageContext, request: Request
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
-    """A fresh connection positioned right after a Connection Confirm for ``request``."""
+    """A connection positioned right after a Connection Confirm for ``request``: the matrix
+    row's own when check kept it open for this stage, else a fresh one."""
+    kept = ctx.kept.pop(request.label, None)
+    if kept is not None:
+        return kept
+    return await _open_fresh(ctx, request)
+
+
+async def _open_fresh(
+    ctx: StageContext, request: Request
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+    """Always a new connection (for the probes that each need their own)."""
     async with ctx.host_limit:
         a, streams = await attempt(
             ctx.address,
@@ -126,12 +174,22 @@ async def _open_tls(
 
 async def tls_stage(ctx: StageContext) -> None:
     order = ("SSL", "SSL|HYBRID", "SSL|HYBRID|HYBRID_EX")
-    request = _request_selecting(ctx, TLS_PROTOCOLS, order)
+    request = await _request_selecting(ctx, TLS_PROTOCOLS, order)
     if request is None:
         return
-    _reader, writer, selected, result = await _open_tls(ctx, request)
-    await close_writer(writer)
-    fallback = await _tls_fallback(ctx, request) if result.error else None
+    # the pinned-version probes need only the request: they run while this handshake does, all
+    # but the version a handshake offering every version is expected to agree on (asked after,
+    # if it did not)
+    expected = live_tls.HIGHEST_LOCAL
+    others = asyncio.create_task(_probe_versions(ctx, request, skip=expected))
+    try:
+        _reader, writer, selected, result = await _open_tls(ctx, request)
+        await close_writer(writer)
+        fallback = await _tls_fallback(ctx, request) if result.error else None
+    except BaseException:
+        others.cancel()
+        await asyncio.gather(others, return_exceptions=True)
+        raise
     ctx.observation.tls = TlsFacts(
         request=request.label,
         selected=protocol_name(selected),
@@ -143,14 +201,20 @@ async def tls_stage(ctx: StageContext) -> None:
         server_name=ctx.target.host,
         fallback=fallback,
     )
-    await _tls_versions(ctx, request)
+    versions = await others
+    if expected is not None:
+        if result.version == expected:  # seen: this handshake offered them all and got it
+            versions[expected] = live_tls.ACCEPTED
+        else:
+            versions.update(await _probe_versions(ctx, request, only=expected))
+    ctx.observation.tls_versions = TlsVersionsFacts({v: versions[v] for v in live_tls.VERSIONS})
 
 
 async def _tls_fallback(ctx: StageContext, request: Request) -> TlsFallbackFacts:
     """What a server the local OpenSSL could not talk to offers to a hand-built TLS 1.0 hello
     (RC4/3DES/AES-CBC suites), on a fresh connection."""
     try:
-        reader, writer, _sel = await _open(ctx, request)
+        reader, writer, _sel = await _open_fresh(ctx, request)
     except StageSkipped as exc:
         return TlsFallbackFacts(error=str(exc))
     try:
@@ -171,18 +235,25 @@ async def _tls_fallback(ctx: StageContext, request: Request) -> TlsFallbackFacts
     )
 
 
-async def _tls_versions(ctx: StageContext, request: Request) -> None:
+async def _probe_versions(
+    ctx: StageContext, request: Request, *, skip: str | None = None, only: str | None = None
+) -> dict[str, str]:
+    """TLS versions pinned one at a time, one fresh connection each, all at once."""
+
     async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer, _sel = await _open(ctx, request)
+        reader, writer, _sel = await _open_fresh(ctx, request)
         return reader, writer
 
-    versions = await live_tls.version_matrix(open_stream, timeout=_step(ctx))
-    ctx.observation.tls_versions = TlsVersionsFacts(dict(versions))
+    names = [n for n in live_tls.VERSIONS if n != skip and (only is None or n == only)]
+    results = await asyncio.gather(
+        *(live_tls.probe_version(open_stream, n, timeout=_step(ctx)) for n in names)
+    )
+    return dict(zip(names, results, strict=True))
 
 
 async def nla_stage(ctx: StageContext) -> None:
     order = ("SSL|HYBRID", "SSL|HYBRID|HYBRID_EX")
-    request = _request_selecting(ctx, NLA_PROTOCOLS, order)
+    request = await _request_selecting(ctx, NLA_PROTOCOLS, order)
     if request is None:
         return
     reader, writer, selected, tls = await _open_tls(ctx, request)
@@ -206,32 +277,34 @@ async def nla_stage(ctx: StageContext) -> None:
 
 
 async def mcs_stage(ctx: StageContext) -> None:
-    by_label = {a.label: a for a in ctx.observation.attempts}
-    rdp = by_label.get("RDP")
-    legacy = by_label.get("no negotiation")
-    if rdp is not None and _selected(rdp) == 0:
+    rdp = await ctx.row("RDP")
+    if (rdp is not None and _selected(rdp) == 0) or _is_legacy(rdp):  # legacy: no negotiation
         request = next(r for r in MATRIX if r.label == "RDP")
-    elif (
-        rdp is not None and isinstance(rdp.tpdu, ConnectionConfirm) and rdp.tpdu.negotiation is None
-    ):
-        request = next(r for r in MATRIX if r.label == "RDP")  # a legacy server
-    elif (
-        legacy is not None
-        and isinstance(legacy.tpdu, ConnectionConfirm)
-        and legacy.tpdu.negotiation is None
-    ):
+    elif _is_legacy(await ctx.row("no negotiation")):
         request = next(r for r in MATRIX if r.label == "no negotiation")
     else:
         return
 
     async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
-        return await _open(ctx, request)
+        return await _open_fresh(ctx, request)
 
-    reader, writer, selected = await open_stream()
-    first = await live_mcs.mcs_probe(reader, writer, selected_protocol=selected, timeout=_step(ctx))
+    # the methods offered alone need only the request: asked while the first probe runs
+    matrix = asyncio.create_task(live_mcs.encryption_matrix(open_stream, timeout=_step(ctx)))
+    try:
+        reader, writer, selected = await _open(ctx, request)
+        first = await live_mcs.mcs_probe(
+            reader, writer, selected_protocol=selected, timeout=_step(ctx)
+        )
+    except BaseException:
+        matrix.cancel()
+        await asyncio.gather(matrix, return_exceptions=True)
+        raise
     methods = {}
     if first.server_data is not None:
-        methods = await live_mcs.encryption_matrix(open_stream, timeout=_step(ctx))
+        methods = await matrix
+    else:  # without a first answer the methods mean nothing: not waited for, not reported
+        matrix.cancel()
+        await asyncio.gather(matrix, return_exceptions=True)
     ctx.observation.mcs = McsFacts(request=request.label, **vars(first), methods=methods)
 
 
