@@ -175,8 +175,7 @@ def sweep(
             min=0,
             max=256,
             metavar="N",
-            help="Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets "
-            "(256+ at depth full).",
+            help="Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets.",
         ),
     ] = 0,
     table: Annotated[
@@ -224,7 +223,7 @@ def sweep(
         raise _usage("--workers cannot share targets read from stdin: give them in a file (-iL)")
     if workers == 0 and (
         stdin
-        or target_set.upper_bound() < AUTO_WORKERS_MIN_TARGETS[depth]
+        or target_set.upper_bound() < AUTO_WORKERS_MIN_TARGETS
         or sys.argv[1:2] != ["sweep"]  # not our own command line: no copies of it to start
     ):
         workers = 1
@@ -418,10 +417,8 @@ async def _sweep_with_workers(
         )
 
 
-#: Below this many target:ports, starting worker processes costs more than it saves. At depth
-#: full a listener takes about 15 connections and 5 TLS handshakes (about 8 ms of CPU, against
-#: 0.5 ms at x224, measured), so far fewer targets fill a core.
-AUTO_WORKERS_MIN_TARGETS = {"tcp": 4096, "x224": 4096, "full": 256}
+#: Below this many target:ports, starting worker processes costs more than it saves.
+AUTO_WORKERS_MIN_TARGETS = 4096
 
 
 def _reads_stdin(*lists: list[str] | None) -> bool:
