@@ -73,17 +73,19 @@ async def test_matrix_starts_while_the_primary_lingers():
 
 
 def test_a_refused_port_loads_no_later_stage():
-    """Depth full on a port nothing listens on: TLS, NLA and MCS code is never imported."""
+    """Depth full on a port nothing listens on: TLS, NLA and MCS code, and cryptography (only
+    needed to judge a certificate chain), are never imported."""
     code = (
         "import asyncio, socket, sys\n"
         "from rdprobe.live.check import CheckOptions, check_target\n"
         "from rdprobe.live.target import Target\n"
         "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
         "(r,) = asyncio.run(check_target(Target('127.0.0.1', port, True), CheckOptions()))\n"
-        "print(r.outcome, sorted(m for m in sys.modules if m.startswith('rdprobe.live.')))\n"
+        "print(r.outcome, 'cryptography' in sys.modules,\n"
+        "      sorted(m for m in sys.modules if m.startswith('rdprobe.live.')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout
-    assert out.startswith("refused")
+    assert out.startswith("refused False ")
     assert "stages" not in out and "tls" not in out and "mcs" not in out and "nla" not in out

@@ -12,7 +12,6 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from rdprobe.analysis.certificate import match_name
 from rdprobe.analysis.facts import Certificate, CertificateFacts, TlsFacts, leaf_of
 from rdprobe.analysis.trust import TrustRoots, verify_chain
 
@@ -79,6 +78,8 @@ def judge_certificate(
 ) -> CertificateVerdict:
     now = now.astimezone(UTC)
     not_before, not_after = parse_time(leaf.not_before), parse_time(leaf.not_after)
+    from rdprobe.analysis.certificate import match_name  # cryptography: only with a certificate
+
     match, reason, is_ip = match_name(target, leaf.san_dns, leaf.san_ip, leaf.subject_cn)
     ders = [c.der for c in chain]
     plain, store = "", "" if roots is None else roots.source

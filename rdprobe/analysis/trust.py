@@ -13,11 +13,10 @@ import ipaddress
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-
-from rdprobe.analysis.certificate import _ascii_host
+if TYPE_CHECKING:  # cryptography loads when a chain is judged, not with the classifier
+    from cryptography import x509
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,8 @@ def verify_chain(
     match_name(). The verifier is stricter than Windows CryptoAPI in places, so the reason text
     is worth showing as is.
     """
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.x509 import verification as v
 
     if not chain:
@@ -111,6 +112,8 @@ def verify_chain(
 
 
 def _has_san(leaf: x509.Certificate) -> bool:
+    from cryptography import x509
+
     try:
         leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except (x509.ExtensionNotFound, ValueError):
@@ -120,6 +123,8 @@ def _has_san(leaf: x509.Certificate) -> bool:
 
 def _verifier_subject(hostname: str | None):
     from cryptography.x509 import verification as v
+
+    from rdprobe.analysis.certificate import _ascii_host
 
     if not hostname:
         return None
@@ -132,6 +137,8 @@ def _verifier_subject(hostname: str | None):
 
 def parse_bundle(data: bytes) -> tuple[x509.Certificate, ...]:
     """PEM bundle (or one DER certificate); certificates that fail to load are skipped."""
+    from cryptography import x509
+
     marker = b"-----BEGIN CERTIFICATE-----"
     if marker not in data:
         return (x509.load_der_x509_certificate(data),)

@@ -38,7 +38,6 @@ from rdprobe.live.target import Target, parse_target
 from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
 from rdprobe.protocol.errors import internal_error, one_line
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse
-from rdprobe.trust_store import load_trust_roots
 
 if TYPE_CHECKING:  # the stages (TLS, NLA, MCS: ssl, cryptography) load only when a port answers
     from rdprobe.live.stages import Stage, StageContext
@@ -307,7 +306,11 @@ async def _run_stage(name: str, stage: Stage, ctx: StageContext) -> None:
 
 def _roots(obs: TargetObservation, opts: CheckOptions) -> TrustRoots | None:
     """The trust roots (--ca-file, else the system store), loaded only when there is a chain."""
-    return load_trust_roots(opts.ca_file) if isinstance(obs.tls, TlsFacts) else None
+    if not isinstance(obs.tls, TlsFacts):
+        return None
+    from rdprobe.trust_store import load_trust_roots  # cryptography: only with a chain
+
+    return load_trust_roots(opts.ca_file)
 
 
 async def check_target(
