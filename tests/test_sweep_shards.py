@@ -232,3 +232,35 @@ def test_shard_text_and_shards_option_agree():
 
 def test_spec_size_of_everything():
     assert parse_spec("0.0.0.0/0").size == 2**32
+
+
+def test_sweep_shard_auto_from_the_environment(tmp_path):
+    """`rdprobe sweep --shard auto` in a Kubernetes Indexed Job pod: index 1 of 2 is shard 2,
+    the 2nd and 4th target (loopback rig addresses, nothing listens); a bad index is one line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from rig.ports import loopback_address
+
+    hosts = [loopback_address() for _ in range(4)]
+    listing = tmp_path / "targets.txt"
+    listing.write_text("\n".join(hosts) + "\n")
+    argv = [sys.executable, "-m", "rdprobe", "sweep", "-iL", str(listing), "--depth", "tcp"]
+    argv += ["--timeout", "2", "--json", "--shard", "auto", "--shards", "2"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARALLEL_", "SLURM_"))}
+    run = subprocess.run(
+        argv, env={**env, "JOB_COMPLETION_INDEX": "1"}, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert sorted(r["host"] for r in rows) == sorted([hosts[1], hosts[3]])
+    bad = subprocess.run(
+        argv, env={**env, "JOB_COMPLETION_INDEX": "2"}, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip() == (
+        "rdprobe: error: --shard auto: Kubernetes JOB_COMPLETION_INDEX is task 3 of 2 (from 1):"
+        " check --shards"
+    )
