@@ -205,7 +205,7 @@ async def attempt(
     timeouts: Timeouts,
     deadline: Deadline,
     retries: int = 0,
-    keep_open: bool | Callable[[x224.ServerTpdu], bool] = False,
+    keep_open: bool | Callable[[x224.ConnectionConfirm], bool] = False,
     linger: float = 0.0,
     on_reply: Callable[[ReplyKind], None] | None = None,
 ) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
