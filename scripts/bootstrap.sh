@@ -63,7 +63,9 @@ case "$mode" in
     .venv/bin/mypy --follow-imports=silent rdprobe/__init__.py rdprobe/_version.py \
       rdprobe/defaults.py rdprobe/api.py rdprobe/cli rdprobe/render rdprobe/live/winsock.py \
       rdprobe/sweep/workers.py rdprobe/analysis/severity.py rdprobe/analysis/findings.py \
-      rdprobe/analysis/trust.py
+      rdprobe/analysis/trust.py rdprobe/sweep/shard.py rdprobe/sweep/arrayjob.py \
+      rdprobe/sweep/items.py rdprobe/sweep/intervals.py rdprobe/sweep/targets.py \
+      rdprobe/live/check.py rdprobe/live/stages.py rdprobe/live/negotiate.py
     say "tests: pytest"
     set +e
     .venv/bin/python -m pytest -ra "${@:2}"
