@@ -21,3 +21,10 @@ DEFAULT_SWEEP_PER_HOST = 8
 FIND_PORTS = "3389,3388-3399,443,80,8080,33890-33899"
 #: `find`: seconds for each network step (a refused port answers at once).
 FIND_TIMEOUT_S = 2.0
+#: The certificate-name lookup (`check`): at most this many of a mismatched certificate's DNS
+#: names are resolved, each within the target's deadline.
+MAX_CERT_NAME_LOOKUPS = 4
+#: How names are looked up: "dns" (the --resolve overrides, then the system resolver), "local"
+#: (only the overrides and the RFC 6761 localhost names: no query leaves the machine; the test
+#: suite sets RDPROBE_NAME_LOOKUP=local) or "off".
+NAME_LOOKUP_MODES = ("dns", "local", "off")

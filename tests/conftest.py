@@ -12,6 +12,9 @@ import pytest
 # Every report made anywhere in the suite (subprocesses inherit this) is checked for
 # contradictions by classify() (rdprobe.analysis.consistency).
 os.environ["RDPROBE_CHECK_CONSISTENCY"] = "1"
+# The network rule: a certificate's names are resolved only through --resolve overrides and the
+# RFC 6761 localhost names, never by a DNS query that leaves the machine (rdprobe.live.names).
+os.environ["RDPROBE_NAME_LOOKUP"] = "local"
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))

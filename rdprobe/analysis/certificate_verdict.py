@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from rdprobe.analysis.facts import Certificate, CertificateFacts, TlsFacts, leaf_of
+from rdprobe.analysis.facts import Certificate, CertificateFacts, NameLookup, TlsFacts, leaf_of
 from rdprobe.analysis.trust import TrustRoots, verify_chain
 
 
@@ -35,6 +35,10 @@ class CertificateVerdict:
     trust_reason: str
     trust_verdict: str = ""  #: the reason in plain words: which issuer is missing from where
     trust_store: str = ""  #: the trust roots judged against
+    #: when the name does not match: does one of the certificate's DNS names resolve to the
+    #: address probed (None: not looked up, or nothing resolved)
+    names_point_here: bool | None = None
+    names_point_reason: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -67,6 +71,36 @@ def judged_chain(tls: TlsFacts) -> tuple[str, tuple[Certificate, ...]]:
     return "tls", tls.chain
 
 
+def _same_address(a: str, b: str) -> bool:
+    try:
+        x, y = (ipaddress.ip_address(v.strip("[]").split("%")[0]) for v in (a, b))
+    except ValueError:
+        return a == b
+    if isinstance(x, ipaddress.IPv6Address) and x.ipv4_mapped is not None:
+        x = x.ipv4_mapped
+    if isinstance(y, ipaddress.IPv6Address) and y.ipv4_mapped is not None:
+        y = y.ipv4_mapped
+    return x == y
+
+
+def names_point_at(lookups: tuple[NameLookup, ...], address: str | None) -> tuple[bool | None, str]:
+    """Whether one of the certificate's resolved names points at ``address`` (the one probed):
+    False when names resolved but all elsewhere (a certificate copied from another server, or a
+    DNS record pointing at the wrong host); None when nothing resolved or nothing to compare."""
+    if not lookups or address is None:
+        return None, "the certificate's names were not looked up"
+    resolved = [n for n in lookups if n.addresses]
+    here = [n.name for n in resolved if any(_same_address(a, address) for a in n.addresses)]
+    if here:
+        return True, f"{', '.join(here)} resolves to {address}, the address probed"
+    failed = "; ".join(f"{n.name}: {n.error or 'no address'}" for n in lookups if not n.addresses)
+    if not resolved:
+        return None, f"none of the certificate's names resolved ({failed})"
+    where = "; ".join(f"{n.name} -> {', '.join(n.addresses)}" for n in resolved)
+    tail = f"; not resolved: {failed}" if failed else ""
+    return False, f"the certificate's names point elsewhere ({where}), none at {address}{tail}"
+
+
 def judge_certificate(
     leaf: CertificateFacts,
     chain: tuple[Certificate, ...],
@@ -75,6 +109,8 @@ def judge_certificate(
     target: str | None,
     roots: TrustRoots | None,
     now: datetime,
+    lookups: tuple[NameLookup, ...] = (),
+    address: str | None = None,
 ) -> CertificateVerdict:
     now = now.astimezone(UTC)
     not_before, not_after = parse_time(leaf.not_before), parse_time(leaf.not_after)
@@ -83,6 +119,9 @@ def judge_certificate(
     match, reason, is_ip = match_name(target, leaf.san_dns, leaf.san_ip, leaf.subject_cn)
     ders = [c.der for c in chain]
     plain, store = "", "" if roots is None else roots.source
+    here, here_why = (
+        names_point_at(lookups, address) if match is False else (None, "the name matches")
+    )
     if roots is None:
         trusted, why = None, "no trust roots given"
     elif not all(ders):
@@ -107,17 +146,21 @@ def judge_certificate(
         trust_reason=why,
         trust_verdict=plain or why,
         trust_store=store,
+        names_point_here=here,
+        names_point_reason=here_why,
     )
 
 
 def tls_certificate_verdict(
-    tls: TlsFacts, *, roots: TrustRoots | None, now: datetime
+    tls: TlsFacts, *, roots: TrustRoots | None, now: datetime, address: str | None = None
 ) -> CertificateVerdict | None:
-    """The verdict on the leaf of the judged chain of a TLS stage, or None without a leaf."""
+    """The verdict on the leaf of the judged chain of a TLS stage, or None without a leaf;
+    ``address`` is the one probed (the server's in a capture)."""
     source, chain = judged_chain(tls)
     leaf = leaf_of(chain)
     if leaf is None:
         return None
     return judge_certificate(
-        leaf, chain, source=source, target=tls.server_name, roots=roots, now=now
-    )
+        leaf, chain, source=source, target=tls.server_name, roots=roots, now=now,
+        lookups=tls.name_lookups, address=address,
+    )  # fmt: skip

@@ -250,7 +250,7 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
                 continue  # x224.not_rdp names what came instead of MCS
             findings.append(f)
     cert = (
-        tls_certificate_verdict(obs.tls, roots=roots, now=now)
+        tls_certificate_verdict(obs.tls, roots=roots, now=now, address=obs.address)
         if isinstance(obs.tls, TlsFacts)
         else None
     )

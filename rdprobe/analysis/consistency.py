@@ -95,11 +95,56 @@ def certificate_facts_agree_with_findings(report: Report) -> list[str]:
     return out
 
 
+#: the findings that say "a checking client will not trust this certificate"
+UNTRUSTED_IDS = ("cert.untrusted", "cert.untrusted_here")
+
+
+def trust_verdict_agrees_with_findings(report: Report) -> list[str]:
+    """A trusted certificate has no untrusted finding; an untrusted one has exactly the one
+    finding the single severity rule gives (``judges.untrusted_finding_id``: warning on a domain
+    member, information elsewhere, whatever the cause: self-signed or an unknown CA)."""
+    from rdprobe.analysis.judges import untrusted_finding_id
+
+    verdict, tls = report.certificate, report.observation.tls
+    leaf = leaf_of(judged_chain(tls)[1]) if isinstance(tls, TlsFacts) else None
+    said = [i for i in UNTRUSTED_IDS if i in _ids(report)]
+    if verdict is None or leaf is None:
+        return [f"{said} without a judged certificate"] if said else []
+    if verdict.trusted is True and said:
+        return [f"a trusted certificate ({verdict.trust_reason}) beside {said}"]
+    expected = untrusted_finding_id(report.observation, leaf, verdict)
+    if expected is None:
+        return [f"{said} beside trusted={verdict.trusted}"] if said else []
+    if expected == "cert.self_signed":
+        if said or "cert.self_signed" not in _ids(report):
+            return [f"an untrusted self-signed certificate reported as {said or 'nothing'}"]
+        return []
+    if said != [expected]:
+        return [f"an untrusted certificate reported as {said or 'nothing'}, not [{expected!r}]"]
+    return []
+
+
+def names_elsewhere_agrees_with_the_lookups(report: Report) -> list[str]:
+    """'The certificate's names point elsewhere' iff the verdict says none of the resolved
+    names points at the address probed."""
+    verdict = report.certificate
+    said = "cert.names_elsewhere" in _ids(report)
+    elsewhere = verdict is not None and verdict.names_point_here is False
+    if said != elsewhere:
+        here = None if verdict is None else verdict.names_point_here
+        return [
+            f"names_point_here={here} vs cert.names_elsewhere {'present' if said else 'absent'}"
+        ]
+    return []
+
+
 Rule = Callable[["Report"], list[str]]
 RULES: tuple[Rule, ...] = (
     nla_not_required_needs_a_non_nla_connection,
     rdp_security_only_needs_no_tls_selection,
     certificate_facts_agree_with_findings,
+    trust_verdict_agrees_with_findings,
+    names_elsewhere_agrees_with_the_lookups,
     *NEGOTIATION_RULES,
 )
 

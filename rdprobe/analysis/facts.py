@@ -151,6 +151,20 @@ def _chain_from(items: Any) -> tuple[Certificate, ...]:
     )  # fmt: skip
 
 
+def _alert_dict(alert: tlsrec.Alert | None) -> dict[str, Any] | None:
+    if alert is None:
+        return None
+    return {
+        "level": alert.level,
+        "description": alert.description,
+        "name": alert.name,
+    }
+
+
+def _alert_from(d: Mapping[str, Any] | None) -> tlsrec.Alert | None:
+    return None if d is None else tlsrec.Alert(d["level"], d["description"])
+
+
 def leaf_of(chain: tuple[Certificate, ...]) -> CertificateFacts | None:
     return chain[0] if chain and isinstance(chain[0], CertificateFacts) else None
 
@@ -174,9 +188,7 @@ class TlsFallbackFacts:
             "version": self.version,
             "cipher": self.cipher,
             "cipher_code": None if self.cipher_code is None else f"0x{self.cipher_code:04x}",
-            "alert": None
-            if self.alert is None
-            else {"level": self.alert.level, "description": self.alert.description},
+            "alert": _alert_dict(self.alert),
             "server_hello_done": self.server_hello_done,
             "bytes_read": self.bytes_read,
             "error": self.error,
@@ -188,10 +200,45 @@ class TlsFallbackFacts:
         kw = _fields(cls, d)
         if kw.get("cipher_code") is not None:
             kw["cipher_code"] = int(kw["cipher_code"], 16)
-        if kw.get("alert") is not None:
-            kw["alert"] = tlsrec.Alert(kw["alert"]["level"], kw["alert"]["description"])
+        kw["alert"] = _alert_from(kw.get("alert"))
         kw["chain"] = _chain_from(d.get("chain"))
         return cls(**kw)
+
+
+@dataclass(frozen=True)
+class NameLookup:
+    """What one DNS name of the server's certificate resolved to. The live probe looks the names
+    up (the --resolve overrides first, at most a few, within the target's deadline) only when the
+    certificate does not name the target; a capture has none."""
+
+    name: str
+    addresses: tuple[str, ...] = ()
+    error: str | None = None
+    #: "--resolve" (an override), "dns" (the system resolver), "rfc6761" (localhost / .invalid,
+    #: answered without a query) or "not looked up" (lookups limited or no time left)
+    via: str = "dns"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "addresses": list(self.addresses),
+            "error": self.error,
+            "via": self.via,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NameLookup:
+        return cls(
+            str(d.get("name") or ""),
+            tuple(d.get("addresses") or ()),
+            d.get("error"),
+            d.get("via") or "dns",
+        )
+
+
+def alert_text(alert: tlsrec.Alert) -> str:
+    """E.g. ``fatal alert protocol_version (70)`` (RFC 8446 §6)."""
+    return f"{alert.level_name} alert {alert.name} ({alert.description})"
 
 
 @dataclass(frozen=True)
@@ -208,12 +255,19 @@ class TlsFacts:
     #: the name the client connected by (the target typed, or the SNI in a capture)
     server_name: str | None = None
     fallback: TlsFallbackFacts | None = None
+    #: the alert the server ended the handshake with (read by OpenSSL live, from the flight in a
+    #: capture), else None
+    alert: tlsrec.Alert | None = None
+    #: the certificate's DNS names resolved, when it does not name the target (live only)
+    name_lookups: tuple[NameLookup, ...] = ()
 
     @property
     def summary(self) -> str:
         leaf = leaf_of(self.chain)
         if self.error:
             text = f"handshake failed: {self.error}"
+            if self.alert is not None:
+                text = f"handshake failed: the server sent a {alert_text(self.alert)}"
             fb = self.fallback
             if fb is not None and fb.version:
                 fb_leaf = leaf_of(fb.chain)
@@ -240,6 +294,8 @@ class TlsFacts:
             "error": self.error,
             "server_name": self.server_name,
             "chain": [c.to_dict() for c in self.chain],
+            "alert": _alert_dict(self.alert),
+            "name_lookups": [n.to_dict() for n in self.name_lookups],
         }
         if self.fallback is not None:
             out["fallback"] = self.fallback.to_dict()
@@ -252,6 +308,8 @@ class TlsFacts:
         kw["chain"] = _chain_from(d.get("chain"))
         if d.get("fallback") is not None:
             kw["fallback"] = TlsFallbackFacts.from_dict(d["fallback"])
+        kw["alert"] = _alert_from(d.get("alert"))
+        kw["name_lookups"] = tuple(NameLookup.from_dict(n) for n in d.get("name_lookups") or ())
         return cls(**kw)
 
 
@@ -406,10 +464,11 @@ class McsFacts:
             parts.append(f"{sec.method_name} / level {verdict.setting}")
             cert = sec.certificate
             if cert is not None:
-                signature = ""
+                text = f"{cert.cert_type} certificate"
                 if isinstance(cert, ProprietaryCertificate):
-                    signature = ", signature OK" if cert.verified else ", BAD signature"
-                parts.append(f"{cert.cert_type} certificate{signature}")
+                    text += f" ({cert.key_text})"
+                    text += ", signature OK" if cert.verified else ", BAD signature"
+                parts.append(text)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -525,19 +525,37 @@ _SPECS = [
     FindingSpec(
         "cert.name_mismatch",
         WARN,
-        "The certificate does not name {target}",
-        "The names in the certificate (subject CN and subjectAltName) do not include the name the "
-        "user connects to, so clients show a name-mismatch warning or refuse.",
+        "Name mismatch: the certificate's names ({names_text}) do not include {target}",
+        "Clients compare the names in the certificate (subjectAltName, else the subject CN) with "
+        "the computer the user asked for; this one is not among them, so the client reports a "
+        "certificate name mismatch (requested computer versus the name in the certificate) and "
+        "warns or refuses.",
         "Issue a certificate whose subjectAltName holds every name users type (FQDN, short name, "
         "the RDS farm name), or have users connect with a name the certificate holds.",
     ),
     FindingSpec(
         "cert.ip_target",
         INFO,
-        "Connected by IP address: the certificate names hosts, not {target}",
+        "Name mismatch: the certificate's names ({names_text}) do not include {target}, the IP "
+        "address connected to{lookup_text}",
         "Clients check the certificate against what the user typed. An IP address almost never "
-        "appears in an RDP certificate, so connecting by IP always warns.",
-        "Connect by the DNS name the certificate holds.",
+        "appears in an RDP certificate, so a client connecting by IP reports a certificate name "
+        "mismatch (requested computer versus the name in the certificate) every time.",
+        "Connect by a DNS name the certificate holds ({names_text}).",
+    ),
+    FindingSpec(
+        "cert.names_elsewhere",
+        WARN,
+        "The certificate's names point at other addresses, not at {address}: {where}",
+        "The certificate names hosts whose DNS records lead to other machines: either the "
+        "certificate was copied from another server (an imported PFX, or a cloned VM that kept "
+        "its 'Remote Desktop' certificate), or a DNS record points at the wrong host, so users "
+        "who type the name reach another machine.",
+        "Find out which machine each name belongs to (`Resolve-DnsName <name>` and the DNS "
+        "zone). If it is this server, correct its A/AAAA record (or run `ipconfig /registerdns` "
+        "on it); if not, bind this server's own certificate to the listener, or delete the "
+        "copied one from the 'Remote Desktop' certificate store and restart Remote Desktop "
+        "Services so Windows makes a new one.",
     ),
     FindingSpec(
         "cert.self_signed",
@@ -553,8 +571,10 @@ _SPECS = [
         "cert.untrusted",
         WARN,
         "A client that checks certificates would not trust this one: {verdict}",
-        "The chain does not lead to a root this workstation trusts (or the one given with "
+        "The server is a domain member, where clients are expected to trust its certificate, "
+        "but the chain does not lead to a root this workstation trusts (or the one given with "
         "--ca-file): self-signed, an internal CA not deployed here, or an incomplete chain. "
+        "Users learn to click through the warning, which is what a man in the middle needs. "
         "Checked against {store}; the verifier said: {reason}.",
         "Deploy the issuing CA to the clients (Group Policy), send the whole chain from the "
         "server, or use a certificate from a CA the clients trust. Bind a trusted certificate "
@@ -569,6 +589,18 @@ _SPECS = [
         "field or a damaged encoding). Some TLS libraries accept it, others refuse the connection.",
         "Replace the listener's certificate with a freshly issued one and check it with "
         "'certutil -dump' or 'openssl x509 -text'.",
+    ),
+    FindingSpec(
+        "cert.untrusted_here",
+        INFO,
+        "Clients without its issuer will warn: this certificate is not trusted here ({verdict})",
+        "The chain does not lead to a root this workstation trusts (or the one given with "
+        "--ca-file): an internal CA not deployed here, or an incomplete chain. The server is not "
+        "known to be a domain member, so, as with a self-signed certificate, clients that do "
+        "not trust its issuer warn on first connection; clients that do trust it connect. "
+        "Checked against {store}; the verifier said: {reason}.",
+        "Run rdprobe with --ca-file and the issuing CA to check the chain as the clients do; "
+        "deploy that CA to the clients, or send the whole chain from the server.",
     ),
     FindingSpec(
         "cert.weak_key",
@@ -645,6 +677,88 @@ _SPECS = [
         "SCHANNEL cipher suite order (policy 'SSL Cipher Suite Order', or "
         r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Ciphers); better, "
         "upgrade the server.",
+    ),
+    # -- TLS alerts that end the handshake (RFC 8446 §6, RFC 5246 §7.2) ---------------------------
+    FindingSpec(
+        "tls.alert_protocol_version",
+        ERR,
+        "The server ended the TLS handshake with a {alert}: no TLS version in common",
+        "The server does not accept any TLS version the client offered. On Windows the versions "
+        "are switched on and off in SCHANNEL; an old server may offer only TLS 1.0, a hardened "
+        "one only TLS 1.2/1.3, and clients with the other set cannot connect.",
+        "Enable TLS 1.2 on the server: under "
+        r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2"
+        r"\Server set Enabled=1 and DisabledByDefault=0 (on 2008 R2 / 2012 install the "
+        "TLS 1.2 updates for RDP first), then restart; see the TLS versions stage for what the "
+        "server accepts.",
+    ),
+    FindingSpec(
+        "tls.alert_cipher",
+        ERR,
+        "The server ended the TLS handshake with a {alert}: no cipher suite in common",
+        "The server found no cipher suite (or key-exchange group) it accepts among those the "
+        "client offered: a cipher-suite policy that leaves too few suites, or, on Windows, a "
+        "certificate whose key cannot do the key exchange the remaining suites need (e.g. an "
+        "ECDSA certificate with only RSA suites enabled).",
+        "Compare the server's enabled suites (`Get-TlsCipherSuite`, or the Group Policy 'SSL "
+        "Cipher Suite Order' under Network > SSL Configuration Settings, and "
+        r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Ciphers) with "
+        "what current "
+        "clients offer; re-enable the TLS 1.2 ECDHE-RSA AES-GCM suites.",
+    ),
+    FindingSpec(
+        "tls.alert_certificate",
+        ERR,
+        "The server ended the TLS handshake with a {alert}: it wants a client "
+        "certificate or rejects ours",
+        "A certificate alert from the server is about the client's certificate: the server (or a "
+        "TLS-inspecting proxy, RD Gateway or load balancer in front of it) asks for a client "
+        "certificate and rejects a missing, expired, unknown-CA or unusable one. Windows' RDP "
+        "listener itself never asks for one.",
+        "Find what terminates TLS on this address (a proxy, gateway or load balancer) and check "
+        "whether it requires client certificates; exempt the RDP port from that policy, or give "
+        "clients a certificate from the CA it trusts.",
+    ),
+    FindingSpec(
+        "tls.alert_internal_error",
+        ERR,
+        "The server ended the TLS handshake with a {alert}: its TLS stack failed",
+        "The server's side of TLS broke during the handshake. On Windows this is nearly always "
+        "the listener's certificate: its private key is missing or unreadable by NETWORK "
+        "SERVICE, or the certificate named by SSLCertificateSHA1Hash was deleted or renewed "
+        "away; the System log shows SChannel errors (event 36870, 36874, 36888).",
+        "Check the certificate bound to RDP-Tcp (Win32_TSGeneralSetting SSLCertificateSHA1Hash) "
+        "still exists with its private key, grant NETWORK SERVICE read access to the key "
+        "(certlm.msc > Manage Private Keys), or delete it from the 'Remote Desktop' store and "
+        "restart Remote Desktop Services so a new one is made.",
+    ),
+    FindingSpec(
+        "tls.alert_decode_error",
+        ERR,
+        "The server ended the TLS handshake with a {alert}: it could not read our handshake",
+        "The server found the client's TLS messages malformed or unacceptable: an old or buggy "
+        "TLS stack that does not understand a current ClientHello (extensions, groups, record "
+        "sizes), or a device in the path that rewrites TLS.",
+        "Update the server's TLS stack (Windows updates; the server software's OpenSSL), and "
+        "check for TLS inspection or a WAN optimiser between client and server.",
+    ),
+    FindingSpec(
+        "tls.alert_unrecognized_name",
+        ERR,
+        "The server ended the TLS handshake with a {alert}: it has no certificate for "
+        "the name {target}",
+        "The client sent the name it connects to (SNI) and the server, or a proxy routing by "
+        "name, has nothing configured for it.",
+        "Connect by a name the server is configured for, or add this name to the proxy's or "
+        "server's TLS configuration.",
+    ),
+    FindingSpec(
+        "tls.alert_other",
+        ERR,
+        "The server ended the TLS handshake with a {alert}",
+        "The server refused the handshake with an alert rdprobe has no specific advice for.",
+        "Check the System log for SChannel errors (or the server software's TLS log) at the time "
+        "of the probe.",
     ),
     # -- NLA / CredSSP (MS-CSSP, MS-NLMP) ----------------------------------------------------------
     FindingSpec(
@@ -751,7 +865,9 @@ _PS_RDP_TCP = (
     r"Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'"
     " -Name SecurityLayer,UserAuthentication,PortNumber,MinEncryptionLevel"
 )
-_LISTENING = "Get-NetTCPConnection -LocalPort {port} -State Listen; Get-Service TermService; qwinsta"
+_LISTENING = (
+    "Get-NetTCPConnection -LocalPort {port} -State Listen; Get-Service TermService; qwinsta"
+)
 _OWNER = 'netstat -a -o -n | findstr :{port}, then tasklist /svc /fi "PID eq <pid>"'
 _FIREWALL = (
     "Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Select DisplayName,Enabled,Action; "
@@ -785,7 +901,9 @@ CONFIRM: dict[str, str] = {
     "tcp.error": "Test-NetConnection {host} -Port {port} from this workstation",
     "tcp.reset_before_reply": _EVENTS,
     "tcp.closed_before_reply": _EVENTS + "; " + _OWNER,
-    "tcp.silent": "Get-Service TermService; " + _OWNER + "; Get-Counter '\\Processor(_Total)\\% Processor Time'",
+    "tcp.silent": "Get-Service TermService; "
+    + _OWNER
+    + "; Get-Counter '\\Processor(_Total)\\% Processor Time'",
     "tcp.intermittent": _EVENTS,
     "x224.truncated": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'TermServ|Service Control'",
     "x224.slow": "Get-Counter '\\Processor(_Total)\\% Processor Time','\\Memory\\Available MBytes'",
@@ -820,18 +938,36 @@ CONFIRM: dict[str, str] = {
     "cert.ip_target": "Resolve-DnsName {host}; " + _CERTS,
     "cert.self_signed": _CERTS,
     "cert.untrusted": _CERTS + "; certutil -verify -urlfetch <exported .cer>",
+    "cert.untrusted_here": _CERTS + "; certutil -verify -urlfetch <exported .cer>",
+    "cert.names_elsewhere": "Resolve-DnsName <each name in the certificate>; "
+    + "Get-NetIPAddress -AddressFamily IPv4,IPv6 | Select IPAddress; "
+    + _CERTS
+    + ",DnsNameList",
     "cert.weak_key": _CERTS + ",@{{n='Key';e={{$_.PublicKey.Key.KeySize}}}}",
     "cert.weak_signature": _CERTS + ",@{{n='Signature';e={{$_.SignatureAlgorithm.FriendlyName}}}}",
     "cert.no_server_auth": _CERTS + ",EnhancedKeyUsageList",
     "tls.old_versions_only": _SCHANNEL,
     "tls.no_tls12": _SCHANNEL,
     "tls.legacy_versions_enabled": _SCHANNEL,
-    "tls.handshake_failed": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -eq Schannel; " + _CERTS,
+    "tls.handshake_failed": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -eq Schannel; "
+    + _CERTS,
+    "tls.alert_protocol_version": _SCHANNEL,
+    "tls.alert_cipher": "Get-TlsCipherSuite | Select Name; " + _SCHANNEL,
+    "tls.alert_certificate": "Get-NetTCPConnection -LocalPort {port} -State Listen | Select "
+    "OwningProcess (which process terminates TLS); netsh http show sslcert (clientcertnegotiation)",
+    "tls.alert_internal_error": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName "
+    "-eq Schannel; " + _CERTS + ",HasPrivateKey",
+    "tls.alert_decode_error": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName "
+    "-eq Schannel; Get-HotFix | Sort InstalledOn | Select -Last 5",
+    "tls.alert_unrecognized_name": _CERTS + ",DnsNameList",
+    "tls.alert_other": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -eq "
+    "Schannel",
     "tls.obsolete_ciphers": "Get-TlsCipherSuite | Select Name (Windows 2012 R2+); " + _SCHANNEL,
     "nla.identity": "hostname; (Get-CimInstance Win32_OperatingSystem).Caption,BuildNumber",
     "nla.clock_skew": "w32tm /query /status; w32tm /stripchart /computer:<this workstation> /samples:3",
     "nla.failed": "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'LSA|CredSSP'",
-    "rdpsec.low_level": _PS_RDP_TCP + " (MinEncryptionLevel 1 Low, 2 Client Compatible, 3 High, 4 FIPS)",
+    "rdpsec.low_level": _PS_RDP_TCP
+    + " (MinEncryptionLevel 1 Low, 2 Client Compatible, 3 High, 4 FIPS)",
     "rdpsec.weak_methods": _PS_RDP_TCP + " (MinEncryptionLevel)",
     "rdpsec.no_encryption": _PS_RDP_TCP + " (MinEncryptionLevel)",
     "rdpsec.in_use": _PS_RDP_TCP + " (SecurityLayer 0 or 1 allows Standard RDP Security)",

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rdprobe.analysis.certificate_verdict import (
+    CertificateVerdict,
     judged_chain,
     parse_time,
     tls_certificate_verdict,
@@ -24,11 +25,13 @@ from rdprobe.analysis.facts import (
     TlsFacts,
     TlsVersionsFacts,
     UdpFacts,
+    alert_text,
     leaf_of,
 )
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.observations import TargetObservation
 from rdprobe.analysis.trust import TrustRoots
+from rdprobe.protocol import tlsrec
 from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
 CLOCK_SKEW_LIMIT_S = 300  #: Kerberos' default maximum tolerance for computer clock synchronisation
@@ -68,6 +71,8 @@ def judge_tls(
                     **where,
                 )
             )
+        elif facts.alert is not None:
+            out.append(alert_finding(facts.alert, facts, where))
         else:
             out.append(finding("tls.handshake_failed", error=facts.error, **where))
     _source, chain = judged_chain(facts)
@@ -81,6 +86,49 @@ def judge_tls(
     if leaf is not None:
         out.extend(_judge_certificate(obs, facts, leaf, roots, where, now))
     return out
+
+
+#: The finding for each class of TLS alert a server ends the handshake with (RFC 8446 §6):
+#: versions, cipher suites, the client's certificate, the server's own failure, malformed input.
+ALERT_FINDINGS: dict[str, str] = {
+    "protocol_version": "tls.alert_protocol_version",
+    "inappropriate_fallback": "tls.alert_protocol_version",
+    "handshake_failure": "tls.alert_cipher",
+    "insufficient_security": "tls.alert_cipher",
+    **dict.fromkeys(
+        (
+            "no_certificate", "bad_certificate", "unsupported_certificate",
+            "certificate_revoked", "certificate_expired", "certificate_unknown", "unknown_ca",
+            "access_denied", "certificate_unobtainable", "bad_certificate_status_response",
+            "bad_certificate_hash_value", "certificate_required",
+        ),
+        "tls.alert_certificate",
+    ),
+    "internal_error": "tls.alert_internal_error",
+    **dict.fromkeys(
+        (
+            "unexpected_message", "bad_record_mac", "decryption_failed", "record_overflow",
+            "decompression_failure", "illegal_parameter", "decode_error", "decrypt_error",
+            "missing_extension", "unsupported_extension",
+        ),
+        "tls.alert_decode_error",
+    ),
+    "unrecognized_name": "tls.alert_unrecognized_name",
+}  # fmt: skip
+
+
+def alert_finding(alert: tlsrec.Alert, tls: TlsFacts, where: dict[str, Any]) -> Finding:
+    """The finding for the alert that ended the handshake (``tls.alert_other`` when unnamed)."""
+    return finding(
+        ALERT_FINDINGS.get(alert.name, "tls.alert_other"),
+        alert=alert_text(alert),
+        alert_name=alert.name,
+        alert_description=alert.description,
+        alert_level=alert.level,
+        error=tls.error,
+        target=tls.server_name,
+        **where,
+    )
 
 
 def obsolete_cipher(name: str) -> bool:
@@ -101,7 +149,7 @@ def _judge_certificate(
     now: datetime,
 ) -> list[Finding]:
     """The leaf certificate's findings (the main handshake's, or the fallback hello's)."""
-    verdict = tls_certificate_verdict(tls, roots=roots, now=now)
+    verdict = tls_certificate_verdict(tls, roots=roots, now=now, address=obs.address)
     assert verdict is not None  # a leaf exists
     ev = {
         **where,
@@ -120,23 +168,14 @@ def _judge_certificate(
     if verdict.not_yet_valid:
         out.append(finding("cert.not_yet_valid", not_before=leaf.not_before, **ev))
     if verdict.name_match is False:
-        fid = "cert.ip_target" if verdict.target_is_ip else "cert.name_mismatch"
-        out.append(
-            finding(
-                fid,
-                target=obs.host,
-                names=[*leaf.san_dns, *leaf.san_ip],
-                reason=verdict.name_match_reason,
-                **ev,
-            )
-        )
-    self_signed = bool(leaf.self_signed)
-    if self_signed:
+        out.extend(_name_findings(obs, tls, leaf, verdict, ev))
+    if leaf.self_signed:
         out.append(finding("cert.self_signed", **ev))
-    if verdict.trusted is False and (not self_signed or _domain_member(obs)):
+    trust_id = untrusted_finding_id(obs, leaf, verdict)
+    if trust_id is not None and trust_id != "cert.self_signed":
         out.append(
             finding(
-                "cert.untrusted",
+                trust_id,
                 reason=verdict.trust_reason,
                 verdict=verdict.trust_verdict or verdict.trust_reason,
                 store=verdict.trust_store or "the trust store",
@@ -156,7 +195,73 @@ def _judge_certificate(
     return out
 
 
-def _domain_member(obs: TargetObservation) -> bool:
+def certificate_names(leaf: CertificateFacts) -> list[str]:
+    """The names a client matches (RFC 6125 §6.4): the subjectAltName, else the subject CN."""
+    names = [*leaf.san_dns, *leaf.san_ip]
+    return names or ([leaf.subject_cn] if leaf.subject_cn else [])
+
+
+def _name_findings(
+    obs: TargetObservation,
+    tls: TlsFacts,
+    leaf: CertificateFacts,
+    verdict: CertificateVerdict,
+    ev: dict[str, Any],
+) -> list[Finding]:
+    """Name mismatch as the client says it (the names listed), and where the names point."""
+    names = certificate_names(leaf)
+    lookups = {n.name: list(n.addresses) for n in tls.name_lookups}
+    here = verdict.names_point_here
+    lookup_text = f" ({verdict.names_point_reason}: connect by that name)" if here else ""
+    fid = "cert.ip_target" if verdict.target_is_ip else "cert.name_mismatch"
+    common = {"names": names, "names_text": ", ".join(names) or "none", **ev}
+    out = [
+        finding(
+            fid,
+            target=obs.host,
+            reason=verdict.name_match_reason,
+            lookup_text=lookup_text,
+            lookups=lookups,
+            names_point_here=here,
+            **common,
+        )
+    ]
+    if here is False:
+        where = "; ".join(f"{n} -> {', '.join(a)}" for n, a in lookups.items() if a)
+        out.append(
+            finding(
+                "cert.names_elsewhere",
+                address=obs.address,
+                where=where,
+                reason=verdict.names_point_reason,
+                lookups=lookups,
+                **common,
+            )
+        )
+    return out
+
+
+def untrusted_finding_id(
+    obs: TargetObservation, leaf: CertificateFacts, verdict: CertificateVerdict
+) -> str | None:
+    """The one finding that says a checking client will not trust the certificate, or None.
+
+    One rule for every cause (self-signed, an unknown CA, an incomplete chain): the severity
+    follows what the server is expected to have, not why the chain fails. On a domain member a
+    certificate the clients trust is expected, so an untrusted one is ``cert.untrusted``
+    (warning) whatever the cause; elsewhere (a workgroup server, or membership unknown) clients
+    warn on first connection as designed, so it is information: ``cert.self_signed`` for
+    Windows' own self-signed certificate, ``cert.untrusted_here`` for any other. Without trust
+    roots nothing is judged (None).
+    """
+    if verdict.trusted is not False:
+        return None
+    if domain_member(obs):
+        return "cert.untrusted"
+    return "cert.self_signed" if leaf.self_signed else "cert.untrusted_here"
+
+
+def domain_member(obs: TargetObservation) -> bool:
     """NLA named a DNS domain other than the computer itself: a CA-issued cert is expected."""
     ch = obs.nla.challenge if isinstance(obs.nla, NlaFacts) else None
     if ch is None:

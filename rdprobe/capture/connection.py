@@ -24,7 +24,7 @@ from rdprobe.analysis.observations import Attempt, ReplyKind, TargetObservation,
 from rdprobe.capture.jsonview import certificate_error
 from rdprobe.capture.linklayer import format_address
 from rdprobe.capture.records import MAX_TIME
-from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpudp
+from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpudp, tlsrec
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
     ConnectionRequest,
@@ -285,6 +285,7 @@ def _tls_facts(conn: RdpConnection) -> TlsFacts:
         error=conn.tls_alert,
         chain=chain,
         server_name=conn.sni,
+        alert=None if conn.tls_alert_code is None else tlsrec.Alert(*conn.tls_alert_code),
     )
 
 

@@ -61,6 +61,9 @@ class CheckOptions:
     stages: frozenset[str] | None = None
     #: NAME -> addresses, like curl's --resolve: probe given servers under the name users type
     resolve: dict[str, list[str]] = field(default_factory=dict)
+    #: how a mismatched certificate's names are resolved: "dns", "local" (only the overrides
+    #: and localhost) or "off"; None: RDPROBE_NAME_LOOKUP, else "dns" (rdprobe.live.names)
+    name_lookup: str | None = None
 
     @classmethod
     def with_timeout(cls, timeout: float = DEFAULT_TIMEOUT_S, **kw: object) -> CheckOptions:

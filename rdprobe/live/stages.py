@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rdprobe.analysis.certificate import describe_chain
+from rdprobe.analysis.certificate import describe_chain, match_name
+from rdprobe.analysis.certificate_verdict import judged_chain
 from rdprobe.analysis.facts import (
     McsFacts,
+    NameLookup,
     NlaFacts,
     TlsFacts,
     TlsFallbackFacts,
     TlsVersionsFacts,
+    leaf_of,
 )
 from rdprobe.analysis.observations import Attempt, TargetObservation
 from rdprobe.live import mcs as live_mcs
 from rdprobe.live import nla as live_nla
 from rdprobe.live import tls as live_tls
 from rdprobe.live import udp as live_udp
+from rdprobe.live.names import lookup_all, lookup_mode, lookup_names
 from rdprobe.live.negotiate import MATRIX, Request, attempt
 from rdprobe.live.target import Target
 from rdprobe.live.timing import Deadline, close_writer
@@ -190,7 +194,7 @@ async def tls_stage(ctx: StageContext) -> None:
         others.cancel()
         await asyncio.gather(others, return_exceptions=True)
         raise
-    ctx.observation.tls = TlsFacts(
+    facts = TlsFacts(
         request=request.label,
         selected=protocol_name(selected),
         version=result.version,
@@ -200,7 +204,10 @@ async def tls_stage(ctx: StageContext) -> None:
         chain=describe_chain(result.chain_der),
         server_name=ctx.target.host,
         fallback=fallback,
+        alert=result.alert,
     )
+    # the certificate's names are looked up while the version probes run
+    ctx.observation.tls = replace(facts, name_lookups=await _certificate_name_lookups(ctx, facts))
     versions = await others
     if expected is not None:
         if result.version == expected:  # seen: this handshake offered them all and got it
@@ -208,6 +215,22 @@ async def tls_stage(ctx: StageContext) -> None:
         else:
             versions.update(await _probe_versions(ctx, request, only=expected))
     ctx.observation.tls_versions = TlsVersionsFacts({v: versions[v] for v in live_tls.VERSIONS})
+
+
+async def _certificate_name_lookups(ctx: StageContext, facts: TlsFacts) -> tuple[NameLookup, ...]:
+    """When the judged certificate does not name the target: its DNS names (SAN, else the CN),
+    at most a few, resolved within the target's deadline (--resolve overrides first), so the
+    judge can tell whether they point at the address probed."""
+    leaf = leaf_of(judged_chain(facts)[1])
+    mode = ctx.options.name_lookup or lookup_mode()
+    if leaf is None or mode == "off":
+        return ()
+    match, _why, _is_ip = match_name(ctx.target.host, leaf.san_dns, leaf.san_ip, leaf.subject_cn)
+    names = lookup_names(leaf.san_dns or ((leaf.subject_cn,) if leaf.subject_cn else ()))
+    if match is not False or not names:
+        return ()
+    limit = ctx.deadline.limit(ctx.options.timeouts.connect)
+    return await lookup_all(names, limit, ctx.options.resolve, mode=mode)
 
 
 async def _tls_fallback(ctx: StageContext, request: Request) -> TlsFallbackFacts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable
@@ -81,6 +82,8 @@ class TlsResult:
     chain_der: tuple[bytes, ...]
     """Certificates as sent, leaf first (only the leaf on Pythons that cannot give more)."""
     error: str | None
+    alert: tlsrec.Alert | None = None
+    """The alert the server ended the handshake with, as OpenSSL reported it."""
 
     def to_dict(self) -> dict[str, Any]:
         import hashlib
@@ -114,7 +117,7 @@ async def upgrade(
         context = make_context(ssl.TLSVersion.TLSv1, ssl.TLSVersion.MAXIMUM_SUPPORTED, legacy=True)
     failure = await _start_tls(writer, context, server_hostname, timeout)
     if failure is not None:
-        return TlsResult(None, None, None, (), one_line(failure))
+        return TlsResult(None, None, None, (), one_line(failure), received_alert(failure))
     ssl_object = writer.get_extra_info("ssl_object")
     if ssl_object is None:
         return TlsResult(None, None, None, (), "no TLS session after start_tls")
@@ -140,6 +143,27 @@ async def _start_tls(
         )
     except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError) as exc:
         return exc
+    return None
+
+
+_OPENSSL_ALERT = re.compile(r"\b(?:SSLV3|TLSV1|TLSV13)_(?:ALERT_)?([A-Z_]+)")
+_ALERT_BY_NAME = {name: code for code, name in tlsrec.ALERT_NAMES.items()}
+
+
+def received_alert(exc: BaseException) -> tlsrec.Alert | None:
+    """The alert an OpenSSL handshake error says the server sent, else None.
+
+    OpenSSL names a received alert ``SSLV3_ALERT_<NAME>``, ``TLSV1_ALERT_<NAME>``,
+    ``TLSV13_ALERT_<NAME>`` or ``TLSV1_<NAME>`` (ssl/ssl_err.c); errors it raises itself have
+    other names (WRONG_VERSION_NUMBER ...). A received alert that ends a handshake is fatal.
+    """
+    if not isinstance(exc, ssl.SSLError):
+        return None
+    for text in (getattr(exc, "reason", None) or "", str(exc)):
+        for match in _OPENSSL_ALERT.finditer(text.upper()):
+            name = match.group(1).lower().replace("cancelled", "canceled")
+            if name in _ALERT_BY_NAME:
+                return tlsrec.Alert(2, _ALERT_BY_NAME[name])
     return None
 
 

@@ -98,9 +98,21 @@ class ProprietaryCertificate:
     def cert_type(self) -> str:
         return "proprietary"
 
+    @property
+    def key_type(self) -> str:
+        """The public key's algorithm: always RSA (dwKeyAlgId KEY_EXCHANGE_ALG_RSA, an RSA1 blob,
+        MS-RDPBCGR 2.2.1.4.3.1.1); Zeek's rdp.log calls this cert_type "RSA"."""
+        return "RSA"
+
+    @property
+    def key_text(self) -> str:
+        """E.g. ``RSA 512-bit, exponent 65537`` (dwBitLen of the RSA_PUBLIC_KEY, 2.2.1.4.3.1.1.1)."""
+        return f"{self.key_type} {self.bit_length}-bit, exponent {self.public_exponent}"
+
     def to_dict(self) -> dict[str, object]:
         return {
             "type": "proprietary",
+            "key_type": self.key_type,
             "dw_version": f"0x{self.dw_version:08x}",
             "permanent": self.permanent,
             "sig_alg_id": self.sig_alg_id,
