@@ -46,9 +46,9 @@ async def lookup(
 ) -> NameLookup:
     """The addresses of ``name`` (resolver order, de-duplicated), or why there are none."""
     wanted = name.rstrip(".").lower()
-    for key, addresses in (overrides or {}).items():
+    for key, given in (overrides or {}).items():
         if key.rstrip(".").lower() == wanted:  # DNS names compare without case (RFC 4343)
-            return NameLookup(name, tuple(addresses), None, OVERRIDE)
+            return NameLookup(name, tuple(given), None, OVERRIDE)
     reserved = _reserved(name)
     if reserved is not None:
         return reserved
@@ -67,8 +67,8 @@ async def lookup(
         return NameLookup(name, (), f"no answer from the resolver within {timeout:.1f} s", RESOLVER)
     except (socket.gaierror, UnicodeError, OSError) as exc:
         return NameLookup(name, (), one_line(exc), RESOLVER)
-    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
-    return NameLookup(name, addresses, None, RESOLVER)
+    found = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+    return NameLookup(name, found, None, RESOLVER)
 
 
 def lookup_names(names: tuple[str, ...] | list[str]) -> list[str]:
