@@ -710,7 +710,7 @@ _SPECS = [
         "tls.alert_certificate",
         ERR,
         "The server ended the TLS handshake with a {alert}: it wants a client "
-        "certificate or rejects ours",
+        "certificate or rejects the client's",
         "A certificate alert from the server is about the client's certificate: the server (or a "
         "TLS-inspecting proxy, RD Gateway or load balancer in front of it) asks for a client "
         "certificate and rejects a missing, expired, unknown-CA or unusable one. Windows' RDP "
@@ -735,7 +735,8 @@ _SPECS = [
     FindingSpec(
         "tls.alert_decode_error",
         ERR,
-        "The server ended the TLS handshake with a {alert}: it could not read our handshake",
+        "The server ended the TLS handshake with a {alert}: it could not read the client's "
+        "handshake",
         "The server found the client's TLS messages malformed or unacceptable: an old or buggy "
         "TLS stack that does not understand a current ClientHello (extensions, groups, record "
         "sizes), or a device in the path that rewrites TLS.",
