@@ -8,7 +8,7 @@ import io
 
 import pytest
 from rich.console import Console
-from test_rdpsec import PROPRIETARY
+from test_rdpsec import PROPRIETARY, X509
 
 from rdprobe.analysis.consistency import violations
 from rdprobe.analysis.facts import McsFacts
@@ -34,6 +34,17 @@ def test_key_type_in_the_mcs_facts(vid, sec, summary):
     assert f"proprietary certificate (RSA {summary['rsa_bitlen']}-bit, exponent 65537)" in (
         facts.summary
     )
+
+
+@pytest.mark.parametrize(("vid", "sec", "summary"), X509, ids=[c[0] for c in X509])
+def test_x509_chain_names_its_server_key(vid, sec, summary):
+    cert = rdpsec.parse_server_certificate(sec.certificate_bytes)
+    assert isinstance(cert, rdpsec.X509Chain)
+    leaf = cert.infos[-1]
+    assert leaf.key_bits and leaf.public_exponent
+    facts = McsFacts("RDP", 0, 0x03, server_data=gcc_server.ServerData(None, None, sec))
+    expected = f"x509 certificate (RSA {leaf.key_bits}-bit, exponent {leaf.public_exponent})"
+    assert expected in facts.summary
 
 
 async def test_key_type_on_the_report_line_live():

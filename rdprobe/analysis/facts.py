@@ -465,8 +465,9 @@ class McsFacts:
             cert = sec.certificate
             if cert is not None:
                 text = f"{cert.cert_type} certificate"
-                if isinstance(cert, ProprietaryCertificate):
+                if cert.key_text:
                     text += f" ({cert.key_text})"
+                if isinstance(cert, ProprietaryCertificate):
                     text += ", signature OK" if cert.verified else ", BAD signature"
                 parts.append(text)
         return "; ".join(parts)

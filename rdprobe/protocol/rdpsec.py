@@ -162,6 +162,15 @@ class X509Chain:
     def cert_type(self) -> str:
         return "x509"
 
+    @property
+    def key_text(self) -> str | None:
+        """The server's (last) certificate's RSA key, e.g. ``RSA 2048-bit, exponent 65537``;
+        None when its key was not read."""
+        leaf = self.infos[-1] if self.infos else None
+        if leaf is None or leaf.key_bits is None:
+            return None
+        return f"RSA {leaf.key_bits}-bit, exponent {leaf.public_exponent}"
+
     def to_dict(self) -> dict[str, object]:
         return {
             "type": "x509",
