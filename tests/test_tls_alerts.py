@@ -11,10 +11,11 @@ import pytest
 from test_pcap_tshark import tcpdump
 from test_tls_fallback import record, scripted_server
 
+from rdprobe.analysis.alerts import ALERT_FINDINGS
 from rdprobe.analysis.consistency import violations
 from rdprobe.analysis.facts import TlsFacts, alert_text
 from rdprobe.analysis.findings import CATALOGUE, Severity
-from rdprobe.analysis.judges import ALERT_FINDINGS, judge_tls
+from rdprobe.analysis.judges import judge_tls
 from rdprobe.analysis.observations import TargetObservation
 from rdprobe.capture.analyze import analyze, judge
 from rdprobe.live.check import CheckOptions, check_target

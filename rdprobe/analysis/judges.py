@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from rdprobe.analysis.alerts import alert_finding
 from rdprobe.analysis.certificate_verdict import (
     CertificateVerdict,
     judged_chain,
@@ -25,13 +26,11 @@ from rdprobe.analysis.facts import (
     TlsFacts,
     TlsVersionsFacts,
     UdpFacts,
-    alert_text,
     leaf_of,
 )
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.observations import TargetObservation
 from rdprobe.analysis.trust import TrustRoots
-from rdprobe.protocol import tlsrec
 from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
 CLOCK_SKEW_LIMIT_S = 300  #: Kerberos' default maximum tolerance for computer clock synchronisation
@@ -86,49 +85,6 @@ def judge_tls(
     if leaf is not None:
         out.extend(_judge_certificate(obs, facts, leaf, roots, where, now))
     return out
-
-
-#: The finding for each class of TLS alert a server ends the handshake with (RFC 8446 §6):
-#: versions, cipher suites, the client's certificate, the server's own failure, malformed input.
-ALERT_FINDINGS: dict[str, str] = {
-    "protocol_version": "tls.alert_protocol_version",
-    "inappropriate_fallback": "tls.alert_protocol_version",
-    "handshake_failure": "tls.alert_cipher",
-    "insufficient_security": "tls.alert_cipher",
-    **dict.fromkeys(
-        (
-            "no_certificate", "bad_certificate", "unsupported_certificate",
-            "certificate_revoked", "certificate_expired", "certificate_unknown", "unknown_ca",
-            "access_denied", "certificate_unobtainable", "bad_certificate_status_response",
-            "bad_certificate_hash_value", "certificate_required",
-        ),
-        "tls.alert_certificate",
-    ),
-    "internal_error": "tls.alert_internal_error",
-    **dict.fromkeys(
-        (
-            "unexpected_message", "bad_record_mac", "decryption_failed", "record_overflow",
-            "decompression_failure", "illegal_parameter", "decode_error", "decrypt_error",
-            "missing_extension", "unsupported_extension",
-        ),
-        "tls.alert_decode_error",
-    ),
-    "unrecognized_name": "tls.alert_unrecognized_name",
-}  # fmt: skip
-
-
-def alert_finding(alert: tlsrec.Alert, tls: TlsFacts, where: dict[str, Any]) -> Finding:
-    """The finding for the alert that ended the handshake (``tls.alert_other`` when unnamed)."""
-    return finding(
-        ALERT_FINDINGS.get(alert.name, "tls.alert_other"),
-        alert=alert_text(alert),
-        alert_name=alert.name,
-        alert_description=alert.description,
-        alert_level=alert.level,
-        error=tls.error,
-        target=tls.server_name,
-        **where,
-    )
 
 
 def obsolete_cipher(name: str) -> bool:
