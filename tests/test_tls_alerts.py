@@ -4,6 +4,7 @@ malformed input), live and from a capture of the same handshake (tcpdump on lo).
 
 from __future__ import annotations
 
+import random
 import ssl
 from datetime import UTC, datetime
 
@@ -173,3 +174,18 @@ async def test_xrdp_without_a_common_cipher_suite_live_and_captured(tmp_path):
         f = next(f for f in captured.findings if f.id.startswith("tls.alert_"))
         assert f.id == ALERT_FINDINGS.get(alert.name, "tls.alert_other")
         assert f"fatal alert {alert.name} ({alert.description})" in f.title
+
+
+def test_any_openssl_text_gives_a_named_alert_or_none():
+    """Mutated OpenSSL reasons (seeded, bounded): a named alert or None, never an exception."""
+    rng = random.Random(9)
+    seeds = ["[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert", "SSLV3_ALERT_", "TLSV13_ALERT_X"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ_ 19[]:"
+    for _ in range(2000):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            text.insert(rng.randint(0, len(text)), rng.choice(alphabet))
+            if len(text) > 1 and rng.random() < 0.5:
+                del text[rng.randrange(len(text))]
+        got = received_alert(ssl.SSLError(1, "".join(text)))
+        assert got is None or (got.level == 2 and got.description in tlsrec.ALERT_NAMES)
