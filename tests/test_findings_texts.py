@@ -46,7 +46,9 @@ def test_no_unbalanced_braces_in_any_text():
         for text in (spec.title, spec.cause, spec.fix, spec.confirm):
             shown = fill(text, {})
             for key in re.findall(r"\{([^{}]*)\}", shown):
-                assert re.fullmatch(r"[a-z_][a-z0-9_]*|\$_\..*|n='.*|SSLCertificateSHA1Hash=.*", key), (
+                assert re.fullmatch(
+                    r"[a-z_][a-z0-9_]*|\$_\..*|n='.*|SSLCertificateSHA1Hash=.*", key
+                ), (
                     spec.id,
                     key,
                 )
