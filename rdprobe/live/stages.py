@@ -190,24 +190,25 @@ async def tls_stage(ctx: StageContext) -> None:
         _reader, writer, selected, result = await _open_tls(ctx, request)
         await close_writer(writer)
         fallback = await _tls_fallback(ctx, request) if result.error else None
+        facts = TlsFacts(
+            request=request.label,
+            selected=protocol_name(selected),
+            version=result.version,
+            cipher=result.cipher,
+            cipher_bits=result.cipher_bits,
+            error=result.error,
+            chain=describe_chain(result.chain_der),
+            server_name=ctx.target.host,
+            fallback=fallback,
+            alert=result.alert,
+        )
+        # the certificate's names are looked up while the version probes run
+        lookups = await _certificate_name_lookups(ctx, facts)
     except BaseException:
         others.cancel()
         await asyncio.gather(others, return_exceptions=True)
         raise
-    facts = TlsFacts(
-        request=request.label,
-        selected=protocol_name(selected),
-        version=result.version,
-        cipher=result.cipher,
-        cipher_bits=result.cipher_bits,
-        error=result.error,
-        chain=describe_chain(result.chain_der),
-        server_name=ctx.target.host,
-        fallback=fallback,
-        alert=result.alert,
-    )
-    # the certificate's names are looked up while the version probes run
-    ctx.observation.tls = replace(facts, name_lookups=await _certificate_name_lookups(ctx, facts))
+    ctx.observation.tls = replace(facts, name_lookups=lookups)
     versions = await others
     if expected is not None:
         if result.version == expected:  # seen: this handshake offered them all and got it
