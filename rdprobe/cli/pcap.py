@@ -180,7 +180,7 @@ class Output:
                 self._human(conn, report)
             except Exception as exc:
                 self.console.print(f"error: connection not shown: {one_line(exc)}")
-        if self.csv is not None:
+        if self.csv is not None and cells is not None:
             self.csv.writerow(cells)
         self._remember(conn, report)
 
