@@ -99,19 +99,43 @@ async def test_concurrency_and_per_host_limits():
 
 
 async def test_rate_is_smooth():
+    """Starts follow the schedule 1/rate apart: never more than one start ahead of it beyond
+    what the event loop's own stalls in the same run explain (a loaded 2-core machine stalls
+    the loop; the starts due meanwhile then come together), and the whole run is neither far
+    faster nor far slower than the rate. Measured against the interval and the loop's lag."""
     starts: list[float] = []
+    rate, count = 20.0, 20
+    interval = 1 / rate
+    lag = 0.0
+    running = True
 
     async def probe(t: Target, opts: CheckOptions):
         starts.append(time.monotonic())
         return [report(t, TcpOutcome.REFUSED)]
 
+    async def watch_loop() -> None:
+        nonlocal lag
+        while running:
+            before = time.monotonic()
+            await asyncio.sleep(0.005)
+            lag = max(lag, time.monotonic() - before - 0.005)
+
+    watcher = asyncio.create_task(watch_loop())
     await run_sweep(
-        targets(25), SweepOptions(rate=100, concurrency=50), lambda r: None, probe=probe
+        targets(count), SweepOptions(rate=rate, concurrency=50), lambda r: None, probe=probe
     )
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(starts) == 25
-    assert min(gaps) > 0.006, "starts must be spaced, not bursty"
-    assert 0.2 < starts[-1] - starts[0] < 1.0
+    running = False
+    await watcher
+    assert len(starts) == count
+    ahead = max(
+        (j - i) * interval - (starts[j] - starts[i])
+        for i, j in itertools.combinations(range(count), 2)
+    )
+    assert ahead <= interval + 2 * lag, (
+        f"starts ran {ahead / interval:.2f} intervals ahead (loop lag {lag * 1000:.0f} ms)"
+    )
+    span = (starts[-1] - starts[0]) / ((count - 1) * interval)
+    assert 1 - (interval + 2 * lag) / ((count - 1) * interval) < span < 3.0, span
 
 
 async def test_timeouts_retried_and_nothing_else():
@@ -229,8 +253,8 @@ def test_sigint_midway_then_resume_gives_one_row_per_target(tmp_path):
     out = tmp_path / "sweep.jsonl"
     args = ["sweep", "127.0.0.1", "--ports", "20000-20300", "--depth", "x224", "-o", str(out)]
     proc = subprocess.Popen(
-        cli(*args, "--rate", "100"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+        cli(*args, "--rate", "25"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )  # 301 targets at 25/s take 12 s: the signal, sent after 40 rows, lands midway
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

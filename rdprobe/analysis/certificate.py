@@ -78,8 +78,8 @@ def describe_chain(chain_der: tuple[bytes, ...] | list[bytes]) -> tuple[Certific
 def _describe(der_bytes: bytes) -> CertificateFacts:
     try:
         cert = x509.load_der_x509_certificate(der_bytes)
-    except ValueError as exc:
-        raise ProtocolError(f"not an X.509 certificate: {exc}") from None
+    except Exception as exc:  # ValueError, InvalidVersion (not a ValueError), ...
+        raise ProtocolError(f"not an X.509 certificate: {type(exc).__name__}: {exc}") from None
     notes: list[str] = []
 
     def attempt(what, fn, default=None):

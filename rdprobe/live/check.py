@@ -16,7 +16,7 @@ import ssl
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from rdprobe.analysis.trust import TrustRoots
 from rdprobe.defaults import DEFAULT_CONCURRENCY, DEFAULT_COOKIE, DEFAULT_PER_HOST  # noqa: F401
 from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
 from rdprobe.live.target import Target, parse_target
-from rdprobe.live.timing import DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
+from rdprobe.live.timing import CLOSE_LIMIT_S, DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
 from rdprobe.protocol.errors import internal_error, one_line
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse
 
@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # the stages (TLS, NLA, MCS: ssl, cryptography) load only whe
 
 #: How long to watch the primary connection after its confirm for a server that drops it.
 AFTER_CONFIRM_LINGER_S = 0.2
+#: A stage still running this long after the target's deadline is stopped (every step already
+#: takes min(its limit, time left): this only catches one that does not).
+DEADLINE_GRACE_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ async def direct_tls(
             return ServiceGuess("HTTPS", f"{guess.detail}; {detail}", guess.preview)
         return ServiceGuess("TLS", detail, guess.preview if guess else "")
     finally:
-        await close_writer(writer)
+        await close_writer(writer, deadline.limit(CLOSE_LIMIT_S))
 
 
 async def tcp_only(address: str, port: int, opts: CheckOptions, deadline: Deadline) -> Attempt:
@@ -277,7 +280,7 @@ async def probe_address(
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         for _reader, writer, _sel in kept.values():  # rows no stage took
-            await close_writer(writer)
+            await close_writer(writer, deadline.limit(CLOSE_LIMIT_S))
         kept.clear()
     if opts.repeat > 1:
         obs.repeat = await _repeat(address, target.port, opts)
@@ -299,12 +302,21 @@ def _keepers(opts: CheckOptions) -> dict[str, Callable[[ConnectionConfirm], bool
 async def _run_stage(name: str, stage: Stage, ctx: StageContext) -> None:
     from rdprobe.live.stages import StageSkipped
 
+    obs, deadline = ctx.observation, ctx.deadline
+    cap = asyncio.timeout(deadline.remaining() + DEADLINE_GRACE_S)
     try:
-        await stage(ctx)
+        async with cap:
+            await stage(ctx)
     except StageSkipped as exc:
-        setattr(ctx.observation, name, StageNote(skipped=str(exc)))
+        setattr(obs, name, StageNote(skipped=str(exc)))
     except Exception as exc:  # a stage bug must not lose the target's result
-        setattr(ctx.observation, name, StageNote(error=internal_error(exc)))
+        if isinstance(exc, TimeoutError) and cap.expired():  # the backstop fired
+            if getattr(obs, name) is None:
+                setattr(obs, name, StageNote(skipped=f"stopped: {deadline.reason()}"))
+        else:
+            setattr(obs, name, StageNote(error=internal_error(exc)))
+    if deadline.expired and obs.config.deadline is None:
+        obs.config = replace(obs.config, deadline=deadline.reason())
 
 
 def _roots(obs: TargetObservation, opts: CheckOptions) -> TrustRoots | None:

@@ -15,6 +15,8 @@ from rdprobe.live.timing import Deadline
 from rdprobe.protocol.errors import NeedMoreData
 
 Framer = Callable[[bytes], int]
+#: Bytes a framer needs to see to know the length: TPKT's 4, a DER header's at most 6.
+HEADER_PEEK = 16
 
 
 async def read_frame(reader: asyncio.StreamReader, framer: Framer, timeout: float) -> bytes:
@@ -24,20 +26,22 @@ async def read_frame(reader: asyncio.StreamReader, framer: Framer, timeout: floa
     or ProtocolError (not this kind of frame).
     """
     deadline = Deadline(timeout)
-    buf = b""
+    buf = bytearray()  # appended in place: a dripped frame costs linear time, not quadratic
+    total: int | None = None
     while True:
         try:
-            total = framer(buf)
+            if total is None:  # the header, once whole, fixes the length
+                total = framer(bytes(buf[:HEADER_PEEK]))
         except NeedMoreData as need:
             want = max(need.needed, 1)
         else:
             if len(buf) >= total:
-                return buf[:total]
+                return bytes(buf[:total])
             want = total - len(buf)
         if deadline.expired:
             raise TimeoutError
         async with asyncio.timeout(deadline.remaining()):
             chunk = await reader.read(want)
         if not chunk:
-            raise asyncio.IncompleteReadError(buf, None)
+            raise asyncio.IncompleteReadError(bytes(buf), None)
         buf += chunk

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rdprobe.analysis.observations import Attempt, TcpOutcome
 from rdprobe.live import winsock
-from rdprobe.live.timing import Deadline, Timeouts, close_writer, now_ms
+from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, Timeouts, close_writer, now_ms
 from rdprobe.protocol import x224
 from rdprobe.protocol.errors import one_line
 from rdprobe.protocol.reply import BANNER_LIMIT, ReplyKind, sniff_reply
@@ -257,4 +257,4 @@ async def attempt(
         return result, (reader, writer) if keep else None
     finally:
         if not keep:
-            await close_writer(writer)
+            await close_writer(writer, deadline.limit(CLOSE_LIMIT_S))

@@ -33,7 +33,7 @@ from rdprobe.live import udp as live_udp
 from rdprobe.live.names import lookup_all, lookup_mode, lookup_names
 from rdprobe.live.negotiate import MATRIX, Request, attempt
 from rdprobe.live.target import Target
-from rdprobe.live.timing import Deadline, close_writer
+from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, close_writer
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ async def _open_fresh(
     ctx: StageContext, request: Request
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
     """Always a new connection (for the probes that each need their own)."""
+    _require_time(ctx)
     async with ctx.host_limit:
         a, streams = await attempt(
             ctx.address,
@@ -147,7 +148,7 @@ async def _open_fresh(
         )
     neg = a.tpdu.negotiation
     if neg is not None and not isinstance(neg, NegotiationResponse):
-        await close_writer(streams[1])
+        await close_writer(streams[1], _close(ctx))
         raise StageSkipped(f"{request.label} refused this time ({neg.code_name})")
     return streams[0], streams[1], neg.selected if neg else 0
 
@@ -156,22 +157,34 @@ def _hostname(ctx: StageContext) -> str | None:
     return None if ctx.target.is_literal else ctx.target.host
 
 
-def _step(ctx: StageContext) -> float:
-    return ctx.deadline.limit(ctx.options.timeouts.read)
+def _step(ctx: StageContext, step: str | None = None) -> float:
+    """A step's time: --timeout, cut by what is left of the target's deadline."""
+    return ctx.deadline.limit(ctx.options.timeouts.read, step)
+
+
+def _close(ctx: StageContext, step: str | None = None) -> float:
+    """A close's time: CLOSE_LIMIT_S, cut by what is left of the target's deadline."""
+    return ctx.deadline.limit(CLOSE_LIMIT_S, step)
+
+
+def _require_time(ctx: StageContext) -> None:
+    """No time left: the stage is skipped, saying where the deadline ran out."""
+    if ctx.deadline.expired:
+        raise StageSkipped(ctx.deadline.reason())
 
 
 async def _open_tls(
-    ctx: StageContext, request: Request
+    ctx: StageContext, request: Request, step: str
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, live_tls.TlsResult]:
     """A fresh connection through the confirm for ``request``, upgraded to TLS (or its error);
     the caller closes the writer."""
     reader, writer, selected = await _open(ctx, request)
     try:
         result = await live_tls.upgrade(
-            reader, writer, server_hostname=_hostname(ctx), timeout=_step(ctx)
+            reader, writer, server_hostname=_hostname(ctx), timeout=_step(ctx, step)
         )
     except BaseException:
-        await close_writer(writer)
+        await close_writer(writer, _close(ctx))
         raise
     return reader, writer, selected, result
 
@@ -187,8 +200,8 @@ async def tls_stage(ctx: StageContext) -> None:
     expected = live_tls.HIGHEST_LOCAL
     others = asyncio.create_task(_probe_versions(ctx, request, skip=expected))
     try:
-        _reader, writer, selected, result = await _open_tls(ctx, request)
-        await close_writer(writer)
+        _reader, writer, selected, result = await _open_tls(ctx, request, "tls: TLS handshake")
+        await close_writer(writer, _close(ctx, "tls: close"))
         fallback = await _tls_fallback(ctx, request) if result.error else None
         facts = TlsFacts(
             request=request.label,
@@ -243,10 +256,11 @@ async def _tls_fallback(ctx: StageContext, request: Request) -> TlsFallbackFacts
         return TlsFallbackFacts(error=str(exc))
     try:
         result = await live_tls.legacy_hello(
-            reader, writer, timeout=_step(ctx), server_name=_hostname(ctx)
-        )
+            reader, writer, timeout=_step(ctx, "tls: TLS 1.0 fallback hello"),
+            server_name=_hostname(ctx),
+        )  # fmt: skip
     finally:
-        await close_writer(writer)
+        await close_writer(writer, _close(ctx, "tls: fallback close"))
     return TlsFallbackFacts(
         version=result.version,
         cipher=result.cipher,
@@ -270,7 +284,12 @@ async def _probe_versions(
 
     names = [n for n in live_tls.VERSIONS if n != skip and (only is None or n == only)]
     results = await asyncio.gather(
-        *(live_tls.probe_version(open_stream, n, timeout=_step(ctx)) for n in names)
+        *(
+            live_tls.probe_version(
+                open_stream, n, timeout=ctx.options.timeouts.read, deadline=ctx.deadline
+            )
+            for n in names
+        )
     )
     return dict(zip(names, results, strict=True))
 
@@ -280,16 +299,18 @@ async def nla_stage(ctx: StageContext) -> None:
     request = await _request_selecting(ctx, NLA_PROTOCOLS, order)
     if request is None:
         return
-    reader, writer, selected, tls = await _open_tls(ctx, request)
+    reader, writer, selected, tls = await _open_tls(ctx, request, "nla: TLS handshake")
     try:
         if tls.error:
             ctx.observation.nla = NlaFacts(
                 protocol_name(selected), None, None, f"TLS before CredSSP failed: {tls.error}"
             )
             return
-        result = await live_nla.nla_probe(reader, writer, timeout=_step(ctx))
+        result = await live_nla.nla_probe(
+            reader, writer, timeout=_step(ctx, "nla: CredSSP round trip")
+        )
     finally:
-        await close_writer(writer)
+        await close_writer(writer, _close(ctx, "nla: close"))
     ctx.observation.nla = NlaFacts(
         selected=protocol_name(selected),
         challenge=result.challenge,
@@ -313,11 +334,13 @@ async def mcs_stage(ctx: StageContext) -> None:
         return await _open_fresh(ctx, request)
 
     # the methods offered alone need only the request: asked while the first probe runs
-    matrix = asyncio.create_task(live_mcs.encryption_matrix(open_stream, timeout=_step(ctx)))
+    matrix = asyncio.create_task(
+        live_mcs.encryption_matrix(open_stream, timeout=_step(ctx, "mcs: encryption matrix"))
+    )
     try:
         reader, writer, selected = await _open(ctx, request)
         first = await live_mcs.mcs_probe(
-            reader, writer, selected_protocol=selected, timeout=_step(ctx)
+            reader, writer, selected_protocol=selected, timeout=_step(ctx, "mcs: Connect-Initial")
         )
     except BaseException:
         matrix.cancel()
@@ -335,7 +358,10 @@ async def mcs_stage(ctx: StageContext) -> None:
 async def udp_stage(ctx: StageContext) -> None:
     if not ctx.options.udp:
         return
-    result = await live_udp.udp_probe(ctx.address, ctx.target.port, timeout=_step(ctx), retries=2)
+    _require_time(ctx)
+    result = await live_udp.udp_probe(
+        ctx.address, ctx.target.port, timeout=_step(ctx, "udp: SYN"), retries=2
+    )
     ctx.observation.udp = result
 
 

@@ -25,31 +25,57 @@ class Timeouts:
 
 
 class Deadline:
-    """An absolute point in monotonic time."""
+    """An absolute point in monotonic time, and which step it ran out in.
+
+    Every network step asks ``limit(its limit, "stage: step")`` and gets the smaller of its own
+    limit and what is left. The step whose limit was cut short (the last one, if several) is
+    where the deadline ran out: that stage says so, and the stages after it are skipped with
+    that reason.
+    """
 
     def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self.at = time.monotonic() + seconds
+        self.ran_out_in: str | None = None
+        """The named step the deadline cut short ("tls: TLS handshake")."""
 
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
 
-    def limit(self, phase: float) -> float:
+    def limit(self, phase: float, step: str | None = None) -> float:
         """The time a phase may take: its own limit, cut by the deadline."""
-        return max(0.0, min(phase, self.remaining()))
+        left = self.remaining()
+        if step is not None and 0 < left < phase:  # the last step cut short while time was left
+            self.ran_out_in = step
+        return max(0.0, min(phase, left))
 
     @property
     def expired(self) -> bool:
         return self.remaining() <= 0
+
+    def reason(self) -> str:
+        """Why a later step gets no time: the deadline and the step it ran out in."""
+        where = f" during {self.ran_out_in}" if self.ran_out_in else ""
+        return f"the target's deadline of {self.seconds:g} s ran out{where}"
 
 
 def now_ms(start: float) -> float:
     return round((time.monotonic() - start) * 1000, 2)
 
 
-async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> None:
-    """Close a stream without ever raising or hanging."""
+CLOSE_LIMIT_S = 1.0
+"""The longest a close waits for the peer (a TLS close_notify exchange); then the socket is
+dropped."""
+
+
+async def close_writer(writer: asyncio.StreamWriter, timeout: float = CLOSE_LIMIT_S) -> None:
+    """Close a stream without ever raising or hanging: wait at most *timeout* (callers pass
+    ``deadline.limit(CLOSE_LIMIT_S)``), then abort the transport so nothing lingers."""
     try:
         writer.close()
-        await asyncio.wait_for(writer.wait_closed(), timeout)
+        await asyncio.wait_for(writer.wait_closed(), max(0.0, timeout))
     except Exception:  # ssl and socket errors from a hostile peer's close must not escape
-        pass
+        try:
+            writer.transport.abort()
+        except Exception:  # already gone
+            pass

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rdprobe.live.timing import close_writer
+from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, close_writer
 from rdprobe.protocol import tlsrec
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 
@@ -209,8 +209,12 @@ def classify_handshake_failure(exc: BaseException) -> str:
     return f"error: {one_line(exc)}"
 
 
-async def probe_version(open_stream: OpenStream, name: str, *, timeout: float) -> str:
-    """One fresh connection, one handshake pinned to TLS version *name*."""
+async def probe_version(
+    open_stream: OpenStream, name: str, *, timeout: float, deadline: Deadline | None = None
+) -> str:
+    """One fresh connection, one handshake pinned to TLS version *name*. Every step (connect,
+    handshake, close) takes the smaller of *timeout* (1 s for the close) and what is left of
+    *deadline*."""
     if not _LOCALLY_AVAILABLE.get(name, False):
         return UNSUPPORTED_LOCALLY
     version = VERSIONS[name]
@@ -218,26 +222,35 @@ async def probe_version(open_stream: OpenStream, name: str, *, timeout: float) -
         context = make_context(version, version, legacy=version < ssl.TLSVersion.TLSv1_2)
     except (ValueError, ssl.SSLError):
         return UNSUPPORTED_LOCALLY
+    clock = deadline or Deadline(3 * timeout + CLOSE_LIMIT_S)
     try:
-        _reader, writer = await asyncio.wait_for(open_stream(), timeout)
+        _reader, writer = await asyncio.wait_for(
+            open_stream(), clock.limit(timeout, f"tls_versions: {name} connect")
+        )
     except Exception as exc:  # the caller's connect/negotiate step; any failure is a result
         return f"error: {one_line(exc)}"
     try:
-        failure = await _start_tls(writer, context, None, timeout)
+        step = clock.limit(timeout, f"tls_versions: {name} handshake")
+        failure = await _start_tls(writer, context, None, step)
         if failure is not None:
             return classify_handshake_failure(failure)
         ssl_object = writer.get_extra_info("ssl_object")
         got = None if ssl_object is None else ssl_object.version()
         return ACCEPTED if got == name else f"error: negotiated {got}"
     finally:
-        await close_writer(writer, timeout)
+        await close_writer(writer, clock.limit(CLOSE_LIMIT_S, f"tls_versions: {name} close"))
 
 
-async def version_matrix(open_stream: OpenStream, *, timeout: float) -> dict[str, str]:
+async def version_matrix(
+    open_stream: OpenStream, *, timeout: float, deadline: Deadline | None = None
+) -> dict[str, str]:
     """For TLS 1.0, 1.1, 1.2 and 1.3: "accepted", "refused", "unsupported-locally" or
-    "error: …". Each version gets its own connection from *open_stream*; they run at once."""
+    "error: …". Each version gets its own connection from *open_stream*; they run at once,
+    each step cut by *deadline*."""
     names = list(VERSIONS)
-    results = await asyncio.gather(*(probe_version(open_stream, n, timeout=timeout) for n in names))
+    results = await asyncio.gather(
+        *(probe_version(open_stream, n, timeout=timeout, deadline=deadline) for n in names)
+    )
     return dict(zip(names, results, strict=True))
 
 
@@ -262,6 +275,103 @@ class FallbackResult:
     """Why no complete flight was read (timeout, closed, not TLS...), else None."""
 
 
+class FlightReader:
+    """The clear part of a server flight, fed as bytes arrive (RFC 5246 §6.2.1, §7.4).
+
+    Incremental and linear in bytes: a complete record is parsed once and dropped, a handshake
+    message is cut out of the joined fragments once complete, and a byte-at-a-time drip costs a
+    header check per byte, never a re-parse of what came before. Semantics follow
+    tlsrec.parse_server_flight (the pcap path): the first ServerHello, Certificate and alert
+    count, reading stops at ChangeCipherSpec or application data, and finish() uses the clear
+    bytes of a cut-off last record.
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()  # bytes of a record not yet complete
+        self._handshake = bytearray()  # joined handshake fragments not yet cut into messages
+        self._records = 0
+        self._stopped = False  # encrypted bytes or garbage after good records: ignore the rest
+        self.server_hello: tlsrec.ServerHello | None = None
+        self.certificates: tuple[bytes, ...] = ()
+        self.alert: tlsrec.Alert | None = None
+        self.server_hello_done = False
+
+    @property
+    def complete(self) -> bool:
+        return self.server_hello_done or self.alert is not None
+
+    def flight(self) -> tlsrec.ServerFlight | None:
+        if not self._records and self.server_hello is None:
+            return None
+        return tlsrec.ServerFlight(
+            self.server_hello, self.certificates, self.alert, self.server_hello_done
+        )
+
+    def feed(self, data: bytes) -> None:
+        """Raises ProtocolError when the first bytes are no TLS record or a handshake message
+        does not parse."""
+        if self._stopped:
+            return
+        self._pending += data
+        offset = 0
+        while not self._stopped:
+            try:
+                record, offset = tlsrec.parse_record(self._pending, offset)
+            except NeedMoreData:
+                break
+            except ProtocolError:
+                if not self._records:
+                    raise
+                self._stopped = True
+                break
+            self._on_record(record.content_type, record.fragment)
+        del self._pending[:offset]
+
+    def finish(self) -> None:
+        """The stream ended: a cut-off last record's clear bytes still count."""
+        if self._stopped or len(self._pending) < tlsrec.RECORD_HEADER:
+            return
+        content_type = self._pending[0]
+        try:
+            tlsrec.parse_record(bytes(self._pending))
+        except NeedMoreData:
+            self._on_record(content_type, bytes(self._pending[tlsrec.RECORD_HEADER :]))
+        except ProtocolError:
+            pass
+        self._pending.clear()
+
+    def _on_record(self, content_type: int, fragment: bytes) -> None:
+        self._records += 1
+        if content_type == tlsrec.ContentType.handshake:
+            self._handshake += fragment
+            self._cut_messages()
+        elif content_type == tlsrec.ContentType.alert and len(fragment) >= 2:
+            self.alert = self.alert or tlsrec.Alert(fragment[0], fragment[1])
+        elif content_type in (
+            tlsrec.ContentType.change_cipher_spec,
+            tlsrec.ContentType.application_data,
+        ):
+            self._stopped = True  # what follows is encrypted
+
+    def _cut_messages(self) -> None:
+        buf, offset = self._handshake, 0
+        while len(buf) - offset >= 4:
+            end = offset + 4 + int.from_bytes(buf[offset + 1 : offset + 4], "big")
+            if end > len(buf):
+                break
+            self._on_message(buf[offset], bytes(buf[offset + 4 : end]))
+            offset = end
+        del buf[:offset]
+
+    def _on_message(self, msg_type: int, body: bytes) -> None:
+        if msg_type == tlsrec.HandshakeType.server_hello and self.server_hello is None:
+            self.server_hello = tlsrec.parse_server_hello(body)
+        elif msg_type == tlsrec.HandshakeType.certificate and not self.certificates:
+            self.certificates = tlsrec.parse_certificate(body)
+        elif msg_type == tlsrec.HandshakeType.server_hello_done:
+            self.server_hello_done = True
+
+
 async def legacy_hello(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -274,35 +384,31 @@ async def legacy_hello(
     answer in clear (RFC 5246 §7.4.1.2-§7.4.5): until ServerHelloDone, an alert, *limit* bytes,
     the end of the stream or *timeout* (for the whole exchange). No key exchange follows: this
     shows what a server the local OpenSSL cannot talk to offers. Never raises for what the
-    server does; the caller closes the writer.
+    server does; the caller closes the writer. The bytes go through a FlightReader, so a server
+    that drips its flight costs a little work per byte, never a re-parse of the whole flight.
     """
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    data = b""
+    end = Deadline(timeout)
+    read = 0
     error: str | None = None
-    flight: tlsrec.ServerFlight | None = None
+    flight = FlightReader()
     try:
         writer.write(
             tlsrec.build_client_hello(
                 LEGACY_HELLO_VERSION, LEGACY_HELLO_SUITES, server_name=server_name
             )
         )
-        await asyncio.wait_for(writer.drain(), max(0.0, end - loop.time()))
-        while len(data) < limit:
-            left = end - loop.time()
-            if left <= 0:
+        await asyncio.wait_for(writer.drain(), end.remaining())
+        while read < limit:
+            if end.expired:
                 error = "timeout"
                 break
-            chunk = await asyncio.wait_for(reader.read(limit - len(data)), left)
+            chunk = await asyncio.wait_for(reader.read(limit - read), end.remaining())
             if not chunk:
                 error = "connection closed by the server"
                 break
-            data += chunk
-            try:
-                flight = tlsrec.parse_server_flight(data)
-            except NeedMoreData:
-                continue
-            if flight.server_hello_done or flight.alert is not None:
+            read += len(chunk)
+            flight.feed(chunk)
+            if flight.complete:
                 break
         else:
             error = f"no ServerHelloDone in the first {limit} bytes"
@@ -310,17 +416,23 @@ async def legacy_hello(
         error = f"not TLS: {exc}"
     except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError) as exc:
         error = one_line(exc)
-    if flight is not None and (flight.server_hello_done or flight.alert is not None):
+    if not flight.complete:
+        try:
+            flight.finish()
+        except ProtocolError as exc:
+            error = error or f"not TLS: {exc}"
+    if flight.complete:
         error = None
-    sh = flight.server_hello if flight else None
+    sh = flight.server_hello
+    got = flight.flight()
     return FallbackResult(
-        version=flight.version if flight else None,
-        cipher=flight.cipher if flight else None,
+        version=got.version if got else None,
+        cipher=got.cipher if got else None,
         cipher_code=None if sh is None else sh.cipher_suite,
-        chain_der=flight.certificates if flight else (),
-        alert=flight.alert if flight else None,
-        server_hello_done=bool(flight and flight.server_hello_done),
-        bytes_read=len(data),
+        chain_der=flight.certificates,
+        alert=flight.alert,
+        server_hello_done=flight.server_hello_done,
+        bytes_read=read,
         error=error,
     )
 

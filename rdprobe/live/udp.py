@@ -60,7 +60,9 @@ async def udp_probe(
 ) -> UdpFacts:
     """Send a SYN (and up to ``retries`` retransmissions) and classify. Never raises.
 
-    ``timeout`` bounds the whole probe; attempts are spread over it, at least 500 ms apart.
+    ``timeout`` bounds the whole probe (the caller passes min(--timeout, time left of the
+    target's deadline)); attempts are spread over it, at least 500 ms apart, so a short one
+    sends fewer.
     """
     retries = max(0, min(retries, MAX_RETRIES))
     interval = max(MIN_RETRY_INTERVAL_S, timeout / (retries + 1))
@@ -74,7 +76,7 @@ async def udp_probe(
     except (OSError, TimeoutError) as exc:
         return UdpFacts("error", error=f"cannot open UDP socket to {host}:{port}: {exc}")
     sent = attempts = 0
-    deadline = time.monotonic() + max(timeout, MIN_RETRY_INTERVAL_S)
+    deadline = time.monotonic() + max(timeout, 0.0)  # the caller's cut of the target deadline
     sent_at = time.monotonic()
     try:
         while attempts <= retries and time.monotonic() < deadline:
