@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import tempfile
@@ -101,7 +102,10 @@ def fuzz_live(rounds: int, until: float, out: Path, defects: Counter) -> tuple[i
         async def probe_all(listeners=listeners):
             async def one(item):
                 start = time.monotonic()
-                reports = await check_target(parse_target(item.target), opts)
+                try:
+                    reports = await check_target(parse_target(item.target), opts)
+                except AssertionError as exc:  # a consistency rule of the report (see below)
+                    reports = exc
                 return item, time.monotonic() - start, reports
 
             return await asyncio.gather(*(one(item) for item in listeners))
@@ -114,7 +118,9 @@ def fuzz_live(rounds: int, until: float, out: Path, defects: Counter) -> tuple[i
             ratio = wall / deadline
             worst[item.behaviour] = max(worst.get(item.behaviour, 0.0), ratio)
             kinds = []
-            if len(reports) != 1:
+            if isinstance(reports, AssertionError):
+                kinds.append("live: inconsistent report (classify's consistency rules)")
+            elif len(reports) != 1:
                 kinds.append("live: reports != 1")
             elif "internal error" in dumps(report_dict(reports[0])):
                 kinds.append("live: internal error")
@@ -136,6 +142,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="reproducers (default: a tmp dir)")
     args = parser.parse_args()
+    # a report that contradicts itself is a defect too (classify raises; pcap then exits 3)
+    os.environ["RDPROBE_CHECK_CONSISTENCY"] = "1"
     out = args.out or Path(tempfile.mkdtemp(prefix="rdprobe-fuzz-out-"))
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)

@@ -168,6 +168,8 @@ class HostileServers:
             pass
         except ProtocolError:  # no X.224 request (the prober tries TLS straight away): close
             pass
+        except asyncio.CancelledError:  # the servers are stopping
+            pass
         finally:
             item.open_now -= 1
             item.last_close = time.monotonic()
