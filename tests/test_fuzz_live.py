@@ -124,6 +124,8 @@ def test_a_certificate_cryptography_refuses_keeps_the_other_tls_facts(probed):
     assert report.observation.tls_versions.accepted
     ids = [f.id for f in report.findings]
     assert "tls.unreadable_certificate" in ids and "tls.handshake_failed" not in ids
+    (found,) = [f for f in report.findings if f.id == "tls.unreadable_certificate"]
+    assert found.evidence["sha256"] == bad.sha256 and found.evidence["size"] == bad.size
 
 
 def test_sweep_gives_one_row_per_hostile_target(tmp_path):
