@@ -49,10 +49,6 @@ def test_mutated_pcap_and_gzip_files_exit_0_1_or_2_with_one_line_errors(tmp_path
     assert _fuzz_captures(tmp_path, (".pcap",), 150, 14) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper H3 (capture, issue 14 item 1): mutated pcapng times exit 3 (year out of range)",
-)
 def test_mutated_pcapng_files_exit_0_1_or_2_with_one_line_errors(tmp_path: Path) -> None:
     assert _fuzz_captures(tmp_path, (".pcapng",), 50, 15) == []
 
@@ -103,10 +99,6 @@ def test_a_fault_inside_one_connection_leaves_the_others(tmp_path: Path) -> None
             assert got[port]["connection"]["tls"] == want[port]["connection"]["tls"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper H3 (capture, issue 14 item 1): an impossible pcapng packet time exits 3",
-)
 @pytest.mark.parametrize(
     "options",
     [
@@ -127,10 +119,6 @@ def test_pcapng_impossible_packet_time_is_damage_not_a_crash(tmp_path: Path, opt
 REPRO = Path(__file__).parent / "fuzz_repro"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper H3 (capture, issue 14 item 1): scripts/fuzz.py reproducers exit 3",
-)
 @pytest.mark.parametrize("name", ["pcapng-year-out-of-range.pcapng", "pcapng-errno-75.pcapng"])
 def test_fuzz_reproducers_exit_0_1_or_2(name: str) -> None:
     run = captures.run_pcap([REPRO / name], "--json")

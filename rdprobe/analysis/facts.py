@@ -45,6 +45,9 @@ class RunConfig:
 
     timeout_s: float | None = None
     cookie: str | None = None
+    deadline: str | None = None
+    """When the target's deadline ran out: the step it ran out in (the stages after it are
+    skipped with this reason)."""
 
 
 @dataclass(frozen=True)
