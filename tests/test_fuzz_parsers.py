@@ -8,6 +8,8 @@ scripts/fuzz.py runs the same targets for longer.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fuzzkit import linear
 from fuzzkit.targets import Target, run_case, targets
@@ -109,3 +111,10 @@ def test_flight_reader_matches_the_pcap_parser_on_real_flights():
         reader.feed(flight)
         assert reader.complete
         assert reader.flight() == tlsrec.parse_server_flight(flight)
+
+
+def test_fuzz_reproducer_broken_issuer_name_is_a_trust_result():
+    """scripts/fuzz.py found it: a mutated certificate whose issuer name cryptography parses only
+    when the verifier's error text is built; verify_chain must give a result, not ValueError."""
+    data = (Path(__file__).parent / "fuzz_repro" / "verify-chain-broken-issuer.der").read_bytes()
+    assert run_case(TARGETS["trust.verify_chain"], data) is None

@@ -71,7 +71,6 @@ def verify_chain(
     is worth showing as is.
     """
     from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.x509 import verification as v
 
     if not chain:
@@ -102,10 +101,14 @@ def verify_chain(
     except v.VerificationError as exc:
         text = " ".join(str(exc).split()).split(" (encountered processing")[0]
         top = certs[-1]
-        plain = plain_verdict(text, top.issuer.rfc4514_string(), top.issuer == top.subject, where)
+        try:  # cryptography parses names lazily: a broken issuer raises only here
+            issuer, self_issued = top.issuer.rfc4514_string(), top.issuer == top.subject
+        except Exception:
+            issuer, self_issued = "an issuer name that does not parse", False
+        plain = plain_verdict(text, issuer, self_issued, where)
         return TrustResult(False, text, plain, where)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        return TrustResult(False, f"cannot verify: {exc}", store=where)
+    except Exception as exc:  # ValueError, TypeError, UnsupportedAlgorithm, ...
+        return TrustResult(False, f"cannot verify: {type(exc).__name__}: {exc}", store=where)
     why = "no host name given" if not hostname else "the certificate has no subjectAltName"
     text = f"chains to a trusted root (name not checked here: {why})"
     return TrustResult(True, text, text, where)
