@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from rdprobe.analysis.facts import StageNote
-from rdprobe.live import check as live_check
+from rdprobe.live import stages as live_stages
 from rdprobe.live.check import DEADLINE_GRACE_S, CheckOptions, check_target
 from rdprobe.live.target import parse_target
 from rdprobe.live.timing import Deadline
@@ -26,9 +26,9 @@ async def test_a_stage_that_ignores_the_deadline_is_stopped_just_after_it(monkey
     async def hang(ctx) -> None:  # stands in for the UDP stage, which runs without RDP
         await asyncio.sleep(ctx.deadline.limit(3600, "udp: sleeping") + 3600)
 
-    monkeypatch.setattr(live_check, "STAGES", (("udp", hang, False),))
+    monkeypatch.setattr(live_stages, "STAGES", (("udp", hang, False),))
     address = loopback_address()
-    opts = CheckOptions.with_timeout(0.25)
+    opts = CheckOptions.with_timeout(0.25, udp=True)
     start = time.monotonic()
     (report,) = await check_target(parse_target(f"{address}:{free_port(address)}"), opts)
     wall = time.monotonic() - start

@@ -108,9 +108,12 @@ def test_the_stage_that_runs_out_names_its_step_and_later_stages_say_why(probed,
     obs = _report(probed, behaviour).observation
     noted = obs.config.deadline
     assert noted and "ran out during tls" in noted, noted
-    later = [getattr(obs, name) for name in ("nla", "mcs")]
-    skipped = [s.skipped for s in later if isinstance(s, StageNote) and s.skipped]
-    assert skipped and all(text == noted for text in skipped), (noted, later)
+    # the stages run at once: one that still needed time is skipped with this reason, one that
+    # finished keeps its facts, none is an internal error
+    for facts in (obs.nla, obs.mcs, obs.tls_versions):
+        if isinstance(facts, StageNote):
+            assert facts.error is None and facts.skipped == noted, (noted, facts)
+    assert obs.tls_versions is not None and obs.tls is not None
 
 
 def test_a_certificate_cryptography_refuses_keeps_the_other_tls_facts(probed):
@@ -125,7 +128,7 @@ def test_a_certificate_cryptography_refuses_keeps_the_other_tls_facts(probed):
     ids = [f.id for f in report.findings]
     assert "tls.unreadable_certificate" in ids and "tls.handshake_failed" not in ids
     (found,) = [f for f in report.findings if f.id == "tls.unreadable_certificate"]
-    assert found.evidence["sha256"] == bad.sha256 and found.evidence["size"] == bad.size
+    assert found.evidence["digest"] == bad.sha256 and found.evidence["size"] == bad.size
 
 
 def test_sweep_gives_one_row_per_hostile_target(tmp_path):
