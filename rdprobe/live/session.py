@@ -279,7 +279,10 @@ def _unwrap(walk: _Walk, body: bytes) -> tuple[sechdr.SecurityHeader, bytes]:
 
 
 async def _licensing(
-    walk: _Walk, header: sechdr.SecurityHeader, body: bytes, gcc_cert: rdpsec.ServerCertificate | None
+    walk: _Walk,
+    header: sechdr.SecurityHeader,
+    body: bytes,
+    gcc_cert: rdpsec.ServerCertificate | None,
 ) -> None:
     lic = licensing.parse_license_pdu(body)
     facts = _licensing_facts(lic, header.encrypted, walk.facts.licensing)

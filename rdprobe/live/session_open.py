@@ -43,7 +43,11 @@ async def probe_session(
     )  # fmt: skip
     requested = request.requested or 0
     if streams is None or not isinstance(a.tpdu, ConnectionConfirm):
-        step = Step.TCP_CONNECT if a.connect_ms is None or (a.error and not a.reply_kind) else Step.X224
+        step = (
+            Step.TCP_CONNECT
+            if a.connect_ms is None or (a.error and not a.reply_kind)
+            else Step.X224
+        )
         kind = StopKind.TIMEOUT if "within" in (a.error or "") else StopKind.CLOSED
         reason = a.error or f"no Connection Confirm ({a.reply_kind})"
         return _stopped(requested, step, kind, reason, rtt_ms=a.connect_ms)

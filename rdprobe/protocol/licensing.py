@@ -278,8 +278,12 @@ PLATFORM_ID = 0x04010000
 
 
 def build_new_license_request(
-    client_random: bytes, encrypted_premaster: bytes, *, user_name: str = "",
-    machine_name: str = "rdprobe", platform_id: int = PLATFORM_ID,
+    client_random: bytes,
+    encrypted_premaster: bytes,
+    *,
+    user_name: str = "",
+    machine_name: str = "rdprobe",
+    platform_id: int = PLATFORM_ID,
 ) -> bytes:
     """Client New License Request: the premaster secret arrives already encrypted with the
     server's licensing key (little-endian RSA plus 8 zero bytes, MS-RDPELE 5.1.1.1)."""

@@ -153,8 +153,8 @@ def _user_id(value: int) -> bytes:
 
 
 def build_erect_domain_request(sub_height: int = 0, sub_interval: int = 0) -> bytes:
-    return bytes([DomainPdu.ERECT_DOMAIN_REQUEST << 2]) + _integer(sub_height) + _integer(
-        sub_interval
+    return (
+        bytes([DomainPdu.ERECT_DOMAIN_REQUEST << 2]) + _integer(sub_height) + _integer(sub_interval)
     )
 
 

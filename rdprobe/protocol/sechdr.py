@@ -76,7 +76,9 @@ def build_header(
     signature = signature.ljust(8, b"\x00")[:8]
     if kind is HeaderKind.NON_FIPS:
         return basic + signature
-    return basic + struct.pack("<HBB", FIPS_HEADER_LENGTH, TSFIPS_VERSION1, fips_padding) + signature
+    return (
+        basic + struct.pack("<HBB", FIPS_HEADER_LENGTH, TSFIPS_VERSION1, fips_padding) + signature
+    )
 
 
 def parse_header(data: bytes, kind: HeaderKind) -> tuple[SecurityHeader, bytes]:
@@ -116,9 +118,7 @@ class SecurityExchange:
 def build_security_exchange(encrypted_random: bytes, flags: int = 0) -> bytes:
     """TS_SECURITY_PACKET; ``length`` counts the random and its 8 zero bytes (5.3.4.1)."""
     body = encrypted_random + b"\x00" * CLIENT_RANDOM_PADDING
-    return (
-        struct.pack("<HHI", SecurityFlag.SEC_EXCHANGE_PKT | flags, 0, len(body)) + body
-    )
+    return struct.pack("<HHI", SecurityFlag.SEC_EXCHANGE_PKT | flags, 0, len(body)) + body
 
 
 def parse_security_exchange(data: bytes) -> SecurityExchange:
