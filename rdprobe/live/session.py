@@ -102,7 +102,7 @@ class _Walk:
                 length = tpkt.frame_length(head)
                 rest = await self.reader.readexactly(length - tpkt.HEADER_LEN)
         except TimeoutError:
-            raise _Stop(StopKind.TIMEOUT, f"no answer within {limit:.1f} s") from None
+            raise _Stop(StopKind.TIMEOUT, f"no whole PDU within {limit:.1f} s") from None
         except asyncio.IncompleteReadError as exc:
             got = f" after {len(exc.partial)} bytes of a PDU" if exc.partial else ""
             raise _Stop(StopKind.CLOSED, f"the server closed the connection{got}") from None
