@@ -160,3 +160,29 @@ def test_security_exchange_rejected_unanswered_and_not_walked():
     assert finding.id == "session.dropped" and finding.title == (
         "The connection stopped at licensing: closed"
     )
+
+
+def test_the_stage_walks_the_path_a_client_would_take():
+    from rdprobe.analysis.observations import Attempt, ReplyKind, TcpOutcome
+    from rdprobe.live.session_stage import choose_request
+    from rdprobe.protocol.x224 import (
+        ConnectionConfirm,
+        FailureCode,
+        NegotiationFailure,
+        NegotiationResponse,
+    )
+
+    def seen(label: str, neg) -> Attempt:
+        confirm = ConnectionConfirm(0, 0x1234, 0, neg)
+        return Attempt(label, 0, TcpOutcome.CONNECTED, reply_kind=ReplyKind.TPDU, tpdu=confirm)
+
+    tls = [seen("SSL", NegotiationResponse(1, 0)), seen("RDP", NegotiationResponse(0, 0))]
+    assert choose_request(tls).label == "SSL"
+    rdp_only = [seen("SSL", NegotiationFailure(FailureCode.SSL_NOT_ALLOWED_BY_SERVER)),
+                seen("RDP", NegotiationResponse(0, 0))]  # fmt: skip
+    assert choose_request(rdp_only).label == "RDP"
+    legacy = [seen("RDP", None), seen("no negotiation", None)]
+    assert choose_request(legacy).label == "RDP"
+    nla = [seen("SSL", NegotiationFailure(FailureCode.HYBRID_REQUIRED_BY_SERVER)),
+           seen("RDP", NegotiationFailure(FailureCode.HYBRID_REQUIRED_BY_SERVER))]  # fmt: skip
+    assert choose_request(nla) is None
