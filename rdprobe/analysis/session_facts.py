@@ -38,6 +38,7 @@ class StopKind(enum.Enum):
     MAC = "mac"  # a server PDU whose MAC does not verify (the keys disagree)
     LICENSING = "licensing"  # a licence exchange the probe does not carry out
     UNSUPPORTED = "unsupported"  # something rdprobe cannot do (e.g. no usable server key)
+    ENCRYPTED = "encrypted"  # a capture: the rest of the sequence crossed encrypted
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ def judge_session(facts: SessionFacts, now: datetime) -> list[Finding]:
         "ultimatum": facts.ultimatum,
     }
     kind = facts.stop_kind
+    if kind is StopKind.ENCRYPTED:
+        return out  # a capture that cannot show more: nothing to judge
     exchanged = facts.time_of(Step.SECURITY_EXCHANGE) is not None
     if kind is StopKind.LICENSING:
         if lic is None or lic.outcome != "error":
