@@ -173,8 +173,29 @@ class SessionFacts:
         where = self.stopped_at.value if self.stopped_at else "an unknown step"
         return f"stopped at {where}: {self.stop_reason or 'no reason recorded'}"
 
+    @property
+    def summary(self) -> str:
+        """One line: the outcome, then the security, licensing and desktop it saw."""
+        parts = [self.outcome]
+        if self.path == "tls":
+            parts.append("TLS")
+        elif self.encryption_method:
+            parts.append(f"RDP Security {self.encryption_method}/{self.encryption_level}")
+        if self.licensing:
+            lic = self.licensing
+            parts.append(f"licensing {lic.error_name or lic.message}")
+        for info in self.error_info:
+            parts.append(info.name)
+        demand = self.demand_active
+        if demand is not None:
+            desk = demand.desktop
+            size = f" {desk[0]}x{desk[1]}x{desk[2]}" if desk else ""
+            parts.append(f"{demand.os}{size}, {len(demand.capabilities)} capability sets")
+        return "; ".join(parts)
+
     def to_dict(self) -> dict[str, object]:
         return {
+            "summary": self.summary,
             "path": self.path,
             "selected_protocol": self.selected_protocol,
             "encryption_method": self.encryption_method,
