@@ -160,8 +160,11 @@ def parse_info_packet(data: bytes) -> InfoPacket:
                                       "WorkingDir"), strict=True):  # fmt: skip
         text, pos = _text(data, pos, length, what)
         texts.append(text)
+    domain, user, password, shell, directory = texts
+    head = dict(flags=flags, code_page=code_page, domain=domain, user_name=user,
+                password=password, alternate_shell=shell, working_dir=directory)  # fmt: skip
     if pos == len(data):
-        return InfoPacket(flags, code_page, *texts, client_address=None)  # type: ignore[misc]
+        return InfoPacket(**head, client_address=None)  # type: ignore[arg-type]
     if pos + 4 > len(data):
         raise ProtocolError("truncated TS_EXTENDED_INFO_PACKET", pos)
     _family, cb_address = struct.unpack_from("<HH", data, pos)
@@ -169,12 +172,12 @@ def parse_info_packet(data: bytes) -> InfoPacket:
     if pos + 2 > len(data):
         raise ProtocolError("truncated cbClientDir", pos)
     (cb_dir,) = struct.unpack_from("<H", data, pos)
-    directory, pos = _text(data, pos + 2, max(0, cb_dir - 2), "clientDir")
+    client_dir, pos = _text(data, pos + 2, max(0, cb_dir - 2), "clientDir")
     if pos + TIME_ZONE_LEN + 8 > len(data):
         raise ProtocolError("truncated clientTimeZone / session id / performance flags", pos)
     zone = bytes(data[pos : pos + TIME_ZONE_LEN])
     session_id, perf = struct.unpack_from("<II", data, pos + TIME_ZONE_LEN)
     return InfoPacket(
-        flags, code_page, *texts, client_address=address, client_dir=directory,  # type: ignore[misc]
+        **head, client_address=address, client_dir=client_dir,  # type: ignore[arg-type]
         time_zone=zone, session_id=session_id, performance_flags=perf,
     )  # fmt: skip

@@ -242,7 +242,7 @@ def parse_domain_pdu(data: bytes) -> DomainMessage:
         return AttachUserRequest()
     if choice == DomainPdu.ATTACH_USER_CONFIRM:
         result, pos = _result(data, pos)
-        initiator = None
+        initiator: int | None = None
         if head & 0x02:
             initiator, pos = per.read_u16(data, pos, USER_ID_BASE, "Attach User initiator")
         _done(data, pos, "Attach User Confirm")
@@ -256,11 +256,11 @@ def parse_domain_pdu(data: bytes) -> DomainMessage:
         result, pos = _result(data, pos)
         initiator, pos = per.read_u16(data, pos, USER_ID_BASE, "Channel Join initiator")
         requested, pos = per.read_u16(data, pos, 0, "Channel Join requested")
-        channel = None
+        joined: int | None = None
         if head & 0x02:
-            channel, pos = per.read_u16(data, pos, 0, "Channel Join channelId")
+            joined, pos = per.read_u16(data, pos, 0, "Channel Join channelId")
         _done(data, pos, "Channel Join Confirm")
-        return ChannelJoinConfirm(result, initiator, requested, channel)
+        return ChannelJoinConfirm(result, initiator, requested, joined)
     if choice in (DomainPdu.SEND_DATA_REQUEST, DomainPdu.SEND_DATA_INDICATION):
         initiator, pos = per.read_u16(data, pos, USER_ID_BASE, "Send Data initiator")
         channel, pos = per.read_u16(data, pos, 0, "Send Data channelId")

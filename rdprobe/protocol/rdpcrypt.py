@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4, TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, modes
@@ -196,6 +197,7 @@ class _Stream:
         self._ctx = self._new_ctx()
 
     def _new_ctx(self) -> CipherContext:
+        cipher: Cipher[Any]
         if self.method == EncryptionMethod.ENCRYPTION_METHOD_FIPS:
             cipher = Cipher(TripleDES(self.key), modes.CBC(FIPS_IV))
         else:
@@ -278,7 +280,7 @@ def _spki_rsa(der: bytes) -> tuple[int, int]:
     licensing certificates use key OIDs cryptography refuses though the key is PKCS#1."""
     _, _, _, start, _ = ber.read_any(der, 0)  # Certificate
     _, _, _, pos, tbs_end = ber.read_any(der, start)  # TBSCertificate
-    fields = []
+    fields: list[tuple[int, int, int]] = []
     while pos < tbs_end and len(fields) < 7:
         tag_class, number, _, _s, end = ber.read_any(der, pos)
         fields.append((tag_class, number, pos))
