@@ -135,3 +135,20 @@ async def test_freerdp_shadow(tmp_path, sec, request_, path):
     assert "CAPSETTYPE_BITMAP_CODECS" in names and "CAPSSETTYPE_FRAME_ACKNOWLEDGE" in names
     # /sec:rdp: FreeRDP's shadow server selects RDP without encryption (method and level NONE)
     assert (facts.encryption_method, facts.encryption_level) == ("NONE", "NONE")
+
+
+async def test_xrdp_static_channels_announced_are_joined(tmp_path):
+    """Two static channels in the client data: xrdp gives them 1004 and 1005, the user
+    channel moves to 1006, and the walk joins all four before the security exchange."""
+    require_root()
+    require_binaries("xrdp")
+    with start_xrdp(tmp_path, address=loopback_address(), security_layer="rdp",
+                    crypt_level="high") as srv:  # fmt: skip
+        facts = await probe_session(
+            srv.host, srv.port, RDP, cookie="rdprobe", timeouts=TIMEOUTS,
+            deadline=Deadline(TIMEOUTS.total),
+            channels=(("cliprdr", 0xC0A00000), ("rdpsnd", 0xC0000000)),
+        )  # fmt: skip
+    assert facts.reached_logon, facts.outcome
+    assert (facts.user_channel, facts.io_channel) == (1006, 1003)
+    assert facts.joined_channels == (1006, 1003, 1004, 1005)
