@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from rdprobe.analysis.session_facts import ErrorInfoFact, SessionFacts, Step, StepTime, StopKind
+from rdprobe.live.frames import read_frame
 from rdprobe.live.timing import Deadline
 from rdprobe.protocol import mcs, mcs_domain, rdpcrypt, sechdr, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
@@ -60,10 +61,7 @@ class Walk:
         """One X.224 Data payload, under the deadline."""
         limit = self.deadline.limit(self.step_timeout)
         try:
-            async with asyncio.timeout(limit):
-                head = await self.reader.readexactly(tpkt.HEADER_LEN)
-                length = tpkt.frame_length(head)
-                rest = await self.reader.readexactly(length - tpkt.HEADER_LEN)
+            pdu = await read_frame(self.reader, tpkt.frame_length, limit)
         except TimeoutError:
             raise Stop(StopKind.TIMEOUT, f"no whole PDU within {limit:.1f} s") from None
         except asyncio.IncompleteReadError as exc:
@@ -74,7 +72,7 @@ class Walk:
         except ProtocolError as exc:
             raise Stop(StopKind.GARBAGE, f"not a TPKT PDU: {exc}") from None
         try:
-            return x224.parse_data(head + rest)
+            return x224.parse_data(pdu)
         except ProtocolError as exc:
             raise Stop(StopKind.GARBAGE, f"not an X.224 Data TPDU: {exc}") from None
 

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4, TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, modes
 
-from rdprobe.protocol import ber, rdpsec
+from rdprobe.protocol import der, rdpsec
 from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.gcc import EncryptionMethod
 
@@ -273,32 +273,8 @@ class Session:
 
 
 # --- the server's public key (5.3.3.1 proprietary, 5.3.3.2 X.509 leaf) ----------------------
-
-
-def _spki_rsa(der: bytes) -> tuple[int, int]:
-    """(modulus, exponent) from a certificate's SubjectPublicKeyInfo, read by hand: Windows
-    licensing certificates use key OIDs cryptography refuses though the key is PKCS#1."""
-    _, _, _, start, _ = ber.read_any(der, 0)  # Certificate
-    _, _, _, pos, tbs_end = ber.read_any(der, start)  # TBSCertificate
-    fields: list[tuple[int, int, int]] = []
-    while pos < tbs_end and len(fields) < 7:
-        tag_class, number, _, _s, end = ber.read_any(der, pos)
-        fields.append((tag_class, number, pos))
-        pos = end
-    if fields and fields[0][:2] == (0x80, 0):  # [0] version
-        fields = fields[1:]
-    if len(fields) < 6:
-        raise ProtocolError("TBSCertificate too short", start)
-    _, _, _, spki, spki_end = ber.read_any(der, fields[5][2])
-    _, _, _, _, alg_end = ber.read_any(der, spki)
-    _, number, _, bits_start, bits_end = ber.read_any(der, alg_end)
-    if number != 3 or bits_end > spki_end or bits_end <= bits_start:
-        raise ProtocolError("SubjectPublicKeyInfo has no BIT STRING", alg_end)
-    key = der[bits_start + 1 : bits_end]
-    _, _, _, kpos, _ = ber.read_any(key, 0)
-    _, _, _, ms, me = ber.read_any(key, kpos)
-    _, _, _, es, ee = ber.read_any(key, me)
-    return int.from_bytes(key[ms:me], "big"), int.from_bytes(key[es:ee], "big")
+# The X.509 leaf is read with the one SubjectPublicKeyInfo walk (rdprobe.protocol.der): Windows
+# licensing certificates use key OIDs cryptography refuses, though the key is plain PKCS#1.
 
 
 def server_public_key(cert: rdpsec.ServerCertificate) -> tuple[int, int]:
@@ -308,7 +284,8 @@ def server_public_key(cert: rdpsec.ServerCertificate) -> tuple[int, int]:
     else:
         if not cert.certs:
             raise ProtocolError("empty X.509 chain")
-        modulus, exponent = _spki_rsa(cert.certs[-1])
+        _oid, key = der.subject_public_key_info(cert.certs[-1])
+        modulus, exponent = der.rsa_public_key(key)
     if modulus.bit_length() < 256 or exponent < 3:
         raise ProtocolError(f"unusable server RSA key ({modulus.bit_length()} bits, e={exponent})")
     return modulus, exponent
