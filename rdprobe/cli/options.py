@@ -34,7 +34,8 @@ DepthOpt = Annotated[
     str,
     typer.Option(
         metavar="DEPTH",
-        help="tcp (connect only), x224 (RDP negotiation) or full (TLS, NLA, MCS too).",
+        help="tcp (connect only), x224 (RDP negotiation) or full (TLS, NLA, MCS and the walk"
+        " to the logon screen too).",
     ),
 ]
 CookieOpt = Annotated[
