@@ -320,6 +320,13 @@ PARSERS: dict[str, tuple[Callable[[bytes], object], bytes, bool]] = {
     "license_request": (licensing.parse_license_pdu,
                         licensing.build_license_request(b"\x01" * 32, certificate=b"c" * 20), True),
     "error_alert": (licensing.parse_license_pdu, licensing.build_error_alert(), True),
+    "new_license_request": (licensing.parse_license_pdu,
+                            licensing.build_new_license_request(b"r" * 32, b"p" * 72), True),
+    "platform_challenge": (licensing.parse_license_pdu,
+                           licensing.build_platform_challenge(b"c" * 10), True),
+    "deactivate_all": (share.parse_share_pdu, share.build_deactivate_all(0x103EA), True),
+    "domain_pdu_ultimatum": (mcs_domain.parse_domain_pdu, mcs.build_disconnect_provider_ultimatum(),
+                             True),
     "demand_active": (share.parse_share_pdu, _demand_active(), True),
     "set_error_info": (share.parse_share_pdu, share.build_set_error_info(7), True),
 }  # fmt: skip
