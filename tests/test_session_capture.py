@@ -14,6 +14,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.utils import rdpcap
 
 from rdprobe.analysis.session_facts import Step, StopKind
+from rdprobe.capture.analyze import analyze
+from rdprobe.capture.connection import to_observation
 from rdprobe.capture.session_decode import CLIENT, SERVER, decode_session
 from rdprobe.live.negotiate import Request
 from rdprobe.live.session_open import probe_session
@@ -73,14 +75,14 @@ async def _captured_walk(tmp_path, crypt_level: str):
             dump.wait(10)
     pdus, syn = _pdus(pcap, srv.host, srv.port)
     # after CR, CC, MCS Connect Initial and Response
-    return live, pdus[4:], syn
+    return live, pdus[4:], syn, pcap
 
 
 @pytest.mark.parametrize("crypt_level", ["none", "low", "high"])
 async def test_capture_decodes_what_crossed_in_clear(tmp_path, crypt_level):
     require_root()
     require_binaries("xrdp", "tcpdump")
-    live, pdus, syn = await _captured_walk(tmp_path, crypt_level)
+    live, pdus, syn, pcap = await _captured_walk(tmp_path, crypt_level)
     assert live.reached_logon
     method, level = {"none": (0, 0), "low": (1, 1), "high": (2, 3)}[crypt_level]
     seen = decode_session(pdus, selected_protocol=0, encryption_method=method,
@@ -98,3 +100,10 @@ async def test_capture_decodes_what_crossed_in_clear(tmp_path, crypt_level):
     assert [s.step for s in seen.steps][-2:] == [Step.LICENSING, Step.DEMAND_ACTIVE]
     assert (seen.time_of(Step.SECURITY_EXCHANGE) is not None) == (crypt_level == "low")
     assert 0 < seen.logon_ms < 5000
+    # the same through `rdprobe pcap`'s own reader and reassembly
+    connections, warnings = analyze(pcap)
+    assert warnings == []
+    (conn,) = [c for c in connections if c.transport == "tcp"]
+    via_pcap = to_observation(conn).session
+    assert via_pcap is not None and via_pcap.demand_active == live.demand_active
+    assert via_pcap.licensing.messages == seen.licensing.messages

@@ -20,7 +20,7 @@ from rdprobe.analysis.session_facts import (
     StepTime,
     StopKind,
 )
-from rdprobe.protocol import licensing, mcs, mcs_domain, sechdr, share, x224
+from rdprobe.protocol import gcc, licensing, mcs, mcs_domain, sechdr, share, x224
 from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.sechdr import HeaderKind, SecurityFlag
 
@@ -152,11 +152,18 @@ def decode_session(
     encryption_level: int,
     started: float,
     rtt_ms: float | None = None,
+    io_channel: int | None = None,
     ended: str = "the capture ends",
 ) -> SessionFacts:
     """``pdus``: (CLIENT or SERVER, timestamp, one whole TPKT PDU) after the MCS Connect
     Response, in capture order; ``started``: the timestamp of the SYN. Never raises."""
     d = _Decoder(selected_protocol, encryption_method, encryption_level, started)
+    d.facts = replace(
+        d.facts,
+        encryption_method=gcc.SHORT_METHOD.get(encryption_method, f"0x{encryption_method:x}"),
+        encryption_level=gcc.SHORT_LEVEL.get(encryption_level, str(encryption_level)),
+        io_channel=io_channel,
+    )
     kind, reason = StopKind.CLOSED, ended
     try:
         for direction, ts, pdu in pdus:
