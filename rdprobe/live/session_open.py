@@ -13,7 +13,7 @@ import time
 from rdprobe.analysis.session_facts import SessionFacts, Step, StepTime, StopKind
 from rdprobe.live import tls as live_tls
 from rdprobe.live.negotiate import Request, attempt
-from rdprobe.live.session import walk_session
+from rdprobe.live.session import Continuation, walk_session
 from rdprobe.live.timing import Deadline, Timeouts, close_writer
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol
 
@@ -33,6 +33,7 @@ async def probe_session(
     deadline: Deadline,
     server_hostname: str | None = None,
     channels: tuple[tuple[str, int], ...] = (),
+    continue_with: Continuation | None = None,
 ) -> SessionFacts:
     """One fresh connection for ``request`` (RDP, SSL, or no negotiation), walked to the Demand
     Active. Never raises for what the network or the server does."""
@@ -78,5 +79,5 @@ async def probe_session(
     return await walk_session(
         reader, writer, selected_protocol=selected, deadline=deadline,
         step_timeout=timeouts.read, started=started, rtt_ms=a.connect_ms,
-        earlier=tuple(steps), channels=channels,
+        earlier=tuple(steps), channels=channels, continue_with=continue_with,
     )  # fmt: skip
