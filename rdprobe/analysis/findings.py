@@ -844,7 +844,7 @@ _SPECS = [
     FindingSpec(
         "session.logon_screen",
         INFO,
-        "Brings a client to its logon screen in {logon_ms:.0f} ms ({path})",
+        "Brings a client to its logon screen in {logon_ms} ms ({path})",
         "The whole connection sequence up to the Demand Active (the point where the server "
         "shows its logon screen) completed without credentials: licensing, security and the "
         "session host all answered.",
@@ -854,8 +854,8 @@ _SPECS = [
     FindingSpec(
         "session.logon_slow",
         WARN,
-        "Slow to reach the logon screen: {logon_ms:.0f} ms, against a network round trip of "
-        "{rtt_ms:.1f} ms",
+        "Slow to reach the logon screen: {logon_ms} ms, against a network round trip of "
+        "{rtt_ms} ms",
         "The network answers quickly but the server takes long between the connection and its "
         "logon screen: the Remote Desktop Services are busy (too many sessions starting, a "
         "starved session host, a slow licensing or profile service, a broker waiting on a "
@@ -890,7 +890,7 @@ _SPECS = [
     FindingSpec(
         "session.error_info",
         ERR,
-        "The server reported {name} (0x{code:08X}) during {step}",
+        "The server reported {name} ({code_hex}) during {step}",
         "Before the logon screen the server sent a Set Error Info PDU, its own explanation of "
         "why it ends the connection: a licensing problem (ERRINFO_LICENSE_*), a refusal "
         "(ERRINFO_SERVER_DENIED_CONNECTION, ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES), a "
@@ -993,7 +993,25 @@ _UDP = (
     "Get-NetUDPEndpoint -LocalPort {port}; Get-ItemProperty 'HKLM:\\SOFTWARE\\Policies\\"
     "Microsoft\\Windows NT\\Terminal Services' -Name SelectTransport"
 )
+_LICENSING = (
+    "Get-CimInstance -Namespace root/cimv2/TerminalServices -ClassName Win32_TerminalServiceSetting"
+    " | Select LicensingType,LicensingName; then RD Licensing Diagnoser (lsdiag.msc)"
+)
+_TERMDD = (
+    "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'TermDD|TermServ'"
+)
 CONFIRM: dict[str, str] = {
+    "session.logon_screen": "qwinsta; " + _EVENTS,
+    "session.logon_slow": "Get-Counter '\\Processor(_Total)\\% Processor Time','\\Memory\\Available "
+    "MBytes'; qwinsta; " + _EVENTS,
+    "session.licensing_error": _LICENSING,
+    "session.licensing_exchange": _LICENSING,
+    "session.error_info": _EVENTS + "; Get-WinEvent -LogName "
+    "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational -MaxEvents 30",
+    "session.security_rejected": _TERMDD,
+    "session.security_unanswered": _TERMDD + "; " + _EVENTS,
+    "session.dropped": _EVENTS + "; change logon /query (cmd)",
+    "session.not_walked": _PS_RDP_TCP,
     "dns.failure": "Resolve-DnsName {host} (here and on a domain controller); ipconfig /all on the server",
     "tcp.open": _LISTENING,
     "tcp.refused": _LISTENING + "; " + _PS_RDP_TCP,

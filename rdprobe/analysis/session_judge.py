@@ -31,18 +31,18 @@ def judge_session(facts: SessionFacts, now: datetime) -> list[Finding]:
     out: list[Finding] = []
     for info in facts.error_info:
         if info.code:  # ERRINFO_NONE "SHOULD be ignored"
-            out.append(finding("session.error_info", code=info.code, name=info.name,
-                               step=info.step.value))  # fmt: skip
+            out.append(finding("session.error_info", code=info.code, code_hex=f"0x{info.code:08X}",
+                               name=info.name, step=info.step.value))  # fmt: skip
     lic = facts.licensing
     if lic is not None and lic.outcome == "error":
         out.append(finding("session.licensing_error", error_name=lic.error_name,
                            error_code=lic.error_code, state_transition=lic.state_transition))  # fmt: skip
     if facts.reached_logon:
         logon = facts.logon_ms or 0.0
-        out.append(finding("session.logon_screen", logon_ms=logon, path=facts.path,
-                           rtt_ms=facts.rtt_ms))  # fmt: skip
+        shown = {"logon_ms": round(logon), "rtt_ms": round(facts.rtt_ms or 0.0, 1)}
+        out.append(finding("session.logon_screen", path=facts.path, **shown))
         if is_slow(logon, facts.rtt_ms):
-            out.append(finding("session.logon_slow", logon_ms=logon, rtt_ms=facts.rtt_ms or 0.0))
+            out.append(finding("session.logon_slow", **shown))
         return out
     evidence = {
         "step": facts.stopped_at.value if facts.stopped_at else "unknown",
