@@ -20,11 +20,14 @@ def _confirmed(a: Attempt | None) -> ConnectionConfirm | None:
     return a.tpdu if a is not None and isinstance(a.tpdu, ConnectionConfirm) else None
 
 
+#: The matrix rows the choice looks at, in order of preference.
+SESSION_ROWS = ("SSL", "RDP", "no negotiation")
+
+
 def choose_request(attempts: list[Attempt]) -> Request | None:
     """The matrix request to walk with, from what the matrix saw (None: nothing to walk)."""
     by_label = {a.label: a for a in attempts}
-    order = ("SSL", "RDP", "no negotiation")
-    for label in order:
+    for label in SESSION_ROWS:
         confirm = _confirmed(by_label.get(label))
         if confirm is None:
             continue

@@ -32,7 +32,7 @@ from rdprobe.live import tls as live_tls
 from rdprobe.live import udp as live_udp
 from rdprobe.live.names import lookup_all, lookup_mode, lookup_names
 from rdprobe.live.negotiate import MATRIX, Request, attempt
-from rdprobe.live.session_stage import walk_target
+from rdprobe.live.session_stage import SESSION_ROWS, walk_target
 from rdprobe.live.target import Target
 from rdprobe.live.timing import Deadline, close_writer
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
@@ -337,9 +337,11 @@ async def session_stage(ctx: StageContext) -> None:
     """Walk to the logon screen on the path a client would take (rdprobe.live.session)."""
     if not ctx.options.session:
         return
+    rows = [await ctx.row(label) for label in SESSION_ROWS]  # only the rows it chooses from
+    attempts = [a for a in rows if a is not None]
     async with ctx.host_limit:
         facts = await walk_target(
-            ctx.address, ctx.target.port, ctx.observation.attempts, cookie=ctx.options.cookie,
+            ctx.address, ctx.target.port, attempts, cookie=ctx.options.cookie,
             timeouts=ctx.options.timeouts, deadline=ctx.deadline, server_hostname=_hostname(ctx),
         )  # fmt: skip
     if facts is not None:
