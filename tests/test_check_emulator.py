@@ -66,6 +66,20 @@ EXPECTED = {
     "imap": ("wrong_service", {"service.conflict"}, set()),
     "vnc": ("wrong_service", {"service.conflict"}, set()),
     "tls-direct": ("wrong_service", {"service.conflict"}, set()),
+    # issue 10's session hosts (spec-built): at depth full with the mcs stage alone they are
+    # Standard RDP Security at level NONE; the session walk itself is tested in
+    # test_session_hostile.py
+    **{
+        name: ("rdp", {"neg.rdp_security_only", "rdpsec.no_encryption"}, {"neg.nla_required"})
+        for name in (
+            "session-valid-client",
+            "session-license-error",
+            "session-no-license-server",
+            "session-denied",
+            "session-deactivate",
+            "session-busy",
+        )
+    },
 }
 SERVICE_NAMES = {
     "http": "HTTP",

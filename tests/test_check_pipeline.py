@@ -21,7 +21,8 @@ CONFIRM_SSL = bytes.fromhex("030000130ed00000123400020f080001000000")
 async def test_stages_go_on_from_the_matrix_connections():
     """win-tls-selfsigned at depth full: 6 matrix rows; TLS goes on from the SSL row's own
     connection, NLA from SSL|HYBRID's, MCS from RDP's; then 3 pinned TLS versions (TLS 1.3 was
-    seen in the stage's own handshake) and 4 encryption methods: 13 connections, not 17."""
+    seen in the stage's own handshake) and 4 encryption methods: 13 connections, not 17; plus
+    the walk to the logon screen on a fresh connection of its own (issue 10): 14."""
     em = await serve("win-tls-selfsigned", "127.0.0.1", 0)
     try:
         (report,) = await check_target(Target("127.0.0.1", em.port, True), CheckOptions())
@@ -33,7 +34,8 @@ async def test_stages_go_on_from_the_matrix_connections():
     assert obs.tls_versions.accepted == ["TLSv1.2", "TLSv1.3"]
     assert obs.mcs.server_data is not None and len(obs.mcs.methods) == 4
     assert obs.nla.selected
-    assert em.connections == 13
+    assert obs.session is not None and obs.session.path == "tls"
+    assert em.connections == 14
     assert len(report.observation.attempts) == 6
 
 

@@ -51,7 +51,8 @@ def run(*args: str) -> list[dict]:
 
 async def live_rows() -> list[dict]:
     host = loopback_address()
-    profiles = ("win-tls-selfsigned", "win2003-legacy", "http", "flapping", "drip")
+    profiles = ("win-tls-selfsigned", "win2003-legacy", "http", "flapping", "drip",
+                "session-valid-client", "session-denied")  # fmt: skip
     servers = [await serve(p, host, 0) for p in profiles]
     udp = await serve("rdpudp", host, 0, udp=True)
     try:

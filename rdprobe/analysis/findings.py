@@ -840,6 +840,108 @@ _SPECS = [
         "listener at its limit, a licensing or policy problem, or a non-Windows server.",
         "Check the TerminalServices event logs at the time of the probe.",
     ),
+    # -- the walk to the logon screen (issue 10, MS-RDPBCGR 1.3.1.1) --------------------------
+    FindingSpec(
+        "session.logon_screen",
+        INFO,
+        "Brings a client to its logon screen in {logon_ms} ms ({path})",
+        "The whole connection sequence up to the Demand Active (the point where the server "
+        "shows its logon screen) completed without credentials: licensing, security and the "
+        "session host all answered.",
+        "Nothing to fix on the server side; a client that still fails here has a problem after "
+        "this point (credentials, policy, the logon itself).",
+    ),
+    FindingSpec(
+        "session.logon_slow",
+        WARN,
+        "Slow to reach the logon screen: {logon_ms} ms, against a network round trip of "
+        "{rtt_ms} ms",
+        "The network answers quickly but the server takes long between the connection and its "
+        "logon screen: the Remote Desktop Services are busy (too many sessions starting, a "
+        "starved session host, a slow licensing or profile service, a broker waiting on a "
+        "host). Users see a long 'Configuring remote session' or 'RDP services busy'.",
+        "Look at the session host's CPU, memory and disk at the time of the probe, the number "
+        "of sessions in `qwinsta`, and the TerminalServices-LocalSessionManager and "
+        "RemoteConnectionManager event logs; spread users over more hosts if it is load.",
+    ),
+    FindingSpec(
+        "session.licensing_error",
+        ERR,
+        "Licensing error before the logon screen: {error_name} ({state_transition})",
+        "The server's licensing component refused this client: no Remote Desktop licence "
+        "server reachable (ERR_NO_LICENSE_SERVER), no licence available (ERR_NO_LICENSE), or "
+        "a licensing certificate, scope or product the client cannot use.",
+        "On the session host open RD Licensing Diagnoser: set the licensing mode and the "
+        "licence server (Group Policy 'Use the specified Remote Desktop license servers'), "
+        "make sure the licence server is activated and has CALs; if the licensing certificate "
+        f"is corrupt, delete the Certificate values under {_TS_PARAMS} and reactivate the "
+        "licence server.",
+    ),
+    FindingSpec(
+        "session.licensing_exchange",
+        INFO,
+        "The server runs the full licence exchange ({message}); rdprobe stops there",
+        "The session host asked this client for a licence (Remote Desktop Session Host role "
+        "with licensing configured). A probe does not request a licence, so the logon screen "
+        "itself was not reached on this path.",
+        "Nothing to fix if clients connect; if they fail with a licensing message, check the "
+        "licence server with RD Licensing Diagnoser.",
+    ),
+    FindingSpec(
+        "session.error_info",
+        ERR,
+        "The server reported {name} ({code_hex}) during {step}",
+        "Before the logon screen the server sent a Set Error Info PDU, its own explanation of "
+        "why it ends the connection: a licensing problem (ERRINFO_LICENSE_*), a refusal "
+        "(ERRINFO_SERVER_DENIED_CONNECTION, ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES), a "
+        "connection broker that cannot place the session (ERRINFO_CB_*), a protocol or "
+        "security error, or a server going down.",
+        "Match the code in the Remote Desktop client error list (MS-RDPBCGR 2.2.5.1.1) and the "
+        "TerminalServices event logs at the time of the probe; licensing codes point at the "
+        "licence server, broker codes at the RD Connection Broker and its collection.",
+    ),
+    FindingSpec(
+        "session.security_rejected",
+        ERR,
+        "The server dropped the connection after the security exchange ({stop_reason})",
+        "With Standard RDP Security the server decrypts the client's first encrypted PDU with "
+        "keys from its own RSA key. When it drops the connection right there, or its own PDUs "
+        "fail the integrity check, the server's RDP key pair or certificate is corrupt or out "
+        "of step. Clients report 'Because of a security error, the client could not connect'.",
+        "On the server back up, then delete the values Certificate, X509 Certificate and X509 "
+        f"Certificate ID under {_TS_PARAMS}, restart Remote Desktop Services (it makes a new "
+        "key), and reactivate the licence server if it runs there.",
+    ),
+    FindingSpec(
+        "session.security_unanswered",
+        ERR,
+        "The server never answered after the security exchange ({stop_reason})",
+        "The server took the encrypted client random and the Client Info but sent nothing "
+        "back: its licensing or security component is stuck, or it could not decrypt and "
+        "waits for more.",
+        "Check the TerminalServices event logs; restart Remote Desktop Services; if it "
+        "persists, renew the server's RDP key as for a corrupt certificate.",
+    ),
+    FindingSpec(
+        "session.dropped",
+        ERR,
+        "The connection stopped at {step}: {stop_reason}",
+        "The server (or something in the path) ended the connection sequence before the logon "
+        "screen: a session host at its connection limit, a policy that refuses new sessions "
+        "(logons disabled, 'Restrict each user to a single session'), a broker or gateway "
+        "problem, or a crashing service.",
+        "Check the TerminalServices-RemoteConnectionManager and LocalSessionManager event "
+        "logs at the time of the probe, `change logon /query` on the session host, and the "
+        "connection limits in Group Policy.",
+    ),
+    FindingSpec(
+        "session.not_walked",
+        INFO,
+        "The walk to the logon screen was not possible here: {stop_reason}",
+        "rdprobe cannot go further on this path without credentials or features it does not "
+        "use (CredSSP/NLA before the logon screen, an unusable server key).",
+        "Nothing to fix on this account; the other findings judge the server.",
+    ),
     # -- RDP over UDP (MS-RDPEUDP) -----------------------------------------------------------------
     FindingSpec(
         "udp.enabled",
@@ -891,7 +993,25 @@ _UDP = (
     "Get-NetUDPEndpoint -LocalPort {port}; Get-ItemProperty 'HKLM:\\SOFTWARE\\Policies\\"
     "Microsoft\\Windows NT\\Terminal Services' -Name SelectTransport"
 )
+_LICENSING = (
+    "Get-CimInstance -Namespace root/cimv2/TerminalServices -ClassName Win32_TerminalServiceSetting"
+    " | Select LicensingType,LicensingName; then RD Licensing Diagnoser (lsdiag.msc)"
+)
+_TERMDD = (
+    "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'TermDD|TermServ'"
+)
 CONFIRM: dict[str, str] = {
+    "session.logon_screen": "qwinsta; " + _EVENTS,
+    "session.logon_slow": "Get-Counter '\\Processor(_Total)\\% Processor Time','\\Memory\\Available "
+    "MBytes'; qwinsta; " + _EVENTS,
+    "session.licensing_error": _LICENSING,
+    "session.licensing_exchange": _LICENSING,
+    "session.error_info": _EVENTS + "; Get-WinEvent -LogName "
+    "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational -MaxEvents 30",
+    "session.security_rejected": _TERMDD,
+    "session.security_unanswered": _TERMDD + "; " + _EVENTS,
+    "session.dropped": _EVENTS + "; change logon /query (cmd)",
+    "session.not_walked": _PS_RDP_TCP,
     "dns.failure": "Resolve-DnsName {host} (here and on a domain controller); ipconfig /all on the server",
     "tcp.open": _LISTENING,
     "tcp.refused": _LISTENING + "; " + _PS_RDP_TCP,

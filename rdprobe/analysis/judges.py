@@ -30,6 +30,8 @@ from rdprobe.analysis.facts import (
 )
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.observations import TargetObservation
+from rdprobe.analysis.session_facts import SessionFacts
+from rdprobe.analysis.session_judge import judge_session
 from rdprobe.analysis.trust import TrustRoots
 from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
@@ -346,6 +348,16 @@ def judge_mcs(
     return out
 
 
+def judge_session_stage(
+    obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
+) -> list[Finding]:
+    """The walk to the logon screen (rdprobe.analysis.session_judge holds the rules)."""
+    facts = obs.session
+    if not isinstance(facts, SessionFacts):
+        return []
+    return judge_session(facts, now)
+
+
 def judge_udp(
     obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
 ) -> list[Finding]:
@@ -373,5 +385,6 @@ STAGE_JUDGES: tuple[Judge, ...] = (
     judge_tls_versions,
     judge_nla,
     judge_mcs,
+    judge_session_stage,
     judge_udp,
 )

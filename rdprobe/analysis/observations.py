@@ -23,6 +23,7 @@ from rdprobe.analysis.facts import (
     TlsVersionsFacts,
     UdpFacts,
 )
+from rdprobe.analysis.session_facts import SessionFacts
 from rdprobe.protocol.reply import ReplyKind
 from rdprobe.protocol.x224 import ServerTpdu
 
@@ -93,6 +94,8 @@ class TargetObservation:
     tls_versions: TlsVersionsFacts | StageNote | None = None
     nla: NlaFacts | StageNote | None = None
     mcs: McsFacts | StageNote | None = None
+    #: the walk to the logon screen (issue 10; rdprobe.analysis.session_facts)
+    session: SessionFacts | StageNote | None = None
     udp: UdpFacts | StageNote | None = None
 
     @property

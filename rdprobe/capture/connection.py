@@ -13,6 +13,7 @@ capture's time. Zeek's rdp.log names for the facts are in :mod:`rdprobe.capture.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +22,11 @@ from rdprobe.analysis.certificate import describe_chain
 from rdprobe.analysis.encryption_level import MethodOutcome
 from rdprobe.analysis.facts import CertificateUnreadable, McsFacts, TlsFacts, UdpFacts
 from rdprobe.analysis.observations import Attempt, ReplyKind, TargetObservation, TcpOutcome
+from rdprobe.analysis.session_facts import SessionFacts
 from rdprobe.capture.jsonview import certificate_error
 from rdprobe.capture.linklayer import format_address
 from rdprobe.capture.records import MAX_TIME
+from rdprobe.capture.session_decode import decode_session
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, rdpudp, tlsrec
 from rdprobe.protocol.x224 import (
     ConnectionConfirm,
@@ -82,6 +85,9 @@ class RdpConnection:
     udp_syn_ack: rdpudp.RdpUdpSyn | None = None
     udp_syn_count: int = 0
     notes: list[str] = field(default_factory=list)
+    #: (side "c"/"s", timestamp, TPKT PDU) after the MCS exchange under Standard RDP Security
+    session_pdus: list[tuple[str, float, builtins.bytes]] = field(default_factory=list, repr=False)
+    session_bytes: int = 0
     #: a fault of rdprobe's while reading this connection (the row says so; the others go on)
     error: str | None = None
     #: the capture starts inside the connection (TLS ClientHello, RDP-UDP without its SYN)
@@ -174,7 +180,23 @@ def to_observation(conn: RdpConnection) -> TargetObservation:
     obs.mcs = _mcs_facts(conn)
     if conn.tls_version is not None or conn.tls_alert is not None:
         obs.tls = _tls_facts(conn)
+    obs.session = _session_facts(conn)
     return obs
+
+
+def _session_facts(conn: RdpConnection) -> SessionFacts | None:
+    """The walk past the MCS exchange as far as it crossed in clear (issue 10)."""
+    data = conn.server_data
+    sec = data.security if data else None
+    if not conn.session_pdus or data is None or sec is None:
+        return None
+    pdus = sorted(conn.session_pdus, key=lambda p: p[1])
+    return decode_session(
+        pdus, selected_protocol=conn.selected or 0, encryption_method=sec.encryption_method,
+        encryption_level=sec.encryption_level, started=conn.timing.get("syn", conn.first_ts),
+        rtt_ms=conn.ms("syn", "synack"),
+        io_channel=data.network.io_channel if data.network else None,
+    )  # fmt: skip
 
 
 def server_observation(conns: list[RdpConnection]) -> TargetObservation:

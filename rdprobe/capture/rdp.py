@@ -28,6 +28,7 @@ from rdprobe.capture.rdpclient import (
     END_NAMES,
     ISO,
     NEXT,
+    SESSION,
     SOCKS,
     TLS,
     State,
@@ -36,6 +37,7 @@ from rdprobe.capture.rdpclient import (
     no_payload_connection,
     not_mcs,
     read_client,
+    read_session,
     read_socks,
     tpkt_need,
 )
@@ -188,6 +190,9 @@ class RdpHandler(FlowHandler):
             return
         if st.phase[direction] == SOCKS and (not read_socks(st, direction) or not buf):
             return
+        if st.phase[direction] == SESSION:
+            read_session(st, direction, ts)
+            return
         if direction == CLIENT:
             conn.timing.setdefault("request_sent", ts)
             self._client(st, ts)
@@ -289,6 +294,11 @@ class RdpHandler(FlowHandler):
                         )
             except ProtocolError as exc:
                 conn.mcs_error = str(exc)
+            if conn.server_data is not None and conn.selected == 0:
+                del buf[: len(pdu)]  # Standard RDP Security: the rest may cross in clear
+                st.phase[SERVER] = SESSION
+                read_session(st, SERVER, ts)
+                return
         st.phase[SERVER] = DONE
         st.buf[SERVER] = bytearray()
 

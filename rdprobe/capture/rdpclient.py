@@ -28,7 +28,11 @@ from rdprobe.protocol.tlsflight import FlightReader
 __all__ = ["State", "close_connection", "no_payload_connection", "read_client",
            "read_socks"]  # fmt: skip
 
-SOCKS, CR, NEXT, BANNER, TLS, DONE = range(6)
+SOCKS, CR, NEXT, BANNER, TLS, DONE, SESSION = range(7)
+#: After an MCS exchange under Standard RDP Security, the PDUs kept for the session decode
+#: (rdprobe.capture.session_decode): at most this many, and this many bytes, per connection.
+SESSION_PDUS = 64
+SESSION_BYTES = 64 * 1024
 END_NAMES = {CLIENT: "client", SERVER: "server"}
 ISO = "ISO-on-TCP (RFC 1006: X.224 over TPKT) carrying {what}, not RDP"
 
@@ -140,6 +144,11 @@ def read_client(st: State, ts: float) -> None:
                     conn.client_data = gcc_client.parse_conference_create_request(ci.user_data)
             except ProtocolError as exc:
                 conn.client_data_error = str(exc)
+            if conn.client_data is not None and conn.selected == 0:
+                del buf[: len(pdu)]  # Standard RDP Security: the rest may cross in clear
+                st.phase[CLIENT] = SESSION
+                read_session(st, CLIENT, ts)
+                return
     elif buf[0] == tlsrec.ContentType.handshake:  # TLS ClientHello
         if len(buf) < 5:
             st.need[CLIENT] = 5
@@ -194,3 +203,31 @@ def close_connection(conn: RdpConnection, flow: Flow) -> None:
     ):
         if ts is not None:
             conn.timing[key] = ts
+
+
+def read_session(st: State, direction: int, ts: float) -> None:
+    """Keep whole TPKT PDUs after the MCS exchange, bounded (issue 10); anything else
+    (fast-path output, the bounds reached) ends that direction."""
+    conn, buf = st.conn, st.buf[direction]
+    side = "c" if direction == CLIENT else "s"
+    while buf:
+        if buf[0] != tpkt.VERSION or len(conn.session_pdus) >= SESSION_PDUS:
+            break
+        need = tpkt_need(buf)
+        if len(buf) < need:
+            st.need[direction] = need
+            return
+        try:
+            pdu, _ = tpkt.split(bytes(buf[:need]))
+        except ProtocolError:
+            break
+        conn.session_bytes += len(pdu)
+        if conn.session_bytes > SESSION_BYTES:
+            break
+        conn.session_pdus.append((side, ts, pdu))
+        del buf[: len(pdu)]
+        st.need[direction] = 0
+    else:
+        return
+    st.phase[direction] = DONE
+    st.buf[direction] = bytearray()

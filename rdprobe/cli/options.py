@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from rdprobe.live.target import Target
 
 DEPTHS = ("tcp", "x224", "full")
+#: sweep also takes "session": depth full plus the walk to the logon screen on every server
+SWEEP_DEPTHS = (*DEPTHS, "session")
 
 TimeoutOpt = Annotated[
     float,
@@ -32,7 +34,8 @@ DepthOpt = Annotated[
     str,
     typer.Option(
         metavar="DEPTH",
-        help="tcp (connect only), x224 (RDP negotiation) or full (TLS, NLA, MCS too).",
+        help="tcp (connect only), x224 (RDP negotiation) or full (TLS, NLA, MCS and the walk"
+        " to the logon screen too).",
     ),
 ]
 CookieOpt = Annotated[
@@ -46,6 +49,7 @@ PortsOpt = Annotated[
 __all__ = [
     "DEFAULT_COOKIE",
     "DEFAULT_TIMEOUT_S",
+    "SWEEP_DEPTHS",
     "CookieOpt",
     "DepthOpt",
     "JsonOpt",
@@ -59,9 +63,10 @@ __all__ = [
 ]
 
 
-def check_depth(depth: str) -> None:
-    if depth not in DEPTHS:
-        raise UsageError(f"--depth must be tcp, x224 or full, not {excerpt(depth)}")
+def check_depth(depth: str, allowed: tuple[str, ...] = DEPTHS) -> None:
+    if depth not in allowed:
+        names = ", ".join(allowed[:-1]) + f" or {allowed[-1]}"
+        raise UsageError(f"--depth must be {names}, not {excerpt(depth)}")
 
 
 def check_cookie(cookie: str) -> None:

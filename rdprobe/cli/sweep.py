@@ -18,7 +18,13 @@ import typer
 
 from rdprobe.analysis.severity import ExitCode, exit_code
 from rdprobe.cli.errors import UsageError
-from rdprobe.cli.options import CookieOpt, DepthOpt, TimeoutOpt, check_cookie, check_depth
+from rdprobe.cli.options import (
+    SWEEP_DEPTHS,
+    CookieOpt,
+    TimeoutOpt,
+    check_cookie,
+    check_depth,
+)
 from rdprobe.defaults import (
     DEFAULT_COOKIE,
     DEFAULT_SWEEP_CONCURRENCY,
@@ -120,7 +126,14 @@ def sweep(
     ports: Annotated[
         str, typer.Option(metavar="PORTS", help="Ports of every target: 3389,3388-3399.")
     ] = "3389",
-    depth: DepthOpt = "full",
+    depth: Annotated[
+        str,
+        typer.Option(
+            metavar="DEPTH",
+            help="tcp, x224, full (TLS, NLA, MCS too) or session (full, and the walk to the "
+            "logon screen: it opens a logon-screen session on every server).",
+        ),
+    ] = "full",
     concurrency: Annotated[
         int,
         typer.Option(
@@ -206,7 +219,7 @@ def sweep(
     from rdprobe.sweep.targets import TargetSet, load_specs
     from rdprobe.sweep.workers import resolve_workers, until_stopped
 
-    check_depth(depth)
+    check_depth(depth, SWEEP_DEPTHS)
     check_cookie(cookie)
     try:
         port_list = parse_ports(ports)
@@ -287,7 +300,8 @@ def sweep(
                 timeouts=Timeouts.from_timeout(timeout),
                 cookie=cookie,
                 per_host=min(per_host, 64),
-                depth=depth,
+                depth="full" if depth == "session" else depth,
+                session=depth == "session",
             ),
             concurrency=max(1, concurrency // n_workers),
             rate=rate / n_workers if rate else None,

@@ -210,12 +210,49 @@ def _profiles() -> list[Profile]:
          IsoTransport(_ISO_CC, _ISO_DT), ()),
     ]  # fmt: skip
     out = [Profile(name, text, beh, vids) for name, text, beh, vids in table]
+    out += _session_profiles()
     out += [Profile(n, f"{w} on the port", Banner(g, a)) for n, w, g, a in _BANNERS]
     out.append(Profile("tls-direct", "a TLS server on the port (self-signed certificate):"
                        " OpenSSL's answer to X.224 bytes", TlsDirect()))  # fmt: skip
     out.append(Profile("rdpudp", "RDP over UDP (MS-RDPEUDP): the recorded SYN+ACK addressed"
                        f" to the client's SYN [{RDPEUDP}]", RdpUdp(_v(RDPEUDP, "rdpudp_synack")),
                        (RDPEUDP,), transport="udp"))  # fmt: skip
+    return out
+
+
+def _session_profiles() -> list[Profile]:
+    """Windows-only answers after the Client Info (issue 10), all spec-built: no capture of a
+    Windows licensing error or Set Error Info was available."""
+    from rdprobe.emulate import session_host as sh
+    from rdprobe.protocol.errinfo import ErrorInfo
+    from rdprobe.protocol.licensing import LicenseError, StateTransition
+
+    spec = "spec-built from MS-RDPBCGR 2.2.1.12/2.2.1.13.1/2.2.5.1 and MS-RDPELE 2.2.2"
+    no_server = sh.license_error(LicenseError.ERR_NO_LICENSE_SERVER, StateTransition.ST_TOTAL_ABORT)
+    table = [
+        ("session-valid-client", "Windows without licensing: STATUS_VALID_CLIENT, then a Demand"
+         " Active (Windows NT, 1024x768x32)", (sh.valid_client(), sh.demand_active()), Then.HOLD),
+        ("session-license-error", "licensing fails: an Error Alert ERR_NO_LICENSE_SERVER with"
+         " ST_TOTAL_ABORT, then close", (no_server,), Then.CLOSE),
+        ("session-no-license-server", "Set Error Info ERRINFO_LICENSE_NO_LICENSE_SERVER, then a"
+         " Disconnect Provider Ultimatum and close",
+         (sh.set_error_info(ErrorInfo.ERRINFO_LICENSE_NO_LICENSE_SERVER), sh.ultimatum()),
+         Then.CLOSE),
+        ("session-denied", "Set Error Info ERRINFO_SERVER_DENIED_CONNECTION, then a Disconnect"
+         " Provider Ultimatum and close",
+         (sh.set_error_info(ErrorInfo.ERRINFO_SERVER_DENIED_CONNECTION), sh.ultimatum()),
+         Then.CLOSE),
+        ("session-deactivate", "STATUS_VALID_CLIENT, Deactivate All, then the Demand Active of a"
+         " reactivation", (sh.valid_client(), sh.deactivate_all(), sh.demand_active()), Then.HOLD),
+    ]  # fmt: skip
+    out = [
+        Profile(name, f"{text} ({spec})", sh.SessionHost(pdus, then))
+        for name, text, pdus, then in table
+    ]
+    out.append(Profile("session-busy", "session-valid-client, but it answers the Client Info"
+                       f" only after 3.5 s: the 'RDP services busy' case ({spec})",
+                       sh.SessionHost((sh.valid_client(), sh.demand_active()), Then.HOLD,
+                                      delay=3.5)))  # fmt: skip
     return out
 
 

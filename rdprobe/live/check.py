@@ -58,6 +58,9 @@ class CheckOptions:
     repeat: int = 1
     all_addresses: bool = False
     depth: str = "full"  #: "tcp", "x224" or "full"
+    #: at depth full, walk to the logon screen too (a logon-screen session on the server);
+    #: `sweep` sets it only with --depth session
+    session: bool = True
     udp: bool = False
     ca_file: str | None = None
     #: later stages to run at depth full (None: all of them)

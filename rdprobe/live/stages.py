@@ -32,6 +32,7 @@ from rdprobe.live import tls as live_tls
 from rdprobe.live import udp as live_udp
 from rdprobe.live.names import lookup_all, lookup_mode, lookup_names
 from rdprobe.live.negotiate import MATRIX, Request, attempt
+from rdprobe.live.session_stage import SESSION_ROWS, walk_target
 from rdprobe.live.target import Target
 from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, close_writer
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
@@ -355,6 +356,21 @@ async def mcs_stage(ctx: StageContext) -> None:
     ctx.observation.mcs = McsFacts(request=request.label, **vars(first), methods=methods)
 
 
+async def session_stage(ctx: StageContext) -> None:
+    """Walk to the logon screen on the path a client would take (rdprobe.live.session)."""
+    if not ctx.options.session:
+        return
+    rows = [await ctx.row(label) for label in SESSION_ROWS]  # only the rows it chooses from
+    attempts = [a for a in rows if a is not None]
+    async with ctx.host_limit:
+        facts = await walk_target(
+            ctx.address, ctx.target.port, attempts, cookie=ctx.options.cookie,
+            timeouts=ctx.options.timeouts, deadline=ctx.deadline, server_hostname=_hostname(ctx),
+        )  # fmt: skip
+    if facts is not None:
+        ctx.observation.session = facts
+
+
 async def udp_stage(ctx: StageContext) -> None:
     if not ctx.options.udp:
         return
@@ -372,5 +388,6 @@ STAGES: tuple[tuple[str, Stage, bool], ...] = (
     ("tls", tls_stage, True),
     ("nla", nla_stage, True),
     ("mcs", mcs_stage, True),
+    ("session", session_stage, True),
     ("udp", udp_stage, False),
 )

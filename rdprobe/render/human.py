@@ -18,6 +18,7 @@ STAGE_NAMES = {
     "tls_versions": "TLS versions",
     "nla": "NLA (NTLM)",
     "mcs": "MCS",
+    "session": "Logon screen",
     "udp": "RDP over UDP",
 }
 OUTCOME_TEXT = {
