@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,6 @@ import time
 import pytest
 from fuzzkit.listeners import BEHAVIOURS, HostileServers, Listener
 
-from rdprobe.analysis.classify import CHECK_ENV
 from rdprobe.analysis.facts import CertificateUnreadable, StageNote
 from rdprobe.live.check import CheckOptions, check_target
 from rdprobe.live.target import parse_target
@@ -53,28 +51,19 @@ async def _check_all(listeners: list[Listener]) -> list[tuple[Listener, float, l
 
 @pytest.fixture(scope="module")
 def probed():
-    """Every listener probed at once. The suite's report-consistency check is off here (one
-    mutated confirm trips a rule of the setting: see the strict xfail below), so a rule's
-    AssertionError does not hide what these tests measure."""
+    """Every listener probed at once; the suite's report-consistency check stays on, so a
+    contradiction in any hostile target's report fails here too."""
     listeners = _listeners()
-    saved = os.environ.get(CHECK_ENV)
-    os.environ[CHECK_ENV] = "0"
-    try:
-        with HostileServers(listeners) as servers:
-            results = asyncio.run(_check_all(listeners))
-            servers.wait_idle(5)
-            yield results, servers
-    finally:
-        os.environ[CHECK_ENV] = saved or ""
+    with HostileServers(listeners) as servers:
+        results = asyncio.run(_check_all(listeners))
+        servers.wait_idle(5)
+        yield results, servers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper H2 (setting / consistency rules): a mutated confirm (x224-mutated, seed 2) "
-    "gives a setting 'RDP' beside an SSL selection, which the rule "
-    "rule_setting_tls_beside_tls_selection rejects",
-)
 def test_mutated_confirm_gives_a_consistent_report():
+    """x224-mutated seed 2 (found by the fuzz run): one confirm without negotiation data beside
+    confirms that negotiate once made the setting 'legacy server, RDP only' next to an SSL
+    selection; classify's consistency check (on in the suite) raised."""
     listeners = [Listener("x224-mutated", loopback_address(), seed=2)]
     with HostileServers(listeners):
         (_item, _wall, reports) = asyncio.run(_check_all(listeners))[0]
@@ -138,7 +127,7 @@ def test_sweep_gives_one_row_per_hostile_target(tmp_path):
         run = subprocess.run(
             [sys.executable, "-m", "rdprobe", "sweep", "--json", "--timeout", str(TIMEOUT_S),
              *(item.target for item in listeners)],
-            capture_output=True, text=True, timeout=120, env={**os.environ, CHECK_ENV: "0"},
+            capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         wall = time.monotonic() - start
         servers.wait_idle(5)

@@ -300,3 +300,18 @@ def test_every_classifier_matrix_is_consistent():
     for answers in (WIN10_NLA, XRDP_NEGOTIATE, TLS_ONLY, RDP_ONLY, W2003, NO_CERT, SHADOW_NO_SEC,
                     SHADOW_EXT, XRDP_TLS):  # fmt: skip
         consistent(classify(observe(answers), NOW))
+
+
+def test_one_confirm_without_negotiation_data_does_not_make_a_negotiating_server_legacy():
+    """Found by scripts/fuzz.py (x224-mutated): one confirm carried no negotiation data (its
+    RDP_NEG_RSP type byte was mutated) while the others negotiated; the setting said 'legacy
+    server, RDP only' beside a TLS selection."""
+    matrix = {**XRDP_NEGOTIATE, 11: LEGACY}
+    report = classify(observe(matrix), NOW)
+    assert report.setting is not None
+    assert report.setting.legacy_server is False
+    assert "neg.legacy_server" not in ids(report)
+    assert report.setting.tls_supported is True
+    consistent(report)
+    every_answer_legacy = {req: LEGACY for req in XRDP_NEGOTIATE}
+    assert classify(observe(every_answer_legacy), NOW).setting.legacy_server is True

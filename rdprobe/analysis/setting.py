@@ -161,7 +161,15 @@ def infer_setting(
     selections = {a.requested: s for a in by_req.values() if (s := _selected(a)) is not None}
 
     # A server that gets RDP_NEG_REQ and still answers with no negotiation data predates it.
-    legacy_server = any(_legacy_confirm(a) for req, a in by_req.items() if req is not None)
+    # ... and only when no other confirm carried negotiation data: one odd confirm (a mutated or
+    # cut one) must not outvote a server that negotiates on the other connections.
+    negotiated = any(
+        isinstance(a.tpdu, ConnectionConfirm) and a.tpdu.negotiation is not None
+        for a in by_req.values()
+    )
+    legacy_server = not negotiated and any(
+        _legacy_confirm(a) for req, a in by_req.items() if req is not None
+    )
     nla_required = FailureCode.HYBRID_REQUIRED_BY_SERVER in failures
     tls_supported: bool | None = None
     if any(s & (SSL | HYBRID | HYBRID_EX) for s in selections.values()) or nla_required:
