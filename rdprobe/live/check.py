@@ -33,6 +33,7 @@ from rdprobe.analysis.observations import (
 )
 from rdprobe.analysis.trust import TrustRoots
 from rdprobe.defaults import DEFAULT_CONCURRENCY, DEFAULT_COOKIE, DEFAULT_PER_HOST  # noqa: F401
+from rdprobe.live.credentials import Credentials
 from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
 from rdprobe.live.target import Target, parse_target
 from rdprobe.live.timing import CLOSE_LIMIT_S, DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
@@ -70,6 +71,10 @@ class CheckOptions:
     #: how a mismatched certificate's names are resolved: "dns", "local" (only the overrides
     #: and localhost) or "off"; None: RDPROBE_NAME_LOOKUP, else "dns" (rdprobe.live.names)
     name_lookup: str | None = None
+    #: check --user: the one account to log on with (its repr hides the password)
+    credentials: Credentials | None = None
+    #: allow a logon that carries the password in the Client Info PDU (no NLA), over TLS only
+    logon_without_nla: bool = False
 
     @classmethod
     def with_timeout(cls, timeout: float = DEFAULT_TIMEOUT_S, **kw: object) -> CheckOptions:
@@ -317,7 +322,9 @@ async def _run_stage(name: str, stage: Stage, ctx: StageContext) -> None:
             if getattr(obs, name) is None:
                 setattr(obs, name, StageNote(skipped=f"stopped: {deadline.reason()}"))
         else:
-            setattr(obs, name, StageNote(error=internal_error(exc)))
+            # the auth stage handles a password: no exception text leaves it
+            text = f"internal error: {type(exc).__name__}" if name == "auth" else None
+            setattr(obs, name, StageNote(error=text or internal_error(exc)))
     if deadline.expired and obs.config.deadline is None:
         obs.config = replace(obs.config, deadline=deadline.reason())
 
