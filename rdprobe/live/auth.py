@@ -274,4 +274,6 @@ def _seal(context: Any, data: bytes) -> bytes:
     try:
         return bytes(context.wrap(data).data)
     except Exception:
-        raise _Stop({"outcome": ERROR, "error": "the NTLM client could not seal a message"}) from None
+        raise _Stop(
+            {"outcome": ERROR, "error": "the NTLM client could not seal a message"}
+        ) from None

@@ -45,7 +45,7 @@ class Credentials:
         self._secret.clear()
 
     def __repr__(self) -> str:
-        return f"Credentials({self.display!r}, password=<hidden>)"
+        return f"Credentials(user={self.display}, password=<hidden>)"
 
     __str__ = __repr__
 
