@@ -28,6 +28,7 @@ from rdprobe.emulate.behaviours import (
     Then,
     TlsDirect,
 )
+from rdprobe.emulate.credssp_server import CredSspPolicy
 from rdprobe.emulate.vectors import (
     HYBRID_EX,
     NEG_FAILURE,
@@ -42,6 +43,7 @@ from rdprobe.emulate.vectors import (
     X509,
     XRDP,
 )
+from rdprobe.protocol.ntstatus import NtStatus
 from rdprobe.protocol.x224 import Protocol as P
 
 __all__ = [  # Reply and Then re-exported: rdprobe.emulate.server imports them from here
@@ -217,6 +219,62 @@ def _profiles() -> list[Profile]:
     out.append(Profile("rdpudp", "RDP over UDP (MS-RDPEUDP): the recorded SYN+ACK addressed"
                        f" to the client's SYN [{RDPEUDP}]", RdpUdp(_v(RDPEUDP, "rdpudp_synack")),
                        (RDPEUDP,), transport="udp"))  # fmt: skip
+    out += _auth_profiles()
+    return out
+
+
+#: (name, what the server answers a CredSSP logon with, policy, HYBRID_EX offered)
+_AUTH_STATES = tuple(
+    (f"win-nla-{slug}", f"answers the AUTHENTICATE with errorCode {code.name}",
+     CredSspPolicy(error_code=code), True)
+    for slug, code in (
+        ("locked-out", NtStatus.STATUS_ACCOUNT_LOCKED_OUT),
+        ("disabled", NtStatus.STATUS_ACCOUNT_DISABLED),
+        ("account-expired", NtStatus.STATUS_ACCOUNT_EXPIRED),
+        ("password-expired", NtStatus.STATUS_PASSWORD_EXPIRED),
+        ("must-change", NtStatus.STATUS_PASSWORD_MUST_CHANGE),
+        ("restriction", NtStatus.STATUS_ACCOUNT_RESTRICTION),
+        ("logon-hours", NtStatus.STATUS_INVALID_LOGON_HOURS),
+        ("workstation", NtStatus.STATUS_INVALID_WORKSTATION),
+        ("logon-type", NtStatus.STATUS_LOGON_TYPE_NOT_GRANTED),
+    )
+)  # fmt: skip
+_AUTH = (
+    ("win-nla-logon", "accepts the account's logon (TSRequest v6, client nonce hashing),"
+     " AUTHZ_SUCCESS", CredSspPolicy(), True),
+    ("win-nla-logon-v5", "accepts the logon with TSRequest version 5 (nonce hashing)",
+     CredSspPolicy(version=5), False),
+    ("win-nla-logon-v4", "accepts the logon with TSRequest version 4 (pubKeyAuth is the key,"
+     " the answer adds one to its first byte)", CredSspPolicy(version=4), False),
+    ("win-nla-logon-v3", "accepts the logon with TSRequest version 3", CredSspPolicy(version=3),
+     False),
+    ("win-nla-logon-v2", "accepts the logon with TSRequest version 2", CredSspPolicy(version=2),
+     False),
+    ("win-nla-wrong-password", "answers a wrong password or unknown user with errorCode"
+     " STATUS_LOGON_FAILURE", CredSspPolicy(), True),
+    ("win-nla-close-on-failure", "closes after a failed AUTHENTICATE without an errorCode"
+     " (FreeRDP's measured behaviour)", CredSspPolicy(wrong_password="close"), False),
+    ("win-nla-mitm", "answers pubKeyAuth for another key: what a man in the middle with its own"
+     " TLS certificate sends", CredSspPolicy(tamper_pub_key=True), False),
+    ("win-nla-not-authorized", "accepts the password, then sends the Early User Authorization"
+     " Result AUTHZ_ACCESS_DENIED (MS-RDPBCGR 2.2.10.2)", CredSspPolicy(authorization=5), True),
+    *_AUTH_STATES,
+)  # fmt: skip
+
+
+def _auth_profiles() -> list[Profile]:
+    """NLA listeners that run a real NTLM acceptor for a CredSSP logon (spec-built, MS-CSSP
+    3.1.5; account rdprobe / Emulator-Pass-1), then serve a recorded Windows MCS Connect
+    Response inside TLS."""
+    mcs_cr = _v(W2012_TLS, "mcs_cr")
+    out = []
+    for name, what, policy, hybrid_ex in _AUTH:
+        external = P.SSL | P.HYBRID | (P.HYBRID_EX if hybrid_ex else 0)
+        neg = NegotiationPolicy(external, False, True, flags=0x1F if hybrid_ex else 0x0F)
+        text = (f"Windows with NLA, spec-built CredSSP: {what}; then the MCS Connect Response"
+                f" of [{W2012_TLS}] inside TLS")  # fmt: skip
+        behaviour = Negotiator(neg, tls_mcs_cr=mcs_cr, tls=True, credssp=policy)
+        out.append(Profile(name, text, behaviour, (W2012_TLS,)))
     return out
 
 

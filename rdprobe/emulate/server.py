@@ -23,8 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rdprobe.emulate import profiles
+from rdprobe.emulate.credssp_server import CredSspSession
 from rdprobe.emulate.profiles import Profile, Reply, Then
 from rdprobe.protocol import tpkt, x224
+from rdprobe.protocol.credssp import tsrequest_length
 from rdprobe.protocol.endpoint import RDP_PORT
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 
@@ -119,6 +121,7 @@ class _Connection:
         self.writer = writer
         self.buf = b""
         self.done = False
+        self.request: x224.ConnectionRequest | None = None
 
     async def run(self, number: int, active: int) -> None:
         reply = self.behaviour.accepted(number, active)
@@ -139,7 +142,8 @@ class _Connection:
                     reply = self.behaviour.raw(self.buf)
                 elif not seen_request:
                     seen_request = True
-                    reply = self.behaviour.request(x224.parse_request(pdu))
+                    self.request = x224.parse_request(pdu)
+                    reply = self.behaviour.request(self.request)
                 else:
                     reply = self.behaviour.data(pdu)
             then = await self.perform(reply)
@@ -215,6 +219,9 @@ class _Connection:
                 raise _Closed from None
         await self.flush(outgoing)
         plain = b""
+        session = self.behaviour.credssp_session(self.request, _server_identity()[1])
+        if session is not None:
+            plain = await self.serve_credssp(tls, incoming, outgoing, session)
         for _ in range(MAX_EXCHANGES):
             try:
                 pdu, plain = tpkt.split(plain)
@@ -236,6 +243,41 @@ class _Connection:
                 if reply.then is Then.RESET:
                     self.abort()
                 raise _Closed
+
+    async def serve_credssp(
+        self,
+        tls: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        session: CredSspSession,
+    ) -> bytes:
+        """CredSSP inside TLS (TSRequests framed by their DER length, MS-CSSP 3.1.5) until the
+        session has the credentials; returns the plain bytes that followed."""
+        plain = b""
+        for _ in range(MAX_EXCHANGES):
+            try:
+                total = tsrequest_length(plain)
+                complete = len(plain) >= total
+            except NeedMoreData:
+                complete = False
+            if not complete:
+                try:
+                    plain += tls.read(READ_SIZE)
+                except ssl.SSLWantReadError:
+                    incoming.write(await self.read_some())
+                except ssl.SSLZeroReturnError:
+                    raise _Closed from None
+                continue
+            answer, close = session.receive(plain[:total])
+            plain = plain[total:]
+            if answer:
+                tls.write(answer)
+                await self.flush(outgoing)
+            if close:
+                raise _Closed
+            if session.done:
+                return plain
+        raise _Closed
 
     async def flush(self, outgoing: ssl.MemoryBIO) -> None:
         data = outgoing.read()
@@ -287,9 +329,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 # -- TLS certificate --------------------------------------------------------------------------------
 
 
-@functools.cache
 def _server_context() -> ssl.SSLContext:
-    """A TLS server context with a self-signed RSA-2048 certificate made once per process."""
+    return _server_identity()[0]
+
+
+@functools.cache
+def _server_identity() -> tuple[ssl.SSLContext, bytes]:
+    """A TLS server context with a self-signed RSA-2048 certificate made once per process,
+    and that certificate in DER (CredSSP binds the logon to its key)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -321,7 +368,7 @@ def _server_context() -> ssl.SSLContext:
                 )
             )
         ctx.load_cert_chain(path)
-    return ctx
+    return ctx, cert.public_bytes(serialization.Encoding.DER)
 
 
 # -- public API -----------------------------------------------------------------------------------

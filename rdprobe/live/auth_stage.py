@@ -57,8 +57,9 @@ async def auth_stage(ctx: StageContext) -> None:
         if result.outcome == live_auth.ACCEPTED:
             facts["after_logon"] = await _after_logon(reader, writer, selected, _step(ctx))
     finally:
-        await close_writer(writer)
         ctx.observation.stages["auth"] = facts
+        if not writer.is_closing():  # mcs_probe has closed it after its Ultimatum
+            await close_writer(writer)
 
 
 def _without_nla(ctx: StageContext) -> dict[str, Any]:
