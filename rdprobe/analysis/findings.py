@@ -787,6 +787,216 @@ _SPECS = [
         "CredSSP provider, a policy that allows only Kerberos, or a non-Windows server.",
         "Check the System log for CredSSP / LSA errors and the 'Restrict NTLM' policies.",
     ),
+    # -- check --user: the authenticated logon (MS-CSSP, MS-RDPBCGR 2.2.10.2, 2.2.5.1.1) ----------
+    FindingSpec(
+        "auth.accepted",
+        INFO,
+        "The password of {user} is accepted (NLA, TSRequest v{tsrequest_version})",
+        "The server verified the account's NTLM response and proved its TLS key (pubKeyAuth); "
+        "the credentials were then delegated through CredSSP.",
+        "Nothing to fix for the password.",
+    ),
+    FindingSpec(
+        "auth.session_reached",
+        INFO,
+        "{user} gets as far as {reached}; rdprobe stopped there and disconnected",
+        "After the logon the server went on with the connection sequence without refusing the "
+        "account. rdprobe ends the connection with an MCS Disconnect Provider Ultimatum before a "
+        "desktop is built, so no session should remain; a Windows server that had already "
+        "created one keeps it as a disconnected session until its time limit.",
+        "Nothing to fix; if a disconnected session is left, `logoff <id>` on the server ends it "
+        "(see `qwinsta`), or set 'End a disconnected session' in the session time limits.",
+    ),
+    FindingSpec(
+        "auth.logon_failure",
+        ERR,
+        "Logon refused for {user}: wrong user name or password ({status})",
+        "The server (or its domain controller) did not accept the user name and password. The "
+        "user name, its domain or the password is wrong: a local account needs the server's "
+        "name or '.' as domain, a domain account the NetBIOS domain name; a recently changed "
+        "password may not have reached every domain controller.",
+        "Check the spelling and the keyboard layout of the password, try COMPUTER\\user for a "
+        "local account or DOMAIN\\user for a domain account, and look for event 4625 in the "
+        "server's Security log (its Sub Status names the exact reason).",
+    ),
+    FindingSpec(
+        "auth.rejected_no_reason",
+        ERR,
+        "Logon refused for {user}: the server closed the connection without a reason",
+        "After the NTLM AUTHENTICATE the server ended the connection without a TSRequest "
+        "errorCode. Servers that do not send errorCode (FreeRDP, CredSSP versions before 3) do "
+        "this for a wrong password or an unknown user; a policy failure cannot be told apart.",
+        "Check the user name, domain and password; on the server read its authentication log "
+        "(Security log event 4625 on Windows).",
+    ),
+    FindingSpec(
+        "auth.account_locked_out",
+        ERR,
+        "The account {user} is locked out (STATUS_ACCOUNT_LOCKED_OUT)",
+        "Too many wrong passwords were tried (the Account lockout threshold policy), often by a "
+        "stale password saved in a client, a mapped drive or a service.",
+        "Unlock the account (Active Directory Users and Computers > Account > Unlock, or "
+        "`Unlock-ADAccount`; for a local account lusrmgr.msc), then find the source of the bad "
+        "passwords (event 4740 on the PDC emulator names the caller computer).",
+    ),
+    FindingSpec(
+        "auth.account_disabled",
+        ERR,
+        "The account {user} is disabled (STATUS_ACCOUNT_DISABLED)",
+        "The account exists but is disabled.",
+        "Enable the account in Active Directory Users and Computers (or lusrmgr.msc for a local "
+        "account), if it is meant to log on.",
+    ),
+    FindingSpec(
+        "auth.account_expired",
+        ERR,
+        "The account {user} has expired (STATUS_ACCOUNT_EXPIRED)",
+        "The account's expiry date (Account expires) is in the past.",
+        "Set a later expiry date or 'Never' on the account's Account tab.",
+    ),
+    FindingSpec(
+        "auth.password_expired",
+        ERR,
+        "The password of {user} has expired ({status})",
+        "The password is older than the maximum password age, or an administrator set 'User "
+        "must change password at next logon'. With NLA the password cannot be changed during "
+        "the Remote Desktop logon itself.",
+        "Change the password first (Ctrl+Alt+Del > Change a password on another machine, the "
+        "domain's password portal, or an administrator resets it); or, as a stopgap, allow the "
+        "change at the logon screen by turning NLA off on that server.",
+    ),
+    FindingSpec(
+        "auth.account_restriction",
+        ERR,
+        "Logon of {user} refused by an account restriction (STATUS_ACCOUNT_RESTRICTION)",
+        "A restriction on the account forbids this logon: a blank password, which Windows "
+        "accepts only at the console ('Accounts: Limit local account use of blank passwords to "
+        "console logon only'), or membership in Protected Users, which forbids NTLM.",
+        "Give the account a password; for a Protected Users member, connect with Kerberos (a "
+        "domain-joined client using the server's DNS name), which rdprobe does not do.",
+    ),
+    FindingSpec(
+        "auth.logon_hours",
+        ERR,
+        "{user} may not log on at this time (STATUS_INVALID_LOGON_HOURS)",
+        "The account's Logon Hours do not include the current time.",
+        "Widen the account's Logon Hours (Account tab) or try within them.",
+    ),
+    FindingSpec(
+        "auth.workstation",
+        ERR,
+        "{user} may not log on to this computer (STATUS_INVALID_WORKSTATION)",
+        "The account's 'Log On To' list (userWorkstations) does not include this server.",
+        "Add the server's name to the account's Log On To list, or clear the list.",
+    ),
+    FindingSpec(
+        "auth.logon_type_not_granted",
+        ERR,
+        "{user} lacks the right to log on from the network (STATUS_LOGON_TYPE_NOT_GRANTED)",
+        "NLA authenticates with a network logon: the account is not granted 'Access this "
+        "computer from the network' or is listed in 'Deny access to this computer from the "
+        "network'. (The Remote Desktop right itself is checked later, after the password.)",
+        "In the server's User Rights Assignment (secpol.msc or Group Policy), grant the user or "
+        "a group of theirs 'Access this computer from the network' and remove them from the "
+        "Deny entry; then `gpupdate /force`.",
+    ),
+    FindingSpec(
+        "auth.error_code",
+        ERR,
+        "Logon of {user} refused: {status}",
+        "The server refused the logon with this status code. MS-CSSP does not say which code "
+        "a given account problem gives, so rdprobe names the code and leaves its meaning to "
+        "the server's documentation.",
+        "Look the code up in the server's Security log (event 4625, its Status and Sub Status) "
+        "and in Microsoft's NTSTATUS reference.",
+    ),
+    FindingSpec(
+        "auth.pubkey_mismatch",
+        CRIT,
+        "The server's CredSSP proof does not match its TLS key: possible man in the middle",
+        "The pubKeyAuth the server sent does not bind the NTLM logon to the TLS certificate this "
+        "connection received, so the TLS connection probably ends at another machine than the "
+        "one that checked the password (an interception proxy or an attacker). rdprobe did not "
+        "send the credentials.",
+        "Do not log on from this network until the path is explained; compare the certificate "
+        "fingerprint seen here with the one on the server (certlm.msc > Remote Desktop), and "
+        "change the password if it was typed into a client on this path.",
+    ),
+    FindingSpec(
+        "auth.not_authorized",
+        ERR,
+        "{user} is not allowed to log on through Remote Desktop ({reason})",
+        "The password is right, but the account lacks the right to log on through Remote "
+        "Desktop Services: it is not in the server's Remote Desktop Users group (nor "
+        "Administrators), or 'Deny log on through Remote Desktop Services' names it.",
+        "Add the user (or a group of theirs) to Remote Desktop Users on the server (System "
+        "Properties > Remote > Select Users), or grant 'Allow log on through Remote Desktop "
+        "Services' in User Rights Assignment and remove them from the Deny entry.",
+    ),
+    FindingSpec(
+        "auth.license",
+        ERR,
+        "Licensing stops {user}'s session: {reason}",
+        "The server's Remote Desktop licensing refused the connection: no license server is "
+        "reachable, the grace period ended, or no Client Access License is left.",
+        "On the session host check the licensing mode and license server (RD Licensing "
+        "Diagnoser, lsdiag.msc); reach or reactivate the license server and install CALs.",
+    ),
+    FindingSpec(
+        "auth.connection_limit",
+        ERR,
+        "{user}'s session is refused by the server: {reason}",
+        "The server accepted the account but refused the session. The usual causes are a "
+        "connection limit (the 'Limit number of connections' policy, the RDP-Tcp Maximum "
+        "connections setting, the two administrative sessions of a server without RD Session "
+        "Host) or a policy refusing the connection; the protocol does not say which.",
+        "On the server list sessions with `qwinsta` and log off stale ones, and check 'Limit "
+        "number of connections' (Group Policy, Remote Desktop Session Host > Connections) and "
+        "MaxInstanceCount under RDP-Tcp.",
+    ),
+    FindingSpec(
+        "auth.session_error",
+        WARN,
+        "The server ended {user}'s connection: {reason}",
+        "After the logon the server sent this disconnect reason (Set Error Info PDU).",
+        "See the reason's name in MS-RDPBCGR 2.2.5.1.1 and the server's TerminalServices event "
+        "logs at the time of the probe.",
+    ),
+    FindingSpec(
+        "auth.not_attempted",
+        INFO,
+        "No logon attempted for {user}: {reason}",
+        "The logon would have exposed the password or could not be made safely, so rdprobe "
+        "did not try it.",
+        "Enable NLA on the server, or pass --logon-without-nla to log on through the Client "
+        "Info PDU over TLS (the password then reaches the server before it is authenticated).",
+    ),
+    FindingSpec(
+        "auth.logon_exposed",
+        WARN,
+        "The logon of {user} went without NLA: the server exposed it to anyone on the path",
+        "Without NLA the password travels in the Client Info PDU to a server that has not "
+        "proved who it is; a man in the middle that presents any certificate receives it.",
+        "Require NLA on the server and deploy a certificate clients verify.",
+    ),
+    FindingSpec(
+        "auth.ntlm_only",
+        INFO,
+        "A domain account ({user}) was tried over NTLM, not Kerberos",
+        "rdprobe authenticates with NTLM only. A domain-joined client would normally use "
+        "Kerberos, so policies that restrict NTLM or Protected Users membership can refuse "
+        "rdprobe while a Windows client succeeds.",
+        "If the result differs from a Windows client's, check the 'Restrict NTLM' policies and "
+        "the account's Protected Users membership.",
+    ),
+    FindingSpec(
+        "auth.failed",
+        WARN,
+        "The authenticated check of {user} did not finish: {error}",
+        "The logon exchange stopped for a reason that is not the server's verdict on the "
+        "account: a timeout, a malformed answer, or a TLS failure.",
+        "Repeat the check; look at the server's CredSSP/TerminalServices event logs.",
+    ),
     # -- Standard RDP Security (MS-RDPBCGR 5.3) ----------------------------------------------------
     FindingSpec(
         "rdpsec.low_level",

@@ -378,6 +378,8 @@ def judge_udp(
     return out
 
 
+from rdprobe.analysis.auth_judge import judge_auth  # noqa: E402  (check --user)
+
 Judge = Callable[[TargetObservation, datetime, TrustRoots | None], list[Finding]]
 #: One judge per stage, in STAGES order.
 STAGE_JUDGES: tuple[Judge, ...] = (
@@ -387,4 +389,5 @@ STAGE_JUDGES: tuple[Judge, ...] = (
     judge_mcs,
     judge_session_stage,
     judge_udp,
+    judge_auth,
 )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, NoReturn, cast
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from rdprobe.analysis.classify import Report
     from rdprobe.api import Depth
     from rdprobe.live.check import CheckOptions
+    from rdprobe.live.credentials import Credentials
     from rdprobe.live.target import Target
 
 
@@ -87,6 +89,45 @@ SortOpt = Annotated[
 ]
 
 
+def _credentials(
+    user: str | None,
+    without_nla: bool,
+    targets: list[Target],
+    repeat: int,
+    all_addresses: bool,
+    depth: str,
+) -> Credentials | None:
+    """--user: one account, one logon on one address (repeated logons can lock an account)."""
+    from rdprobe.live.credentials import CredentialError, Credentials, parse_user, read_password
+
+    if user is None:
+        if without_nla:
+            raise UsageError("--logon-without-nla needs --user")
+        return None
+    if len(targets) != 1 or repeat != 1 or all_addresses or depth != "full":
+        raise UsageError(
+            "--user logs on to one target: one address, no --ports, --repeat or "
+            "--all-addresses, depth full"
+        )
+    try:
+        domain, name = parse_user(user)
+        return Credentials(name, domain, read_password())
+    except CredentialError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def _check_as(
+    target: Target, credentials: Credentials, without_nla: bool, **options: Any
+) -> Report:
+    """One report for one address, with the auth stage (rdprobe.live.auth_stage)."""
+    from rdprobe.api import _options
+    from rdprobe.live.check import check_target
+
+    opts = replace(_options(**options), credentials=credentials, logon_without_nla=without_nla)
+    (report,) = await check_target(target, opts)
+    return report
+
+
 def check(
     targets: Annotated[
         list[str],
@@ -135,6 +176,21 @@ def check(
         ),
     ] = False,
     sort: SortOpt = "input",
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            metavar="[DOMAIN\\]NAME",
+            help="Log on as this account (password from RDPROBE_PASSWORD or a no-echo prompt).",
+        ),
+    ] = None,
+    logon_without_nla: Annotated[
+        bool,
+        typer.Option(
+            "--logon-without-nla",
+            help="With --user: also log on where the server offers no NLA (over TLS only).",
+        ),
+    ] = False,
 ) -> None:
     """Diagnose RDP listeners: TCP, X.224 negotiation, wrong services, and the later stages."""
     from rdprobe.analysis.ports import port_summary
@@ -152,28 +208,41 @@ def check(
 
     if sort not in SORTS:
         raise UsageError(f"--sort must be severity, target or input, not {excerpt(sort)}")
+    credentials = _credentials(user, logon_without_nla, parsed, repeat, all_addresses, depth)
     finished: list[Report] = []
     try:
-        # options are checked above (typer: the ranges), so the library raises no ValueError
-        reports = run_async(
-            check_many(
-                parsed,
-                concurrency=concurrency,
-                all_addresses=all_addresses,
-                timeout=timeout,
-                depth=cast("Depth", depth),  # checked above
-                cookie=cookie,
-                per_host=per_host,
-                repeat=repeat,
-                retries=retries,
-                udp=udp,
-                ca_file=ca_file,
-                resolve=resolved,
-                on_report=finished.append,
+        if credentials is not None:
+            reports = [
+                run_async(
+                    _check_as(parsed[0], credentials, logon_without_nla, timeout=timeout,
+                              depth=depth, cookie=cookie, per_host=per_host, retries=retries,
+                              udp=udp, ca_file=ca_file, resolve=resolved)
+                )
+            ]  # fmt: skip
+        else:
+            # options are checked above (typer: the ranges), so the library raises no ValueError
+            reports = run_async(
+                check_many(
+                    parsed,
+                    concurrency=concurrency,
+                    all_addresses=all_addresses,
+                    timeout=timeout,
+                    depth=cast("Depth", depth),  # checked above
+                    cookie=cookie,
+                    per_host=per_host,
+                    repeat=repeat,
+                    retries=retries,
+                    udp=udp,
+                    ca_file=ca_file,
+                    resolve=resolved,
+                    on_report=finished.append,
+                )
             )
-        )
     except KeyboardInterrupt:
         interrupted(finished, len(parsed), as_json, verbose)
+    finally:
+        if credentials is not None:
+            credentials.clear()
     if ports is not None:
         reports = port_summary(reports)
     shown = f"only:{sort}" if table else (sort if len(reports) > 1 else None)

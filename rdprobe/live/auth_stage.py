@@ -57,6 +57,7 @@ async def auth_stage(ctx: StageContext) -> None:
         if result.outcome == live_auth.ACCEPTED:
             facts["after_logon"] = await _after_logon(reader, writer, selected, _step(ctx))
     finally:
+        facts["summary"] = summary(facts)
         ctx.observation.stages["auth"] = facts
         if not writer.is_closing():  # mcs_probe has closed it after its Ultimatum
             await close_writer(writer)
@@ -72,13 +73,37 @@ def _without_nla(ctx: StageContext) -> dict[str, Any]:
             error="the server does not offer NLA: its logon would carry the password in the "
             "Client Info PDU; rdprobe does that only with --logon-without-nla",
         )
+        facts["summary"] = summary(facts)
         return facts
     facts.update(
         outcome="not_attempted",
         error="a logon through the Client Info PDU needs the session stage, not available "
         "in this build",
     )
+    facts["summary"] = summary(facts)
     return facts
+
+
+def summary(facts: dict[str, Any]) -> str:
+    """One line for the human report (the user name only, never a secret)."""
+    user, outcome = facts.get("user", "?"), facts.get("outcome")
+    if outcome == live_auth.ACCEPTED:
+        after = facts.get("after_logon") or {}
+        text = f"{user}: password accepted (TSRequest v{facts.get('tsrequest_version')})"
+        if after.get("early_authorization"):
+            text += f"; {after['early_authorization']}"
+        if after.get("set_error_info"):
+            text += f"; then {after['set_error_info']}"
+        elif (after.get("mcs") or {}).get("error") is None and "mcs" in after:
+            text += "; MCS Connect Response reached, then disconnected"
+        return text
+    if outcome == live_auth.REJECTED:
+        return f"{user}: refused with {facts.get('status') or facts.get('error_code')}"
+    if outcome == live_auth.REJECTED_NO_REASON:
+        return f"{user}: rejected, no reason given (closed after AUTHENTICATE)"
+    if outcome == live_auth.MITM:
+        return f"{user}: pubKeyAuth does not match the TLS key; credentials not sent"
+    return f"{user}: {outcome}: {facts.get('error')}"
 
 
 async def _after_logon(

@@ -20,6 +20,7 @@ STAGE_NAMES = {
     "mcs": "MCS",
     "session": "Logon screen",
     "udp": "RDP over UDP",
+    "auth": "Logon (--user)",
 }
 OUTCOME_TEXT = {
     "rdp": "RDP answers",
