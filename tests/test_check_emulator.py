@@ -81,6 +81,15 @@ EXPECTED = {
         )
     },
 }
+# the spec-built NLA logon profiles (tests/test_auth_emulator.py logs on to them): without
+# --user they are NLA-required listeners like win10-nla
+EXPECTED.update(
+    {
+        name: ("rdp", {"neg.nla_required"}, {"neg.nla_not_required"})
+        for name in PROFILES
+        if name.startswith("win-nla-")
+    }
+)
 SERVICE_NAMES = {
     "http": "HTTP",
     "ssh": "SSH",
