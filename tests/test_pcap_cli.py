@@ -16,10 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ZEEK = ROOT / "captures/zeek"
-RUNNER = (
-    "from rdprobe import cli\n"
-    "cli.main()\n"
-)
+RUNNER = "from rdprobe import cli\ncli.main()\n"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
