@@ -169,3 +169,27 @@ async def test_in_process_outputs_and_logs_hold_no_password(shadow, caplog):
         repr(report),
     )
     creds.clear()
+
+
+@pytest.fixture(scope="module")
+def xrdp(tmp_path_factory):
+    require_binaries("xrdp", "tcpdump")
+    from rig.xrdp import start_xrdp
+
+    with start_xrdp(tmp_path_factory.mktemp("auth-xrdp"), address=loopback_address()) as srv:
+        yield srv
+
+
+def test_xrdp_without_nla_is_not_logged_on_without_the_flag(xrdp, tmp_path):
+    """xrdp offers no NLA: without --logon-without-nla no password leaves rdprobe at all."""
+    pcap = tmp_path / "xrdp.pcap"
+    with capture(xrdp.host, pcap):
+        res = run_cli([xrdp.host, "--user", USER, "--json", "--timeout", "5"], PASSWORD)
+    raw = pcap.read_bytes()
+    assert b"Cookie: mstshash=rdprobe" in raw
+    assert_no_secret(PASSWORD, raw, res.stdout, res.stderr)
+    (row,) = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    auth = row["stages"]["auth"]
+    assert auth["outcome"] == "not_attempted" and auth["method"] == "client_info"
+    assert "--logon-without-nla" in auth["error"]
+    assert "auth.not_attempted" in finding_ids(row)
