@@ -15,6 +15,7 @@ from rdprobe.emulate.server import _server_identity
 from rdprobe.live import auth as live_auth
 from rdprobe.live.auth import credssp_logon
 from rdprobe.live.credentials import Credentials
+from rdprobe.live.timing import Deadline
 from rdprobe.live.tls import make_context
 from rdprobe.protocol.credssp import TSRequest, tsrequest_length
 from rdprobe.protocol.errors import NeedMoreData
@@ -59,7 +60,7 @@ class Recorder:
             writer.close()
 
 
-async def logon(answer, password=PASSWORD, user=USER, timeout=3.0):
+async def logon(answer, password=PASSWORD, user=USER, timeout=3.0, deadline=None):
     server_ctx, cert_der = _server_identity()
     recorder = Recorder(answer)
     server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0, ssl=server_ctx)
@@ -78,6 +79,7 @@ async def logon(answer, password=PASSWORD, user=USER, timeout=3.0):
                 hostname="emu.test",
                 certificate_der=cert_der,
                 timeout=timeout,
+                deadline=deadline,
             )
         finally:
             writer.close()
@@ -164,6 +166,23 @@ async def test_a_silent_server_times_out_within_the_step_limit():
     result, _ = await logon(lambda i, r, rest: (b"", False), timeout=0.5)
     assert result.outcome == live_auth.ERROR and "no answer" in result.error
     assert time.monotonic() - started < 3
+
+
+async def test_the_targets_deadline_cuts_the_exchange():
+    """A server answering each step slowly: the step limit alone would allow 2 x 2 s."""
+
+    real = acceptor(CredSspPolicy())
+
+    def slow(i, request, rest):
+        time.sleep(0.4)  # blocks the test's loop: the client's clock runs meanwhile
+        return real(i, request, rest)
+
+    started = time.monotonic()
+    result, _ = await logon(slow, timeout=2.0)
+    assert result.outcome == live_auth.ACCEPTED  # the step limits alone let it through
+    result, _ = await logon(slow, timeout=2.0, deadline=Deadline(0.5))
+    assert result.outcome == live_auth.ERROR and "no answer" in result.error
+    assert time.monotonic() - started < 4.5
 
 
 async def test_library_exception_text_never_reaches_the_result(monkeypatch):

@@ -28,6 +28,7 @@ from typing import Any
 
 from rdprobe.live.credentials import Credentials
 from rdprobe.live.nla import read_tsrequest
+from rdprobe.live.timing import Deadline
 from rdprobe.protocol import ntlm
 from rdprobe.protocol.credssp import CREDSSP_VERSION, TSRequest
 from rdprobe.protocol.credssp_auth import (
@@ -131,11 +132,16 @@ async def credssp_logon(
     hostname: str,
     certificate_der: bytes,
     timeout: float,
+    deadline: Deadline | None = None,
 ) -> AuthResult:
-    """Run the CredSSP client on a stream already in TLS; the caller closes the writer."""
+    """Run the CredSSP client on a stream already in TLS; the caller closes the writer.
+
+    Each send and each server answer gets ``timeout`` seconds, cut by ``deadline`` (the
+    target's one absolute deadline) when given."""
     facts: dict[str, Any] = {"user": creds.display, "stage": "start"}
+    limit = _Limit(timeout, deadline)
     try:
-        await _exchange(reader, writer, creds, hostname, certificate_der, timeout, facts)
+        await _exchange(reader, writer, creds, hostname, certificate_der, limit, facts)
     except _Stop as stop:
         facts.update(stop.result)
     except TimeoutError:
@@ -160,13 +166,26 @@ def _closed(stage: str, partial: int, how: str = "closed") -> dict[str, Any]:
     return {"outcome": ERROR, "error": f"the server ended the connection ({how}{after}) at {stage}"}
 
 
-async def _send(writer: asyncio.StreamWriter, request: TSRequest, timeout: float) -> None:
+class _Limit:
+    """The time one network step may take: its own limit, cut by the target's deadline."""
+
+    def __init__(self, step: float, deadline: Deadline | None) -> None:
+        self.step, self.deadline = step, deadline
+
+    def __call__(self) -> float:
+        left = self.step if self.deadline is None else self.deadline.limit(self.step)
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+
+async def _send(writer: asyncio.StreamWriter, request: TSRequest, limit: _Limit) -> None:
     writer.write(request.build())
-    await asyncio.wait_for(writer.drain(), timeout)
+    await asyncio.wait_for(writer.drain(), limit())
 
 
-async def _receive(reader: asyncio.StreamReader, timeout: float) -> TSRequest:
-    request = TSRequest.parse(await read_tsrequest(reader, timeout))
+async def _receive(reader: asyncio.StreamReader, limit: _Limit) -> TSRequest:
+    request = TSRequest.parse(await read_tsrequest(reader, limit()))
     if request.error_code is not None and request.error_code != 0:
         raise _Stop(
             {
@@ -185,7 +204,7 @@ async def _exchange(
     creds: Credentials,
     hostname: str,
     certificate_der: bytes,
-    timeout: float,
+    limit: _Limit,
     facts: dict[str, Any],
 ) -> None:
     try:
@@ -202,8 +221,8 @@ async def _exchange(
     facts["channel_bindings"] = "tls-server-end-point"
 
     facts["stage"] = "negotiate"
-    await _send(writer, TSRequest(CREDSSP_VERSION, (negotiate,)), timeout)
-    reply = await _receive(reader, timeout)
+    await _send(writer, TSRequest(CREDSSP_VERSION, (negotiate,)), limit)
+    reply = await _receive(reader, limit)
     facts["tsrequest_version"] = reply.version
     challenge = _challenge(reply, facts)
     if creds.domain and creds.domain.upper() != str(facts.get("server_computer") or "").upper():
@@ -227,9 +246,9 @@ async def _exchange(
     await _send(
         writer,
         TSRequest(CREDSSP_VERSION, (authenticate,), pub_key_auth=sealed, client_nonce=nonce),
-        timeout,
+        limit,
     )
-    answer = await _receive(reader, timeout)
+    answer = await _receive(reader, limit)
     facts["stage"] = "pubkeyauth"
     if answer.pub_key_auth is None:
         raise _Stop({"outcome": ERROR, "error": "the server's answer carries no pubKeyAuth"})
@@ -252,7 +271,7 @@ async def _exchange(
     del pw
     sealed_creds = _seal(context, blob)
     del blob, context
-    await _send(writer, TSRequest(CREDSSP_VERSION, auth_info=sealed_creds), timeout)
+    await _send(writer, TSRequest(CREDSSP_VERSION, auth_info=sealed_creds), limit)
     facts.update(outcome=ACCEPTED, stage="credentials sent")
 
 

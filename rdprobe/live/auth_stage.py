@@ -30,6 +30,15 @@ async def auth_stage(ctx: StageContext) -> None:
     creds = ctx.options.credentials
     if creds is None:
         return
+    if ctx.deadline.expired:
+        ctx.observation.stages["auth"] = {
+            "user": creds.display,
+            "outcome": live_auth.ERROR,
+            "error": "the earlier stages used up the target's time; run again with a larger "
+            "--timeout",
+            "summary": f"{creds.display}: not attempted, no time left",
+        }
+        return
     request = _request_selecting(ctx, NLA_PROTOCOLS, NLA_ORDER)
     if request is None:
         ctx.observation.stages["auth"] = _without_nla(ctx)
@@ -51,7 +60,8 @@ async def auth_stage(ctx: StageContext) -> None:
             creds=creds,
             hostname=ctx.target.host,
             certificate_der=tls.chain_der[0],
-            timeout=_step(ctx),
+            timeout=ctx.options.timeouts.read,
+            deadline=ctx.deadline,
         )
         facts.update(result.to_dict())
         if result.outcome == live_auth.ACCEPTED:
