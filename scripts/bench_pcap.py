@@ -38,10 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from make_big_pcap import write_big_pcap, write_busy_pcap  # noqa: E402
 
-RDPROBE = (
-    "from rdprobe import cli\n"
-    "cli.main()\n"
-)
+RDPROBE = "from rdprobe import cli\ncli.main()\n"
 # Runs one command and reports its own children's peak RSS: RUSAGE_CHILDREN of a fresh process
 # covers exactly that one child.
 WRAPPER = (

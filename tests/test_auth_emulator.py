@@ -76,7 +76,7 @@ async def test_logon_profile_verdict(name):
     assert present in ids, ids
     assert "nla.identity" in ids  # the anonymous probe met the same acceptor's CHALLENGE
     if outcome == "accepted" and present == "auth.session_reached":
-        assert auth["after_logon"]["mcs"]["server_version"] == "RDP 5.0-8.1 (0x00080004)"
+        assert auth["after_logon"]["server_version"] == "RDP 5.0-8.1 (0x00080004)"
     if name.startswith("win-nla-logon-v"):
         assert auth["tsrequest_version"] == int(name[-1])
     if outcome != "accepted":

@@ -3,10 +3,12 @@ from the facts alone (the same facts an emulator, a capture or a test can provid
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
+from rdprobe.analysis.auth_facts import AuthFacts
 from rdprobe.analysis.auth_judge import ERRINFO_FINDINGS, STATUS_FINDINGS, judge_auth
 from rdprobe.analysis.findings import CATALOGUE
 from rdprobe.analysis.observations import TargetObservation
@@ -15,10 +17,16 @@ from rdprobe.protocol.ntstatus import NtStatus, SspiHresult
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def judge(auth: dict) -> list[str]:
+def observe(auth: dict) -> TargetObservation:
     obs = TargetObservation("ts01", 3389, "127.0.0.1", NOW)
-    obs.stages["auth"] = auth
-    return [f.id for f in judge_auth(obs, NOW)]
+    if auth:
+        auth = {"method": "nla", "user": "a", **auth}
+        obs.auth = AuthFacts.from_dict(json.loads(json.dumps(auth)))
+    return obs
+
+
+def judge(auth: dict) -> list[str]:
+    return [f.id for f in judge_auth(observe(auth), NOW)]
 
 
 def test_every_mapped_status_and_errinfo_names_a_real_code_and_finding():
@@ -29,15 +37,15 @@ def test_every_mapped_status_and_errinfo_names_a_real_code_and_finding():
 
 @pytest.mark.parametrize(("status", "expected"), sorted(STATUS_FINDINGS.items()))
 def test_rejections_by_status(status, expected):
-    assert judge({"outcome": "rejected", "user": "CORP\\alice", "status": status}) == [expected]
+    code = next(t[status].value for t in (NtStatus, SspiHresult) if status in t.__members__)
+    facts = {"outcome": "rejected", "user": "CORP\\alice", "error_code": f"0x{code:08x}"}
+    assert judge(facts) == [expected]
 
 
 def test_an_unlisted_code_is_named_not_guessed():
-    ids = judge({"outcome": "rejected", "user": "a", "status": None, "error_code": "0xc0001234"})
+    ids = judge({"outcome": "rejected", "error_code": "0xc0001234"})
     assert ids == ["auth.error_code"]
-    obs = TargetObservation("ts01", 3389, "127.0.0.1", NOW)
-    obs.stages["auth"] = {"outcome": "rejected", "user": "a", "error_code": "0xc0001234"}
-    (f,) = judge_auth(obs, NOW)
+    (f,) = judge_auth(observe({"outcome": "rejected", "error_code": "0xc0001234"}), NOW)
     assert "0xc0001234" in f.title
 
 
@@ -48,20 +56,20 @@ def test_other_outcomes():
     assert judge({"outcome": "not_attempted", "user": "a", "error": "no NLA"}) == [
         "auth.not_attempted"
     ]
-    assert judge({}) == [] and judge({"skipped": "x"}) == []
+    assert judge({}) == []
 
 
 @pytest.mark.parametrize(
     ("after", "expected"),
     [
-        ({"mcs": {"error": None}}, "auth.session_reached"),
+        ({"reached": "the MCS Connect Response"}, "auth.session_reached"),
         ({"early_authorization": "AUTHZ_ACCESS_DENIED"}, "auth.not_authorized"),
         ({"set_error_info": "ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES"}, "auth.not_authorized"),
         ({"set_error_info": "ERRINFO_SERVER_DENIED_CONNECTION"}, "auth.connection_limit"),
         ({"set_error_info": "ERRINFO_LICENSE_NO_LICENSE_SERVER"}, "auth.license"),
         ({"set_error_info": "ERRINFO_LOGOFF_BY_USER"}, "auth.session_error"),
         ({"license_error": "ERR_NO_LICENSE_SERVER"}, "auth.license"),
-        ({"mcs": {"error": "timeout: no MCS reply"}}, "auth.session_error"),
+        ({"error": "MCS: timeout: no MCS reply"}, "auth.session_error"),
     ],
 )
 def test_after_logon(after, expected):
@@ -73,5 +81,7 @@ def test_domain_account_over_ntlm_and_logon_without_nla():
     notes = ["CORP is not the server's own name: a domain account was tried over NTLM (...)"]
     ids = judge({"outcome": "rejected_no_reason", "user": "CORP\\a", "notes": notes})
     assert ids == ["auth.ntlm_only", "auth.rejected_no_reason"]
-    ids = judge({"outcome": "accepted", "method": "client_info", "user": "a", "after_logon": {}})
+    ids = judge({"outcome": "accepted", "method": "client_info", "after_logon": {}})
     assert ids == ["auth.logon_exposed", "auth.session_reached"]
+    ids = judge({"outcome": "not_attempted", "method": "client_info", "error": "no NLA"})
+    assert ids == ["auth.not_attempted"]  # nothing was sent: nothing exposed

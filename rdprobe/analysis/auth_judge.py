@@ -1,18 +1,22 @@
 """Judgement of the `auth` stage (check --user): the server's verdict on one account.
 
-Pure function of the JSON-ready facts in observation.stages["auth"] (rdprobe.live.auth_stage
-writes them; an emulator or a test can too). The CredSSP errorCode is named by MS-ERREF; which
+Pure function of observation.auth (rdprobe.analysis.auth_facts.AuthFacts, set by
+rdprobe.live.auth_stage; an emulator or a test builds the same object). The CredSSP errorCode is named by MS-ERREF; which
 code a given account problem gives is the server's LSA's choice, not MS-CSSP's, so an unlisted
 code is reported by its name alone (auth.error_code) instead of being guessed at.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from rdprobe.analysis import auth_facts as af
+from rdprobe.analysis.auth_facts import AuthFacts
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.observations import TargetObservation
+from rdprobe.analysis.trust import TrustRoots
 
 #: errorCode name -> finding
 STATUS_FINDINGS = {
@@ -38,43 +42,44 @@ ERRINFO_FINDINGS = {
 }
 
 
-def judge_auth(obs: TargetObservation, now: datetime) -> list[Finding]:
-    del now  # nothing here depends on the time
-    facts = obs.stages.get("auth")
-    if not facts or "skipped" in facts:
+def judge_auth(
+    obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
+) -> list[Finding]:
+    del now, roots  # nothing here depends on the time or on trust
+    facts = obs.auth
+    if not isinstance(facts, AuthFacts):
         return []
-    user = facts.get("user") or "the account"
-    where: dict[str, Any] = {"host": obs.host, "port": obs.port, "user": user}
+    where: dict[str, Any] = {"host": obs.host, "port": obs.port, "user": facts.user}
     out: list[Finding] = []
-    for note in facts.get("notes") or ():
-        if "over NTLM" in note:
-            out.append(finding("auth.ntlm_only", **where))
-    outcome = facts.get("outcome")
-    if outcome is None and facts.get("error"):
-        return [*out, finding("auth.failed", error=facts["error"], **where)]
-    if outcome == "not_attempted":
-        return [*out, finding("auth.not_attempted", reason=facts.get("error"), **where)]
-    if facts.get("method") == "client_info" and outcome not in (None, "not_attempted"):
-        out.append(finding("auth.logon_exposed", encryption=facts.get("protection"), **where))
-    if outcome == "pubkey_mismatch":
-        return [*out, finding("auth.pubkey_mismatch", error=facts.get("error"), **where)]
-    if outcome == "rejected_no_reason":
-        return [*out, finding("auth.rejected_no_reason", stage=facts.get("stage"), **where)]
-    if outcome == "rejected":
-        status = facts.get("status") or facts.get("error_code")
-        spec = STATUS_FINDINGS.get(str(facts.get("status")), "auth.error_code")
-        return [*out, finding(spec, status=status, error_code=facts.get("error_code"), **where)]
-    if outcome != "accepted":
-        return [*out, finding("auth.failed", error=facts.get("error"), **where)]
-    if facts.get("method") == "nla":
-        out.append(
-            finding("auth.accepted", tsrequest_version=facts.get("tsrequest_version"), **where)
-        )
-    out.extend(_after_logon(facts.get("after_logon") or {}, where))
+    if facts.ntlm_for_domain_account:
+        out.append(finding("auth.ntlm_only", **where))
+    outcome = facts.outcome
+    if outcome == af.NOT_ATTEMPTED:
+        return [*out, finding("auth.not_attempted", reason=facts.error, **where)]
+    if facts.method == "client_info":
+        out.append(finding("auth.logon_exposed", **where))
+    if outcome == af.MITM:
+        return [*out, finding("auth.pubkey_mismatch", error=facts.error, **where)]
+    if outcome == af.REJECTED_NO_REASON:
+        return [*out, finding("auth.rejected_no_reason", stage=facts.stage, **where)]
+    if outcome == af.NO_VERDICT:
+        return [*out, finding("auth.no_verdict", reached=facts.error, **where)]
+    if outcome == af.REJECTED and facts.error_code is not None:
+        status = facts.status or f"0x{facts.error_code:08x}"
+        spec = STATUS_FINDINGS.get(str(facts.status), "auth.error_code")
+        code = f"0x{facts.error_code:08x}"
+        return [*out, finding(spec, status=status, error_code=code, **where)]
+    if outcome == af.REJECTED:  # a Client Info logon refused by a logon error notification
+        return [*out, *_after_logon(facts.after_logon or {}, where)]
+    if outcome != af.ACCEPTED:
+        return [*out, finding("auth.failed", error=facts.error, **where)]
+    if facts.method == "nla":
+        out.append(finding("auth.accepted", tsrequest_version=facts.tsrequest_version, **where))
+    out.extend(_after_logon(facts.after_logon or {}, where))
     return out
 
 
-def _after_logon(after: dict[str, Any], where: dict[str, Any]) -> list[Finding]:
+def _after_logon(after: Mapping[str, Any], where: dict[str, Any]) -> list[Finding]:
     """What the session sequence met once the account was accepted."""
     authz = after.get("early_authorization")
     if authz not in (None, "AUTHZ_SUCCESS"):
@@ -89,10 +94,7 @@ def _after_logon(after: dict[str, Any], where: dict[str, Any]) -> list[Finding]:
     license_error = after.get("license_error")
     if license_error:
         return [finding("auth.license", reason=str(license_error), **where)]
-    mcs = after.get("mcs") or {}
-    if mcs.get("error"):
-        return [finding("auth.session_error", reason=f"MCS: {mcs['error']}", **where)]
     if after.get("error"):
         return [finding("auth.session_error", reason=after["error"], **where)]
-    reached = after.get("reached") or ("the MCS Connect Response" if mcs else "the logon")
+    reached = after.get("reached") or "the logon"
     return [finding("auth.session_reached", reached=reached, **where)]

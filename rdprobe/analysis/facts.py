@@ -32,7 +32,7 @@ from rdprobe.protocol.ntlm import NegotiateFlags, NtlmChallenge
 from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
 #: The later stages, in the order they run and are shown (attribute names of TargetObservation).
-STAGES: tuple[str, ...] = ("tls", "tls_versions", "nla", "mcs", "session", "udp")
+STAGES: tuple[str, ...] = ("tls", "tls_versions", "nla", "mcs", "session", "udp", "auth")
 
 
 def _fields(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from rdprobe.analysis.auth_facts import AuthFacts
 from rdprobe.analysis.facts import (
     STAGES,
     McsFacts,
@@ -97,6 +98,8 @@ class TargetObservation:
     #: the walk to the logon screen (issue 10; rdprobe.analysis.session_facts)
     session: SessionFacts | StageNote | None = None
     udp: UdpFacts | StageNote | None = None
+    #: check --user only (rdprobe.analysis.auth_facts)
+    auth: AuthFacts | StageNote | None = None
 
     @property
     def stages(self) -> MappingProxyType[str, dict[str, Any]]:

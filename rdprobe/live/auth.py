@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from rdprobe.analysis.auth_facts import ACCEPTED, ERROR, MITM, REJECTED, REJECTED_NO_REASON
 from rdprobe.live.credentials import Credentials
 from rdprobe.live.nla import read_tsrequest
 from rdprobe.live.timing import Deadline
@@ -44,12 +45,6 @@ from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.ntstatus import describe, status_name
 
 MIN_TSREQUEST_VERSION = 2
-#: Outcomes of the CredSSP logon, in the order the exchange can reach them.
-ACCEPTED = "accepted"  #: pubKeyAuth verified, TSCredentials sent
-REJECTED = "rejected"  #: the server sent an errorCode
-REJECTED_NO_REASON = "rejected_no_reason"  #: the server closed without an errorCode
-MITM = "pubkey_mismatch"  #: the server's pubKeyAuth does not match the TLS key
-ERROR = "error"  #: anything else (timeout, malformed replies, local NTLM failure)
 
 
 @dataclass(frozen=True)
@@ -66,6 +61,10 @@ class AuthResult:
     server_domain: str | None = None  #: NetBIOS domain name from the CHALLENGE
     channel_bindings: str | None = None  #: "tls-server-end-point" when sent
     notes: tuple[str, ...] = field(default=())
+
+    def fields(self) -> dict[str, Any]:
+        """The AuthFacts fields this exchange established."""
+        return dict(self.__dict__)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -381,6 +381,13 @@ async def udp_stage(ctx: StageContext) -> None:
     ctx.observation.udp = result
 
 
+async def _auth_stage(ctx: StageContext) -> None:
+    """check --user only (rdprobe.live.auth_stage)."""
+    from rdprobe.live.auth_stage import auth_stage
+
+    await auth_stage(ctx)
+
+
 Stage = Callable[[StageContext], Awaitable[None]]
 #: (name, stage, needs an RDP answer): run in this order; each sets observation.<name>
 #: (the TLS stage also sets tls_versions). A new stage is one more line here.
@@ -390,4 +397,5 @@ STAGES: tuple[tuple[str, Stage, bool], ...] = (
     ("mcs", mcs_stage, True),
     ("session", session_stage, True),
     ("udp", udp_stage, False),
+    ("auth", _auth_stage, True),
 )

@@ -60,28 +60,9 @@ def _check_nonce(nonce: bytes | None) -> None:
 
 
 def subject_public_key(certificate_der: bytes) -> bytes:
-    """SubjectPublicKey (BIT STRING contents without the unused-bits octet) of an X.509
-    certificate (RFC 5280 4.1), read with rdprobe's own DER walker so any key type works."""
-    try:
-        cert, _ = der.expect(certificate_der, der.TAG_SEQUENCE)
-        parts = der.children(cert)
-        if not parts or parts[0][0] != der.TAG_SEQUENCE:
-            raise ProtocolError("certificate without tbsCertificate")
-        fields = der.children(parts[0][1])
-    except NeedMoreData:
-        raise ProtocolError("truncated certificate") from None
-    if fields and fields[0][0] == der.context(0):
-        fields = fields[1:]  # explicit version [0]
-    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
-    if len(fields) < 6 or fields[5][0] != der.TAG_SEQUENCE:
-        raise ProtocolError("certificate without subjectPublicKeyInfo")
-    spki = der.children(fields[5][1])
-    if len(spki) < 2 or spki[1][0] != der.TAG_BIT_STRING or not spki[1][1]:
-        raise ProtocolError("subjectPublicKeyInfo without a BIT STRING key")
-    bits = spki[1][1]
-    if bits[0] != 0:
-        raise ProtocolError("public key BIT STRING with unused bits")
-    return bits[1:]
+    """The key MS-CSSP 3.1.5 binds: SubjectPublicKey of the server certificate, without the
+    BIT STRING's unused-bits octet (der.subject_public_key_info, any key type)."""
+    return der.subject_public_key_info(certificate_der)[1]
 
 
 @dataclass(frozen=True)
