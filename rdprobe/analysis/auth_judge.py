@@ -41,6 +41,14 @@ ERRINFO_FINDINGS = {
     "ERRINFO_SERVER_DENIED_CONNECTION": "auth.connection_limit",
 }
 
+#: Save Session Info logon errors (MS-RDPBCGR 2.2.10.1.1.4.1.1): errorNotificationData first,
+#: then errorNotificationType
+LOGON_ERROR_FINDINGS = {
+    "LOGON_MSG_NO_PERMISSION": "auth.not_authorized",
+    "LOGON_FAILED_BAD_PASSWORD": "auth.logon_failure",
+    "LOGON_FAILED_UPDATE_PASSWORD": "auth.password_expired",
+}
+
 
 def judge_auth(
     obs: TargetObservation, now: datetime, roots: TrustRoots | None = None
@@ -94,6 +102,14 @@ def _after_logon(after: Mapping[str, Any], where: dict[str, Any]) -> list[Findin
     license_error = after.get("license_error")
     if license_error:
         return [finding("auth.license", reason=str(license_error), **where)]
+    logon_error = after.get("logon_error")
+    if logon_error:
+        data = after.get("logon_error_data")
+        spec = LOGON_ERROR_FINDINGS.get(str(data), LOGON_ERROR_FINDINGS.get(str(logon_error)))
+        reason = f"{logon_error} ({data})"
+        return [finding(spec or "auth.session_error", reason=reason, status=reason, **where)]
+    if after.get("logged_on"):
+        return [finding("auth.logged_on", reached=after.get("reached"), **where)]
     if after.get("error"):
         return [finding("auth.session_error", reason=after["error"], **where)]
     reached = after.get("reached") or "the logon"

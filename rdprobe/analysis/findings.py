@@ -808,6 +808,28 @@ _SPECS = [
         "(see `qwinsta`), or set 'End a disconnected session' in the session time limits.",
     ),
     FindingSpec(
+        "auth.logged_on",
+        INFO,
+        "{user} is logged on: the server sent its logon notification",
+        "The server finished the logon and said so (Save Session Info), so the account may "
+        "use Remote Desktop here. rdprobe then disconnected the way a client does; Windows "
+        "keeps the new session as a disconnected session (with the user's programs) until the "
+        "session time limits end it.",
+        "Nothing to fix. To end the session rdprobe left, run `qwinsta` on the server and "
+        "`logoff <ID>`, or set 'Set time limit for disconnected sessions' in Group Policy.",
+    ),
+    FindingSpec(
+        "auth.no_verdict",
+        WARN,
+        "{user}'s logon went to the server, which gave no verdict: {reached}",
+        "The server took the credentials of the Client Info PDU and finished the connection "
+        "sequence, but sent neither a logon notification nor an error. Some servers check the "
+        "password only afterwards and show the result on the screen (xrdp hands it to its "
+        "session manager, xrdp-sesman); rdprobe does not read the screen.",
+        "Look at the server's own log for the logon (xrdp: xrdp.log and xrdp-sesman.log; "
+        "check that xrdp-sesman runs and listens on its port).",
+    ),
+    FindingSpec(
         "auth.logon_failure",
         ERR,
         "Logon refused for {user}: wrong user name or password ({status})",
