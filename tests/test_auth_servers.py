@@ -130,7 +130,10 @@ def test_right_password_reaches_the_session_stage(shadow, tmp_path):
     assert after["reached"] == "the MCS Connect Response"
     assert after["ended_with"] == "MCS Disconnect Provider Ultimatum"
     assert {"auth.accepted", "auth.session_reached"} <= finding_ids(row)
-    assert "password accepted" in text and rc == 0
+    assert "password accepted" in text
+    # rc is 1 here only because the rig's 30-day certificate is "expiring soon"
+    assert all(f["severity"] == "info" for f in row["findings"] if f["id"].startswith("auth."))
+    assert rc == (0 if all(f["severity"] == "info" for f in row["findings"]) else 1)
 
 
 @pytest.mark.parametrize(
