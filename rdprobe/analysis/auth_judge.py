@@ -105,9 +105,9 @@ def _after_logon(after: Mapping[str, Any], where: dict[str, Any]) -> list[Findin
     logon_error = after.get("logon_error")
     if logon_error:
         data = after.get("logon_error_data")
-        spec = LOGON_ERROR_FINDINGS.get(str(data), LOGON_ERROR_FINDINGS.get(str(logon_error)))
+        which = LOGON_ERROR_FINDINGS.get(str(data)) or LOGON_ERROR_FINDINGS.get(str(logon_error))
         reason = f"{logon_error} ({data})"
-        return [finding(spec or "auth.session_error", reason=reason, status=reason, **where)]
+        return [finding(which or "auth.session_error", reason=reason, status=reason, **where)]
     if after.get("logged_on"):
         return [finding("auth.logged_on", reached=after.get("reached"), **where)]
     if after.get("error"):

@@ -54,7 +54,7 @@ async def _nla(ctx: StageContext, request: Any) -> AuthFacts:
     creds = ctx.options.credentials
     assert creds is not None
     reader, writer, selected, tls = await _open_tls(ctx, request)
-    base = {"selected": protocol_name(selected), "tls_version": tls.version}
+    base: dict[str, Any] = {"selected": protocol_name(selected), "tls_version": tls.version}
     try:
         if tls.error or not tls.chain_der:
             error = f"TLS before CredSSP failed: {tls.error or 'no certificate'}"

@@ -49,7 +49,7 @@ class Credentials:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:  # never pickled into a worker process or a file
+    def __reduce__(self) -> tuple[object, ...]:  # never pickled into a worker process or a file
         raise TypeError("Credentials cannot be pickled")
 
 
