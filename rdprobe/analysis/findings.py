@@ -1232,6 +1232,19 @@ _LICENSING = (
 _TERMDD = (
     "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'TermDD|TermServ'"
 )
+_AUTH_EVENTS = (
+    "Get-WinEvent -LogName Security -FilterXPath '*[System[EventID=4625 or EventID=4624]]' "
+    "-MaxEvents 10 | Format-List TimeCreated,Message (Status and Sub Status name the reason)"
+)
+_ACCOUNT = (
+    "Get-ADUser <name> -Properties Enabled,LockedOut,AccountExpirationDate,PasswordExpired,"
+    "PasswordLastSet,LogonHours,LogonWorkstations (a local account: net user <name>)"
+)
+_RIGHTS = (
+    r"secedit /export /cfg $env:TEMP\rights.inf; Select-String "
+    "'SeNetworkLogonRight|SeDenyNetworkLogonRight|SeRemoteInteractiveLogonRight|"
+    r"SeDenyRemoteInteractiveLogonRight' $env:TEMP\rights.inf"
+)
 CONFIRM: dict[str, str] = {
     "session.logon_screen": "qwinsta; " + _EVENTS,
     "session.logon_slow": "Get-Counter '\\Processor(_Total)\\% Processor Time','\\Memory\\Available "
@@ -1331,6 +1344,38 @@ CONFIRM: dict[str, str] = {
     "rdpsec.mcs_failed": _EVENTS,
     "udp.enabled": _UDP,
     "udp.amplification": _UDP,
+    "auth.accepted": _AUTH_EVENTS,
+    "auth.session_reached": "qwinsta (a session rdprobe may have left shows as Disc)",
+    "auth.logged_on": "qwinsta (the session rdprobe left shows as Disc); logoff <ID>",
+    "auth.logon_failure": _AUTH_EVENTS,
+    "auth.rejected_no_reason": _AUTH_EVENTS,
+    "auth.error_code": _AUTH_EVENTS,
+    "auth.account_locked_out": "Search-ADAccount -LockedOut; " + _ACCOUNT,
+    "auth.account_disabled": _ACCOUNT,
+    "auth.account_expired": _ACCOUNT,
+    "auth.password_expired": _ACCOUNT,
+    "auth.account_restriction": _ACCOUNT + "; Get-ADGroupMember 'Protected Users'",
+    "auth.logon_hours": _ACCOUNT,
+    "auth.workstation": _ACCOUNT,
+    "auth.logon_type_not_granted": _RIGHTS,
+    "auth.not_authorized": _RIGHTS + "; Get-LocalGroupMember 'Remote Desktop Users'",
+    "auth.pubkey_mismatch": _CERTS,
+    "auth.license": (
+        "Get-CimInstance -Namespace root/cimv2/TerminalServices Win32_TerminalServiceSetting | "
+        "Select LicensingType,LicensingName; lsdiag.msc (RD Licensing Diagnoser)"
+    ),
+    "auth.connection_limit": (
+        r"Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations"
+        r"\RDP-Tcp' -Name MaxInstanceCount; qwinsta"
+    ),
+    "auth.session_error": _EVENTS,
+    "auth.not_attempted": _PS_RDP_TCP + " (UserAuthentication 0: NLA not required)",
+    "auth.logon_exposed": _PS_RDP_TCP + " (UserAuthentication 0: NLA not required)",
+    "auth.ntlm_only": (
+        r"Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Control\Lsa\MSV1_0' | Select "
+        "RestrictReceivingNTLMTraffic; Get-ADGroupMember 'Protected Users'"
+    ),
+    "auth.failed": _AUTH_EVENTS,
 }
 #: For ids given no command above (new entries): where any listener problem shows first.
 CONFIRM_DEFAULT = _LISTENING + "; " + _EVENTS
