@@ -41,7 +41,7 @@ async def auth_stage(ctx: StageContext) -> None:
             "--timeout",
         )  # fmt: skip
         return
-    request = _request_selecting(ctx, NLA_PROTOCOLS, NLA_ORDER)
+    request = await _request_selecting(ctx, NLA_PROTOCOLS, NLA_ORDER)
     if request is None:
         ctx.observation.auth = _without_nla(ctx)
         return
