@@ -21,13 +21,18 @@ _, USER, PASSWORD = EMULATOR_ACCOUNTS[0]
 
 #: profile -> (auth outcome, status name or None, finding that must be present)
 EXPECTED = {
-    "win-nla-logon": ("accepted", None, "auth.session_reached"),
-    "win-nla-logon-v5": ("accepted", None, "auth.session_reached"),
-    "win-nla-logon-v4": ("accepted", None, "auth.session_reached"),
-    "win-nla-logon-v3": ("accepted", None, "auth.session_reached"),
-    "win-nla-logon-v2": ("accepted", None, "auth.session_reached"),
-    "win-nla-wrong-password": ("accepted", None, "auth.session_reached"),  # right password here
-    "win-nla-close-on-failure": ("accepted", None, "auth.session_reached"),
+    "win-nla-logon": ("accepted", None, "auth.logged_on"),
+    "win-nla-logon-v5": ("accepted", None, "auth.logged_on"),
+    "win-nla-logon-v4": ("accepted", None, "auth.logged_on"),
+    "win-nla-logon-v3": ("accepted", None, "auth.logged_on"),
+    "win-nla-logon-v2": ("accepted", None, "auth.logged_on"),
+    "win-nla-wrong-password": ("accepted", None, "auth.logged_on"),  # the right password here
+    "win-nla-close-on-failure": ("accepted", None, "auth.logged_on"),
+    "win-nla-insufficient-privileges": ("accepted", None, "auth.not_authorized"),
+    "win-nla-denied-connection": ("accepted", None, "auth.connection_limit"),
+    "win-nla-no-license-server": ("accepted", None, "auth.license"),
+    "win-nla-no-permission": ("accepted", None, "auth.not_authorized"),
+    "win-nla-no-notification": ("accepted", None, "auth.session_reached"),
     "win-nla-mitm": ("pubkey_mismatch", None, "auth.pubkey_mismatch"),
     "win-nla-not-authorized": ("accepted", None, "auth.not_authorized"),
     "win-nla-locked-out": ("rejected", "STATUS_ACCOUNT_LOCKED_OUT", "auth.account_locked_out"),
@@ -75,8 +80,17 @@ async def test_logon_profile_verdict(name):
     assert auth["status"] == status
     assert present in ids, ids
     assert "nla.identity" in ids  # the anonymous probe met the same acceptor's CHALLENGE
-    if outcome == "accepted" and present == "auth.session_reached":
-        assert auth["after_logon"]["server_version"] == "RDP 5.0-8.1 (0x00080004)"
+    after = auth.get("after_logon") or {}
+    if present == "auth.logged_on":
+        assert after["session"]["reached_logon"] is True and after["logon"]["finalized"]
+        note = after["logon"]["logon_notification"]
+        assert note == {"info_type": "INFOTYPE_LOGON_LONG", "session_id": 2,
+                        "logon_error": None, "logon_error_data": None}  # fmt: skip
+    if present in ("auth.not_authorized", "auth.connection_limit", "auth.license"):
+        assert "auth.logged_on" not in ids and "auth.session_reached" not in ids
+    if name == "win-nla-insufficient-privileges":
+        assert after["set_error_info"] == "ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES"
+        assert after["session"]["ultimatum"] == "RN_PROVIDER_INITIATED"
     if name.startswith("win-nla-logon-v"):
         assert auth["tsrequest_version"] == int(name[-1])
     if outcome != "accepted":

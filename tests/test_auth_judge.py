@@ -62,14 +62,31 @@ def test_other_outcomes():
 @pytest.mark.parametrize(
     ("after", "expected"),
     [
-        ({"reached": "the MCS Connect Response"}, "auth.session_reached"),
+        ({"reached": "the Demand Active"}, "auth.session_reached"),
+        ({"logged_on": True, "reached": "the logon notification"}, "auth.logged_on"),
+        (
+            {"logon_error": "LOGON_FAILED_OTHER", "logon_error_data": "LOGON_MSG_NO_PERMISSION"},
+            "auth.not_authorized",
+        ),
+        (
+            {"logon_error": "LOGON_FAILED_BAD_PASSWORD", "logon_error_data": "session 0"},
+            "auth.logon_failure",
+        ),
+        (
+            {"logon_error": "LOGON_FAILED_UPDATE_PASSWORD", "logon_error_data": "session 0"},
+            "auth.password_expired",
+        ),
+        (
+            {"logon_error": "LOGON_WARNING", "logon_error_data": "LOGON_MSG_BUMP_OPTIONS"},
+            "auth.session_error",
+        ),
         ({"early_authorization": "AUTHZ_ACCESS_DENIED"}, "auth.not_authorized"),
         ({"set_error_info": "ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES"}, "auth.not_authorized"),
         ({"set_error_info": "ERRINFO_SERVER_DENIED_CONNECTION"}, "auth.connection_limit"),
         ({"set_error_info": "ERRINFO_LICENSE_NO_LICENSE_SERVER"}, "auth.license"),
         ({"set_error_info": "ERRINFO_LOGOFF_BY_USER"}, "auth.session_error"),
         ({"license_error": "ERR_NO_LICENSE_SERVER"}, "auth.license"),
-        ({"error": "MCS: timeout: no MCS reply"}, "auth.session_error"),
+        ({"error": "stopped at attach user confirm: timeout"}, "auth.session_error"),
     ],
 )
 def test_after_logon(after, expected):
@@ -81,7 +98,13 @@ def test_domain_account_over_ntlm_and_logon_without_nla():
     notes = ["CORP is not the server's own name: a domain account was tried over NTLM (...)"]
     ids = judge({"outcome": "rejected_no_reason", "user": "CORP\\a", "notes": notes})
     assert ids == ["auth.ntlm_only", "auth.rejected_no_reason"]
-    ids = judge({"outcome": "accepted", "method": "client_info", "after_logon": {}})
-    assert ids == ["auth.logon_exposed", "auth.session_reached"]
+    ids = judge({"outcome": "accepted", "method": "client_info", "user": "a",
+                 "after_logon": {"logged_on": True}})  # fmt: skip
+    assert ids == ["auth.logon_exposed", "auth.logged_on"]
+    ids = judge({"outcome": "no_verdict", "method": "client_info", "user": "a", "error": "x"})
+    assert ids == ["auth.logon_exposed", "auth.no_verdict"]
+    ids = judge({"outcome": "no_verdict", "method": "client_info", "error": "x",
+                 "after_logon": {"set_error_info": "ERRINFO_SERVER_DENIED_CONNECTION"}})  # fmt: skip
+    assert ids == ["auth.logon_exposed", "auth.connection_limit"]
     ids = judge({"outcome": "not_attempted", "method": "client_info", "error": "no NLA"})
     assert ids == ["auth.not_attempted"]  # nothing was sent: nothing exposed

@@ -126,10 +126,22 @@ def test_right_password_reaches_the_session_stage(shadow, tmp_path):
     assert auth["tsrequest_version"] == 6 and auth["channel_bindings"] == "tls-server-end-point"
     assert auth["server_computer"] == shadow.hostname.upper()[:15]
     after = auth["after_logon"]
-    assert after["server_version"] == "RDP 5.0-8.1 (0x00080004)"
-    assert after["reached"] == "the MCS Connect Response"
+    session = after["session"]
+    assert session["reached_logon"] is True and session["path"] == "tls"
+    assert session["licensing"]["error_name"] == "STATUS_VALID_CLIENT"
+    assert session["demand_active"]["desktop"] == [800, 600, 24]  # the rig's Xvfb screen
+    # the shadow server finished the connection sequence and sent its screen: a session, but
+    # FreeRDP sends no logon notification (measured), so none is claimed
+    logon = after["logon"]
+    assert logon["finalized"] is True and logon["logon_notification"] is None
+    assert logon["pdus_after_finalization"][:4] == [
+        "PDUTYPE2_SYNCHRONIZE", "PDUTYPE2_CONTROL", "PDUTYPE2_CONTROL", "PDUTYPE2_FONTMAP",
+    ]  # fmt: skip
+    assert "fast-path updates" in logon["pdus_after_finalization"] and logon["screen_updates"]
+    assert after["reached"].startswith("the end of the connection sequence")
     assert after["ended_with"] == "MCS Disconnect Provider Ultimatum"
     assert {"auth.accepted", "auth.session_reached"} <= finding_ids(row)
+    assert "auth.logged_on" not in finding_ids(row)
     assert "password accepted" in text
     # rc is 1 here only because the rig's 30-day certificate is "expiring soon"
     assert all(f["severity"] == "info" for f in row["findings"] if f["id"].startswith("auth."))
@@ -197,3 +209,30 @@ def test_xrdp_without_nla_is_not_logged_on_without_the_flag(xrdp, tmp_path):
     assert auth["outcome"] == "not_attempted" and auth["method"] == "client_info"
     assert "--logon-without-nla" in auth["error"]
     assert "auth.not_attempted" in finding_ids(row)
+
+
+def test_xrdp_logon_without_nla_over_tls(xrdp, tmp_path):
+    """With the flag the Client Info carries the credentials, inside TLS only; xrdp takes them
+    and hands them to its session manager, which the rig does not run: no verdict on the wire."""
+    pcap = tmp_path / "xrdp-logon.pcap"
+    with capture(xrdp.host, pcap):
+        res = run_cli(
+            [xrdp.host, "--user", USER, "--logon-without-nla", "--json", "--timeout", "3"],
+            PASSWORD,
+        )
+    raw = pcap.read_bytes()
+    assert b"Cookie: mstshash=rdprobe" in raw and len(raw) > 5000
+    log = b"".join(p.read_bytes() for p in Path(xrdp.workdir).rglob("*.log"))
+    assert_no_secret(PASSWORD, raw, res.stdout, res.stderr, log)
+    (row,) = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    auth = row["stages"]["auth"]
+    assert auth["method"] == "client_info" and auth["selected"] == "SSL"
+    assert auth["outcome"] == "no_verdict"
+    after = auth["after_logon"]
+    assert after["logon"]["finalized"] is True and after["logon"]["logon_notification"] is None
+    assert after["session"]["licensing"]["error_name"] == "STATUS_VALID_CLIENT"
+    # xrdp's own log shows what it did with the Client Info credentials
+    assert f"Client supplied username: {USER}".encode() in log
+    assert b"connecting to sesman" in log
+    assert {"auth.logon_exposed", "auth.no_verdict"} <= finding_ids(row)
+    assert res.returncode == 1

@@ -71,6 +71,9 @@ def judge_auth(
     if outcome == af.REJECTED_NO_REASON:
         return [*out, finding("auth.rejected_no_reason", stage=facts.stage, **where)]
     if outcome == af.NO_VERDICT:
+        after = facts.after_logon or {}
+        if any(after.get(k) for k in ("set_error_info", "license_error", "error")):
+            return [*out, *_after_logon(after, where)]  # the session was refused: say why
         return [*out, finding("auth.no_verdict", reached=facts.error, **where)]
     if outcome == af.REJECTED and facts.error_code is not None:
         status = facts.status or f"0x{facts.error_code:08x}"

@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from rdprobe.emulate import vectors
-from rdprobe.emulate.credssp_server import CredSspPolicy, CredSspSession
+from rdprobe.emulate.credssp_server import CredSspSession
 from rdprobe.protocol import x224
 from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.x224 import FailureCode, NegotiationFailure, NegotiationResponse
@@ -165,18 +165,6 @@ class Negotiator(Behaviour):
     src_ref: int = x224.WINDOWS_SRC_REF
     #: xrdp: requestedProtocols above 0xB get an MCS Disconnect Provider Ultimatum
     ultimatum_above: int | None = None
-    #: serve CredSSP logons (MS-CSSP) after TLS when HYBRID(_EX) was selected
-    credssp: CredSspPolicy | None = None
-
-    def credssp_session(
-        self, req: x224.ConnectionRequest | None, certificate_der: bytes
-    ) -> CredSspSession | None:
-        if self.credssp is None or req is None or req.negotiation is None:
-            return None
-        neg = self.policy.decide(req.negotiation.requested)
-        if not isinstance(neg, NegotiationResponse) or not neg.selected & (P.HYBRID | P.HYBRID_EX):
-            return None
-        return CredSspSession(self.credssp, certificate_der, bool(neg.selected & P.HYBRID_EX))
 
     def request(self, req: x224.ConnectionRequest) -> Reply:
         requested = req.negotiation.requested if req.negotiation else None

@@ -263,18 +263,52 @@ _AUTH = (
 
 
 def _auth_profiles() -> list[Profile]:
-    """NLA listeners that run a real NTLM acceptor for a CredSSP logon (spec-built, MS-CSSP
-    3.1.5; account rdprobe / Emulator-Pass-1), then serve a recorded Windows MCS Connect
-    Response inside TLS."""
-    mcs_cr = _v(W2012_TLS, "mcs_cr")
+    """NLA listeners for `check --user` (spec-built, MS-CSSP 3.1.5, MS-RDPBCGR 1.3.1.1): a real
+    NTLM acceptor for the CredSSP logon (account rdprobe / Emulator-Pass-1), then the session
+    host inside TLS: STATUS_VALID_CLIENT, a Demand Active, and after the client's finalization
+    a logon notification, or the Set Error Info / logon error a profile names."""
+    from rdprobe.emulate import logon_host as lh
+    from rdprobe.emulate import session_host as sh
+    from rdprobe.protocol.errinfo import ErrorInfo
+    from rdprobe.protocol.finalize import InfoType, LogonErrorData, LogonErrorType
+    from rdprobe.protocol.finalize import LogonNotification as Note
+
+    logged_on = (lh.save_session_info(Note(InfoType.INFOTYPE_LOGON_LONG, 2)),)
+    ready = (sh.valid_client(), sh.demand_active())
+    after: list[tuple[str, str, CredSspPolicy, bool, tuple[bytes, ...], tuple[bytes, ...]]] = [
+        (name, what, policy, hybrid_ex, ready, logged_on) for name, what, policy, hybrid_ex in _AUTH
+    ]
+    refusals = (
+        ("win-nla-insufficient-privileges", "accepts the password; after the logon Set Error"
+         " Info ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES and an ultimatum", ready,
+         (sh.set_error_info(ErrorInfo.ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES), sh.ultimatum())),
+        ("win-nla-denied-connection", "accepts the password; after the logon Set Error Info"
+         " ERRINFO_SERVER_DENIED_CONNECTION and an ultimatum", ready,
+         (sh.set_error_info(ErrorInfo.ERRINFO_SERVER_DENIED_CONNECTION), sh.ultimatum())),
+        ("win-nla-no-license-server", "accepts the password; Set Error Info"
+         " ERRINFO_LICENSE_NO_LICENSE_SERVER after the Client Info, then an ultimatum",
+         (sh.set_error_info(ErrorInfo.ERRINFO_LICENSE_NO_LICENSE_SERVER), sh.ultimatum()), ()),
+        ("win-nla-no-permission", "accepts the password; the logon notification carries the"
+         " logon error LOGON_FAILED_OTHER / LOGON_MSG_NO_PERMISSION", ready,
+         (lh.save_session_info(Note(InfoType.INFOTYPE_LOGON_EXTENDED_INFO, None,
+                                    LogonErrorType.LOGON_FAILED_OTHER,
+                                    LogonErrorData.LOGON_MSG_NO_PERMISSION)),)),
+        ("win-nla-no-notification", "accepts the password and finishes the connection sequence"
+         " but sends no logon notification (as FreeRDP's shadow server)", ready, ()),
+    )  # fmt: skip
+    after += [(n, w, CredSspPolicy(), False, info, logon) for n, w, info, logon in refusals]
     out = []
-    for name, what, policy, hybrid_ex in _AUTH:
+    for name, what, policy, hybrid_ex, info, logon in after:
         external = P.SSL | P.HYBRID | (P.HYBRID_EX if hybrid_ex else 0)
         neg = NegotiationPolicy(external, False, True, flags=0x1F if hybrid_ex else 0x0F)
-        text = (f"Windows with NLA, spec-built CredSSP: {what}; then the MCS Connect Response"
-                f" of [{W2012_TLS}] inside TLS")  # fmt: skip
-        behaviour = Negotiator(neg, tls_mcs_cr=mcs_cr, tls=True, credssp=policy)
-        out.append(Profile(name, text, behaviour, (W2012_TLS,)))
+        text = f"Windows with NLA, spec-built CredSSP and session host: {what}"
+        ends = sh.ultimatum()
+        then = Then.CLOSE if logon and logon[-1] == ends else Then.HOLD
+        behaviour = lh.NlaLogonHost(
+            after_info=info, then=Then.CLOSE if info[-1] == ends else Then.READ,
+            policy=neg, credssp=policy, after_logon=logon, then_after=then,
+        )  # fmt: skip
+        out.append(Profile(name, text, behaviour))
     return out
 
 
