@@ -1229,9 +1229,7 @@ _LICENSING = (
     "Get-CimInstance -Namespace root/cimv2/TerminalServices -ClassName Win32_TerminalServiceSetting"
     " | Select LicensingType,LicensingName; then RD Licensing Diagnoser (lsdiag.msc)"
 )
-_TERMDD = (
-    "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'TermDD|TermServ'"
-)
+_TERMDD = "Get-WinEvent -LogName System -MaxEvents 50 | Where ProviderName -match 'TermDD|TermServ'"
 _AUTH_EVENTS = (
     "Get-WinEvent -LogName Security -FilterXPath '*[System[EventID=4625 or EventID=4624]]' "
     "-MaxEvents 10 | Format-List TimeCreated,Message (Status and Sub Status name the reason)"

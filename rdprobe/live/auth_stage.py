@@ -59,7 +59,7 @@ async def _nla(ctx: StageContext, request: Any) -> AuthFacts:
     creds = ctx.options.credentials
     assert creds is not None
     started = time.monotonic()
-    reader, writer, selected, tls = await _open_tls(ctx, request)
+    reader, writer, selected, tls = await _open_tls(ctx, request, "auth: TLS handshake")
     base: dict[str, Any] = {"selected": protocol_name(selected), "tls_version": tls.version}
     try:
         if tls.error or not tls.chain_der:
@@ -96,7 +96,7 @@ async def _without_nla(ctx: StageContext) -> AuthFacts:
             "Info PDU; rdprobe does that only with --logon-without-nla"
         )
         return AuthFacts("client_info", creds.display, af.NOT_ATTEMPTED, error=error)
-    request = _request_selecting(ctx, Protocol.SSL, ("SSL",))
+    request = await _request_selecting(ctx, Protocol.SSL, ("SSL",))
     if request is None:
         error = (
             "the server offers neither NLA nor TLS: over Standard RDP Security the password is "
@@ -105,7 +105,7 @@ async def _without_nla(ctx: StageContext) -> AuthFacts:
         )
         return AuthFacts("client_info", creds.display, af.NOT_ATTEMPTED, error=error)
     started = time.monotonic()
-    reader, writer, selected, tls = await _open_tls(ctx, request)
+    reader, writer, selected, tls = await _open_tls(ctx, request, "auth: TLS handshake")
     base: dict[str, Any] = {"selected": protocol_name(selected), "tls_version": tls.version}
     if tls.error:
         await close_writer(writer)
