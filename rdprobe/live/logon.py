@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from rdprobe.analysis.session_facts import ErrorInfoFact, StopKind
 from rdprobe.live.session import Continuation
-from rdprobe.live.session_io import Stop, Walk, unwrap
+from rdprobe.live.session_io import Stop, Walk, read_failures, unwrap
 from rdprobe.live.timing import Deadline
 from rdprobe.protocol import finalize, mcs, mcs_domain, share, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError
@@ -120,7 +120,7 @@ async def _read(walk: Walk) -> bytes | None:
     skipped (after the finalization a server may send its screen that way; over TLS nothing
     in it is encrypted by RDP, so skipping it loses no key stream)."""
     limit = walk.deadline.limit(walk.step_timeout)
-    try:
+    with read_failures(limit, "an RDP PDU"):
         async with asyncio.timeout(limit):
             first = await walk.reader.readexactly(1)
             if first[0] == tpkt.VERSION:
@@ -138,12 +138,3 @@ async def _read(walk: Walk) -> bytes | None:
                 raise ProtocolError(f"fast-path length {size}")
             await walk.reader.readexactly(size - used)
             return None
-    except TimeoutError:
-        raise Stop(StopKind.TIMEOUT, f"no whole PDU within {limit:.1f} s") from None
-    except asyncio.IncompleteReadError as exc:
-        got = f" after {len(exc.partial)} bytes of a PDU" if exc.partial else ""
-        raise Stop(StopKind.CLOSED, f"the server closed the connection{got}") from None
-    except ConnectionError as exc:
-        raise Stop(StopKind.CLOSED, f"connection reset ({exc})") from None
-    except ProtocolError as exc:
-        raise Stop(StopKind.GARBAGE, f"not an RDP PDU: {exc.reason}") from None

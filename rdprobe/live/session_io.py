@@ -8,7 +8,9 @@ MS-RDPBCGR 2.2.8.1.1.2 (security headers on every PDU once Standard RDP Security
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from rdprobe.analysis.session_facts import ErrorInfoFact, SessionFacts, Step, StepTime, StopKind
@@ -24,6 +26,23 @@ class Stop(Exception):
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+
+
+@contextlib.contextmanager
+def read_failures(limit: float, what: str) -> Iterator[None]:
+    """One home for how a failed read of a server PDU is named: a timeout, a close (with how
+    far the PDU had come), a reset, or bytes that are not ``what``."""
+    try:
+        yield
+    except TimeoutError:
+        raise Stop(StopKind.TIMEOUT, f"no whole PDU within {limit:.1f} s") from None
+    except asyncio.IncompleteReadError as exc:
+        got = f" after {len(exc.partial)} bytes of a PDU" if exc.partial else ""
+        raise Stop(StopKind.CLOSED, f"the server closed the connection{got}") from None
+    except ConnectionError as exc:
+        raise Stop(StopKind.CLOSED, f"connection reset ({exc})") from None
+    except ProtocolError as exc:
+        raise Stop(StopKind.GARBAGE, f"not {what}: {exc}") from None
 
 
 @dataclass
@@ -60,17 +79,8 @@ class Walk:
     async def read(self) -> bytes:
         """One X.224 Data payload, under the deadline."""
         limit = self.deadline.limit(self.step_timeout)
-        try:
+        with read_failures(limit, "a TPKT PDU"):
             pdu = await read_frame(self.reader, tpkt.frame_length, limit)
-        except TimeoutError:
-            raise Stop(StopKind.TIMEOUT, f"no whole PDU within {limit:.1f} s") from None
-        except asyncio.IncompleteReadError as exc:
-            got = f" after {len(exc.partial)} bytes of a PDU" if exc.partial else ""
-            raise Stop(StopKind.CLOSED, f"the server closed the connection{got}") from None
-        except ConnectionError as exc:
-            raise Stop(StopKind.CLOSED, f"connection reset ({exc})") from None
-        except ProtocolError as exc:
-            raise Stop(StopKind.GARBAGE, f"not a TPKT PDU: {exc}") from None
         try:
             return x224.parse_data(pdu)
         except ProtocolError as exc:
