@@ -39,6 +39,7 @@ Use::
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from rdprobe.capture.linklayer import UDP, Packet, Skip, decode
 from rdprobe.capture.reassembly import Reassembler, StreamData, StreamEvent
@@ -147,7 +148,7 @@ class FlowTable:
                 if type(pkt) is Packet:
                     feed_packet(ts, pkt)
                 else:
-                    counts[_SKIP_KEYS[pkt]] += 1
+                    counts[_SKIP_KEYS[cast(Skip, pkt)]] += 1  # not a Packet: a Skip
         finally:
             self.records = n
         self.finish()
@@ -159,7 +160,7 @@ class FlowTable:
         if type(pkt) is Packet:
             self.feed_packet(ts, pkt)
         else:
-            self._counts[_SKIP_KEYS[pkt]] += 1
+            self._counts[_SKIP_KEYS[cast(Skip, pkt)]] += 1  # not a Packet: a Skip
 
     def feed_packet(self, ts: float, pkt: Packet) -> None:
         """One decoded TCP or UDP packet."""

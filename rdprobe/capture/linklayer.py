@@ -144,7 +144,7 @@ def decode(linktype: int, data: bytes) -> Packet | Skip:
         p = off + ihl
     elif etype == ETH_IPV6:
         ip6 = _ipv6_header(data, off)
-        if type(ip6) is not tuple:
+        if isinstance(ip6, Skip):
             return ip6
         p, end, proto, src, dst = ip6
     else:

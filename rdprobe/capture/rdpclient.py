@@ -70,7 +70,7 @@ def not_mcs(data: bytes) -> bool:
 def read_socks(st: State, direction: int) -> bool:
     """Take the SOCKS5 bytes off the start of one direction; True once they are all read."""
     conn, buf = st.conn, st.buf[direction]
-    found = (socks5_request if direction == CLIENT else socks5_reply)(bytes(buf))
+    found = socks5_request(bytes(buf)) if direction == CLIENT else socks5_reply(bytes(buf))
     if found is None:
         return False
     if found is False:
@@ -80,9 +80,9 @@ def read_socks(st: State, direction: int) -> bool:
     used = found[0]
     del buf[:used]
     tunnel = conn.tunnel = conn.tunnel or {"protocol": "SOCKS5"}
-    if direction == CLIENT:
+    if len(found) == 3:  # the client's CONNECT: (used, host, port)
         tunnel["target_host"], tunnel["target_port"] = found[1], found[2]
-    else:
+    else:  # the server's reply: (used, REP)
         tunnel["reply"] = found[1]
         if found[1] != 0:
             conn.notes.append(f"the SOCKS5 proxy refused the CONNECT (REP {found[1]})")

@@ -21,6 +21,7 @@ length, corrupt gzip stream) stops the iteration and appends a one-line message 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import zlib
@@ -363,6 +364,10 @@ class _Prefixed:
             out, self._prefix = self._prefix[:size], self._prefix[size:]
             return out
         return self._f.read(size)
+
+    def seek(self, offset: int, /) -> int:
+        """Not seekable: ``gzip`` only seeks to rewind, which a pcap reader never asks for."""
+        raise io.UnsupportedOperation("seek")
 
 
 def _read_at_least(f: BinaryIO, size: int) -> bytes:

@@ -13,6 +13,7 @@ Every function is total on any bytes: a verdict, or None for "show me more".
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
 from rdprobe.protocol.endpoint import RDP_PORT
 
@@ -67,7 +68,7 @@ def iso_payload_name(user_data: bytes) -> str:
     return "an ISO-TSAP application"
 
 
-def _address(data: bytes, pos: int) -> tuple[str, int] | bool | None:
+def _address(data: bytes, pos: int) -> tuple[str, int] | Literal[False] | None:
     """(host, end offset) of a SOCKS5 ATYP + address + port at ``pos``; None short, False bad."""
     if len(data) <= pos:
         return None
@@ -90,7 +91,7 @@ def _address(data: bytes, pos: int) -> tuple[str, int] | bool | None:
     return host, end
 
 
-def socks5_request(data: bytes) -> tuple[int, str, int] | bool | None:
+def socks5_request(data: bytes) -> tuple[int, str, int] | Literal[False] | None:
     """Client side of a SOCKS5 tunnel: (bytes used, target host, target port), None or False.
 
     Greeting (VER 5, NMETHODS, METHODS), optionally the RFC 1929 user/password step (its bytes
@@ -125,7 +126,7 @@ def socks5_request(data: bytes) -> tuple[int, str, int] | bool | None:
     return end + 2, host, (data[end] << 8) | data[end + 1]
 
 
-def socks5_reply(data: bytes) -> tuple[int, int] | bool | None:
+def socks5_reply(data: bytes) -> tuple[int, int] | Literal[False] | None:
     """Server side: (bytes used, REP code) after method selection [+ auth status] + CONNECT reply."""
     if len(data) < 2:
         return None

@@ -60,15 +60,24 @@ def certificate_facts(sec: gcc_server.ServerSecurity | None) -> dict[str, Any]:
     if cert is None:
         return {"cert_type": None, "cert_count": 0, "cert_permanent": None, "cert_verified": None,
                 "cert_key_type": None, "cert_key_bits": None, "cert_public_exponent": None}  # fmt: skip
-    chain = isinstance(cert, rdpsec.X509Chain)
+    if isinstance(cert, rdpsec.X509Chain):
+        return {
+            "cert_type": cert.cert_type,
+            "cert_count": len(cert.certs),
+            "cert_permanent": cert.permanent,
+            "cert_verified": None,
+            "cert_key_type": "RSA",
+            "cert_key_bits": None,
+            "cert_public_exponent": None,
+        }
     return {
         "cert_type": cert.cert_type,
-        "cert_count": len(cert.certs) if chain else 1,
+        "cert_count": 1,
         "cert_permanent": cert.permanent,
-        "cert_verified": None if chain else cert.verified,
+        "cert_verified": cert.verified,
         "cert_key_type": "RSA",
-        "cert_key_bits": None if chain else cert.modulus.bit_length(),
-        "cert_public_exponent": None if chain else cert.public_exponent,
+        "cert_key_bits": cert.modulus.bit_length(),
+        "cert_public_exponent": cert.public_exponent,
     }
 
 

@@ -103,19 +103,20 @@ def merge_files(
                 index[target] = winner
     chosen = sorted(index.values(), key=lambda e: (e.file, e.offset))
     del index
-    current, fh = -1, None
+    current = -1
+    src: IO[bytes] | None = None
     try:
         for entry in chosen:
-            if entry.file != current:
-                if fh is not None:
-                    fh.close()
-                fh, current = open(paths[entry.file], "rb"), entry.file
-            fh.seek(entry.offset)
-            line = fh.readline().decode("utf-8").rstrip("\r\n")
-            out.write(line + "\n")
+            if src is None or entry.file != current:
+                if src is not None:
+                    src.close()
+                src, current = open(paths[entry.file], "rb"), entry.file
+            src.seek(entry.offset)
+            row = src.readline().decode("utf-8").rstrip("\r\n")
+            out.write(row + "\n")
             result.rows_out += 1
     finally:
-        if fh is not None:
-            fh.close()
+        if src is not None:
+            src.close()
     out.flush()
     return result
