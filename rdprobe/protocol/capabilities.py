@@ -220,7 +220,7 @@ def parse_sets(data: bytes, number: int) -> tuple[CapabilitySet, ...]:
         if length < 4 or pos + length > len(data):
             raise ProtocolError(f"capability set {cap_type} length {length}", pos + 2)
         body = bytes(data[pos + 4 : pos + length])
-        decoder = _DECODERS.get(cap_type)  # type: ignore[call-overload]
+        decoder = _DECODERS.get(cap_type)
         try:
             fields = decoder(body) if decoder else ()
         except ProtocolError as exc:

@@ -164,7 +164,7 @@ def parse_info_packet(data: bytes) -> InfoPacket:
     head = dict(flags=flags, code_page=code_page, domain=domain, user_name=user,
                 password=password, alternate_shell=shell, working_dir=directory)  # fmt: skip
     if pos == len(data):
-        return InfoPacket(**head, client_address=None)  # type: ignore[arg-type]
+        return InfoPacket(**head, client_address=None)
     if pos + 4 > len(data):
         raise ProtocolError("truncated TS_EXTENDED_INFO_PACKET", pos)
     _family, cb_address = struct.unpack_from("<HH", data, pos)
@@ -178,6 +178,6 @@ def parse_info_packet(data: bytes) -> InfoPacket:
     zone = bytes(data[pos : pos + TIME_ZONE_LEN])
     session_id, perf = struct.unpack_from("<II", data, pos + TIME_ZONE_LEN)
     return InfoPacket(
-        **head, client_address=address, client_dir=client_dir,  # type: ignore[arg-type]
+        **head, client_address=address, client_dir=client_dir,
         time_zone=zone, session_id=session_id, performance_flags=perf,
     )  # fmt: skip

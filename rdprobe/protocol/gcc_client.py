@@ -104,30 +104,26 @@ def build_client_core(core: ClientCore) -> bytes:
 def parse_client_core(body: bytes) -> ClientCore:
     if len(body) < 128:
         raise ProtocolError(f"CS_CORE of {len(body)} bytes, at least 128 expected", 0)
-    fixed = struct.unpack_from("<IHHHHII32sIII", body, 0)
-    opt: dict[str, object] = {}
-    layout = [  # (offset, size, field)
-        (128, 2, "post_beta2_color_depth"),
-        (130, 2, "client_product_id"),
-        (136, 2, "high_color_depth"),
-        (138, 2, "supported_color_depths"),
-        (140, 2, "early_capability_flags"),
-        (142, 64, "client_dig_product_id"),
-        (206, 1, "connection_type"),
-        (208, 4, "server_selected_protocol"),
-    ]
-    for offset, size, name in layout:
+    (version, width, height, depth, sas, layout, build, name, kb_type, kb_sub, kb_fn) = (
+        struct.unpack_from("<IHHHHII32sIII", body, 0)
+    )
+
+    def opt_int(offset: int, size: int) -> int | None:
+        """An optional trailing field: None when the client's block ends before it."""
         if len(body) < offset + size:
-            opt[name] = None
-        elif size == 64:
-            opt[name] = _utf16z(body[offset : offset + size])
-        else:
-            opt[name] = int.from_bytes(body[offset : offset + size], "little")
+            return None
+        return int.from_bytes(body[offset : offset + size], "little")
+
     return ClientCore(
-        *fixed[:7],
-        _utf16z(fixed[7]),
-        *fixed[8:11],
-        **opt,  # type: ignore[arg-type]
+        version, width, height, depth, sas, layout, build, _utf16z(name), kb_type, kb_sub, kb_fn,
+        post_beta2_color_depth=opt_int(128, 2),
+        client_product_id=opt_int(130, 2),
+        high_color_depth=opt_int(136, 2),
+        supported_color_depths=opt_int(138, 2),
+        early_capability_flags=opt_int(140, 2),
+        client_dig_product_id=None if len(body) < 142 + 64 else _utf16z(body[142 : 142 + 64]),
+        connection_type=opt_int(206, 1),
+        server_selected_protocol=opt_int(208, 4),
     )
 
 

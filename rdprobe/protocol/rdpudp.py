@@ -150,16 +150,38 @@ def build_syn(
     return out
 
 
-def build_syn_ack(syn: RdpUdpSyn, **kwargs: object) -> bytes:
-    """The server's answer to ``syn`` (3.1.5.1.2): ack = client ISN, version = min of both."""
-    version = kwargs.pop("version", None)
+def build_syn_ack(
+    syn: RdpUdpSyn,
+    *,
+    isn: int | None = None,
+    window: int = 64,
+    up_mtu: int = MAX_MTU,
+    down_mtu: int = MAX_MTU,
+    version: int | None = None,
+    correlation_id: bytes | None = None,
+    cookie_hash: bytes | None = None,
+    lossy: bool = False,
+    pad: bool = True,
+) -> bytes:
+    """The server's answer to ``syn`` (3.1.5.1.2): ack = client ISN, version = min of both.
+
+    The keywords are :func:`build_syn`'s, except ``version``: None takes the lower of the
+    client's and ours (a SYN without a version field gets none back).
+    """
     if version is None and syn.version is not None:
         version = min(syn.version, Version.RDPUDP_PROTOCOL_VERSION_2)
     return build_syn(
+        isn=isn,
+        window=window,
+        up_mtu=up_mtu,
+        down_mtu=down_mtu,
+        version=version,
+        correlation_id=correlation_id,
+        cookie_hash=cookie_hash,
+        lossy=lossy,
         ack=syn.isn,
         extra_flags=Flag.RDPUDP_FLAG_ACK,
-        version=version,
-        **kwargs,  # type: ignore[arg-type]
+        pad=pad,
     )
 
 
