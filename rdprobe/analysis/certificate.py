@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import warnings
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -28,6 +29,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from rdprobe.analysis.facts import Certificate, CertificateFacts, CertificateUnreadable
 from rdprobe.protocol import der
 from rdprobe.protocol.errors import ProtocolError
+
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
 
 OID_REMOTE_DESKTOP_AUTH = "1.3.6.1.4.1.311.54.1.2"
 EKU_NAMES = {
@@ -210,7 +213,7 @@ def _common_name(cert: x509.Certificate) -> str | None:
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
-def _extension(extensions: x509.Extensions, kind: type) -> object | None:
+def _extension(extensions: x509.Extensions, kind: type[_Ext]) -> _Ext | None:
     try:
         return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:

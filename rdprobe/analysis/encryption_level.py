@@ -77,8 +77,9 @@ def infer_encryption_level(
     if level is None:
         levels = {o.encryption_level for o in matrix.values() if o.answered}
         named = {v: k for k, v in gcc.SHORT_LEVEL.items()}
-        if len(levels) == 1 and next(iter(levels)) in named:
-            level = named[next(iter(levels))]
+        only = next(iter(levels)) if len(levels) == 1 else None
+        if only is not None and only in named:
+            level = named[only]
     weak = {"40BIT", "56BIT"} & set(accepted)
     if level is None:
         if not accepted:

@@ -404,11 +404,16 @@ class NlaFacts:
                 NegotiateFlags(int(ch.get("flags") or "0", 16)),
                 bytes.fromhex(ch.get("server_challenge") or ""),
                 version,
-                *(ch.get(k) for k in ("nb_computer", "nb_domain", "dns_computer", "dns_domain",
-                                      "dns_tree")),
-                datetime.fromisoformat(ch["timestamp"]) if ch.get("timestamp") else None,
-                tuple((p["id"], bytes.fromhex(p["value"])) for p in ch.get("other_av_pairs") or ()),
-            )  # fmt: skip
+                nb_computer=ch.get("nb_computer"),
+                nb_domain=ch.get("nb_domain"),
+                dns_computer=ch.get("dns_computer"),
+                dns_domain=ch.get("dns_domain"),
+                dns_tree=ch.get("dns_tree"),
+                timestamp=datetime.fromisoformat(ch["timestamp"]) if ch.get("timestamp") else None,
+                other_av_pairs=tuple(
+                    (p["id"], bytes.fromhex(p["value"])) for p in ch.get("other_av_pairs") or ()
+                ),
+            )
         code = d.get("error_code")
         seen = d.get("observed_at")
         return cls(
