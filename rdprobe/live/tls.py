@@ -7,6 +7,7 @@ in contexts that must reach TLS 1.0/1.1 (legacy=True).
 
 from __future__ import annotations
 
+import _ssl  # ENCODING_DER, for 3.13+ ssl.Certificate (the same module as ssl._ssl)
 import asyncio
 import functools
 import re
@@ -176,7 +177,7 @@ def peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
         try:
             chain = getter() or []
             out = [
-                c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain
+                c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in chain
             ]
             if out:
                 return tuple(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from rdprobe.analysis.facts import UdpFacts
 from rdprobe.protocol import rdpudp
@@ -92,7 +93,7 @@ async def udp_probe(
                 continue
     finally:
         transport.close()
-    base = {"bytes_sent": sent, "probe_size": len(syn), "attempts": attempts}
+    silent = UdpFacts("silent", bytes_sent=sent, probe_size=len(syn), attempts=attempts)
     received = sum(len(d) for _, d in proto.replies)
     if proto.replies:
         at, first = proto.replies[0]
@@ -103,20 +104,19 @@ async def udp_probe(
         except ProtocolError as exc:
             error = str(exc)
         if answer is not None and answer.is_syn_ack:
-            return UdpFacts(
-                "synack", answer, bytes_received=received, rtt_ms=rtt,
-                amplification=round(len(first) / len(syn), 3),
-                ack_matches=answer.ack == isn, **base,
+            return replace(
+                silent, outcome="synack", syn_ack=answer, bytes_received=received, rtt_ms=rtt,
+                amplification=round(len(first) / len(syn), 3), ack_matches=answer.ack == isn,
             )  # fmt: skip
         if answer is not None:
             error = f"SYN without ACK (flags 0x{answer.flags:04x})"
-        return UdpFacts("other", bytes_received=received, rtt_ms=rtt, error=error,
-                         amplification=round(len(first) / len(syn), 3),
-                         reply_hex=first[:64].hex(), **base)  # fmt: skip
+        return replace(silent, outcome="other", bytes_received=received, rtt_ms=rtt, error=error,
+                       amplification=round(len(first) / len(syn), 3),
+                       reply_hex=first[:64].hex())  # fmt: skip
     if proto.error is not None:
         err = proto.error
         if port_unreachable(err):
             rtt = round((proto.error_at - sent_at) * 1000, 2)
-            return UdpFacts("closed", rtt_ms=rtt, error="ICMP port unreachable", **base)
-        return UdpFacts("error", error=f"{type(err).__name__}: {err}", **base)
-    return UdpFacts("silent", **base)
+            return replace(silent, outcome="closed", rtt_ms=rtt, error="ICMP port unreachable")
+        return replace(silent, outcome="error", error=f"{type(err).__name__}: {err}")
+    return silent

@@ -185,8 +185,12 @@ class ServerFlight:
         return None if sh is None else cipher_name(sh.cipher_suite)
 
 
-def parse_record(data: bytes, offset: int = 0) -> tuple[TlsRecord, int]:
-    """One TLSPlaintext record at *offset*; NeedMoreData when incomplete."""
+def parse_record(data: bytes | bytearray, offset: int = 0) -> tuple[TlsRecord, int]:
+    """One TLSPlaintext record at *offset*; NeedMoreData when incomplete.
+
+    ``data`` may be the live reader's growing bytearray (no copy of it per record); the
+    fragment is always bytes.
+    """
     if len(data) - offset < RECORD_HEADER:
         raise NeedMoreData(RECORD_HEADER - (len(data) - offset), len(data))
     content_type, version, length = struct.unpack_from("!BHH", data, offset)
@@ -199,7 +203,7 @@ def parse_record(data: bytes, offset: int = 0) -> tuple[TlsRecord, int]:
     end = offset + RECORD_HEADER + length
     if end > len(data):
         raise NeedMoreData(end - len(data), len(data))
-    return TlsRecord(content_type, version, data[offset + RECORD_HEADER : end]), end
+    return TlsRecord(content_type, version, bytes(data[offset + RECORD_HEADER : end])), end
 
 
 def parse_records(data: bytes) -> tuple[list[TlsRecord], int]:
