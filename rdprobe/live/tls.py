@@ -7,7 +7,6 @@ in contexts that must reach TLS 1.0/1.1 (legacy=True).
 
 from __future__ import annotations
 
-import _ssl  # ENCODING_DER, for 3.13+ ssl.Certificate (the same module as ssl._ssl)
 import asyncio
 import functools
 import re
@@ -176,8 +175,11 @@ def peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
     if getter is not None:
         try:
             chain = getter() or []
+            # before 3.13 the private getter yields _ssl.Certificate objects: their PEM
+            # (public_bytes' default) back to the DER that was sent, by the public ssl helper
             out = [
-                c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in chain
+                c if isinstance(c, bytes) else ssl.PEM_cert_to_DER_cert(c.public_bytes())
+                for c in chain
             ]
             if out:
                 return tuple(out)
