@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 
 from rdprobe.protocol.errors import ProtocolError
+from rdprobe.protocol.names import enum_name
 
 MAX_SETS = 64
 
@@ -94,11 +95,9 @@ class InputFlag(enum.IntFlag):
     TS_INPUT_FLAG_QOE_TIMESTAMPS = 0x0200
 
 
-def _name(enum_type: type[enum.IntEnum], value: int) -> str:
-    try:
-        return enum_type(value).name
-    except ValueError:
-        return f"UNKNOWN_{value}"
+
+def _name(table: type[enum.IntEnum], value: int) -> str:
+    return enum_name(table, value)
 
 
 def flag_names(flag_type: type[enum.IntFlag], value: int) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from rdprobe.protocol import capabilities
 from rdprobe.protocol.capabilities import CapsType
 from rdprobe.protocol.errors import ProtocolError
+from rdprobe.protocol.names import enum_name
 from rdprobe.protocol.share import PduType, PduType2, build_control_header, build_data_pdu
 
 #: General capability extraFlags: FASTPATH_OUTPUT_SUPPORTED, LONG_CREDENTIALS, AUTORECONNECT,
@@ -62,8 +63,9 @@ LOGON_EX_AUTORECONNECTCOOKIE = 0x00000001
 LOGON_EX_LOGONERRORS = 0x00000002
 
 
+
 def _name(table: type[enum.IntEnum], value: int) -> str:
-    return table(value).name if value in table._value2member_map_ else f"0x{value:08x}"
+    return enum_name(table, value, unknown="0x{value:08x}")
 
 
 def client_capability_sets() -> tuple[bytes, int]:

@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from rdprobe.protocol.errors import ProtocolError
+from rdprobe.protocol.names import enum_name
 
 PREAMBLE_VERSION_3_0 = 0x03
 PREAMBLE_VERSION_2_0 = 0x02
@@ -66,11 +67,9 @@ class BlobType(enum.IntEnum):
     BB_CLIENT_MACHINE_NAME_BLOB = 0x0010
 
 
-def _name(enum_type: type[enum.IntEnum], value: int) -> str:
-    try:
-        return enum_type(value).name
-    except ValueError:
-        return f"UNKNOWN_0x{value:x}"
+
+def _name(table: type[enum.IntEnum], value: int) -> str:
+    return enum_name(table, value, unknown="UNKNOWN_0x{value:x}")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from rdprobe.protocol import capabilities
 from rdprobe.protocol.errinfo import error_info_name
 from rdprobe.protocol.errors import ProtocolError
+from rdprobe.protocol.names import enum_name
 
 TS_PROTOCOL_VERSION = 0x10
 FLOW_MARKER = 0x8000  # totalLength of a flow PDU (2.2.8.1.1.1.1)
@@ -55,11 +56,9 @@ class PduType2(enum.IntEnum):
     PDUTYPE2_MONITOR_LAYOUT_PDU = 55
 
 
-def _name(enum_type: type[enum.IntEnum], value: int) -> str:
-    try:
-        return enum_type(value).name
-    except ValueError:
-        return f"UNKNOWN_{value}"
+
+def _name(table: type[enum.IntEnum], value: int) -> str:
+    return enum_name(table, value)
 
 
 @dataclass(frozen=True)
