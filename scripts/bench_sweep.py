@@ -3,15 +3,22 @@
 
 Target set: 127.1.0.0/16 port 3389. A fixed few hundred addresses are served by emulator
 listeners bound to those addresses, one by a real xrdp when it starts (skipped with a note
-otherwise), the rest refused. Measured in one run, each tool in its own child process while this
-process serves the listeners:
+otherwise), the rest refused. The emulator profile (win2012-tls-nla by default) answers every
+stage a real Windows listener answers: TLS (1.0-1.2), the NTLM challenge of NLA, Standard RDP
+Security's MCS answers; the depth-full rows are checked for a TLS version, an NTLM challenge and
+no tls.handshake_failed. The listeners are served by this process, or by --emulator-procs N
+processes of their own; the CPU they used during each measurement is printed (loopback: they
+share the cores with the tool measured). Measured in one run, each tool in its own child process:
 
 - rdprobe sweep --depth x224 over the /16: targets/s and the child's peak RSS (VmHWM);
 - nmap -sT -Pn -n -p3389 --script rdp-enum-encryption over a fixed sample of 200 addresses;
 - a bare asyncio loop that connects, sends the X.224 request and reads the reply (the floor).
 
 Prints the ratios rdprobe/nmap and rdprobe/floor and checks that rdprobe found exactly the
-listeners. Linux only (wait4, loopback /8). Usage: python3 scripts/bench_sweep.py [--listeners N]
+listeners. A sweep's exit status 1 (a finding at error level: refused ports are) is its
+documented result, not a failure. The sweep child runs without RDPROBE_CHECK_CONSISTENCY and with
+RDPROBE_NAME_LOOKUP=local (a certificate name is not sent to a DNS server off this machine).
+Linux only (wait4, /proc, loopback /8). Usage: python3 scripts/bench_sweep.py [--listeners N]
 """
 
 from __future__ import annotations
@@ -96,12 +103,29 @@ def raise_fd_limit() -> int:
     return target
 
 
-async def run_child(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, int]:
-    """(seconds, exit status, peak RSS in KiB) of one child, timed from spawn to exit."""
+#: Exit statuses of `rdprobe sweep` that are results (README "Exit codes"): 0 nothing wrong,
+#: 1 a row has a finding at error level (a refused port is one).
+SWEEP_RESULTS = {0: "no problem found", 1: "exit 1: a finding at error level (documented)"}
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the tools measured: no consistency self-check (the test suite's
+    RDPROBE_CHECK_CONSISTENCY), names resolved locally only (rdprobe.live.names)."""
+    env = {k: v for k, v in os.environ.items() if k != "RDPROBE_CHECK_CONSISTENCY"}
+    env["RDPROBE_NAME_LOOKUP"] = "local"
+    return env
+
+
+async def run_child(
+    argv: list[str], stdout=subprocess.DEVNULL, results: dict[int, str] | None = None
+) -> tuple[float, int, int, float]:
+    """(seconds, exit status, peak RSS in KiB, CPU seconds) of one child, timed from spawn to
+    exit; an exit status outside ``results`` (default: only 0) is printed as a failure."""
     start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=child_env())
 
     peak = [0]
+    cpu = [0.0]
 
     def wait() -> int:
         # the whole tree's RSS, polled (wait4's ru_maxrss would count this process's memory
@@ -109,8 +133,9 @@ async def run_child(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, 
         deadline = time.monotonic() + CHILD_LIMIT_S
         while time.monotonic() < deadline:
             peak[0] = max(peak[0], tree_rss_kib(proc.pid))
-            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
+                cpu[0] = usage.ru_utime + usage.ru_stime  # with its reaped workers
                 return status
             time.sleep(0.02)
         proc.kill()
@@ -119,9 +144,92 @@ async def run_child(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, 
     status = await asyncio.to_thread(wait)
     elapsed = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0 and proc.stderr is not None:
-        print(f"  child failed ({proc.returncode}): {proc.stderr.read()[-800:]!r}")
-    return elapsed, proc.returncode, peak[0]
+    known = results if results is not None else {0: "ok"}
+    err = proc.stderr.read() if proc.stderr is not None else b""
+    if proc.returncode not in known:
+        print(f"  child failed ({proc.returncode}): {err[-800:]!r}")
+    elif proc.returncode != 0:
+        print(f"  {known[proc.returncode]}")
+    return elapsed, proc.returncode, peak[0], cpu[0]
+
+
+EMULATOR = """
+import asyncio, sys
+from rdprobe.emulate.server import serve
+async def main():
+    servers = [await serve(sys.argv[1], h, int(sys.argv[2])) for h in sys.argv[3:]]
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for s in servers:
+        await s.close()
+asyncio.run(main())
+"""
+
+
+class Listeners:
+    """The emulator listeners: in this process (procs 0) or split over processes of their own.
+    ``cpu()`` is the CPU seconds they have used so far."""
+
+    def __init__(self, profile: str, hosts: list[str], procs: int) -> None:
+        self.profile, self.hosts, self.nprocs = profile, hosts, procs
+        self.servers: list = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(self) -> None:
+        if not self.nprocs:
+            self.servers = [await serve(self.profile, h, PORT) for h in self.hosts]
+            return
+        for i in range(self.nprocs):
+            share = self.hosts[i :: self.nprocs]
+            argv = [sys.executable, "-c", EMULATOR, self.profile, str(PORT), *share]
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=child_env()
+            )
+            self.procs.append(proc)
+        for proc in self.procs:
+            line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
+            if line.strip() != b"ready":
+                raise RuntimeError("an emulator process did not start")
+
+    def cpu(self) -> float:
+        if not self.procs:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return total
+
+    def where(self) -> str:
+        return f"{self.nprocs} emulator processes" if self.procs else "this process"
+
+    async def close(self) -> None:
+        for s in self.servers:
+            await s.close()
+        for proc in self.procs:
+            proc.stdin.close()  # type: ignore[union-attr]
+        for proc in self.procs:
+            try:
+                await asyncio.to_thread(proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+async def measured(listeners: Listeners, child) -> tuple[tuple[float, int, int, float], float]:
+    """A child's run and the emulator CPU seconds spent while it ran."""
+    before = listeners.cpu()
+    result = await child
+    return result, listeners.cpu() - before
+
+
+def cpu_line(what: str, elapsed: float, cpu: float, emulator_cpu: float) -> str:
+    return (
+        f"  CPU: {what} {cpu:.2f} s, emulator {emulator_cpu:.2f} s "
+        f"({emulator_cpu / elapsed * 100:.0f}% of one core over the {elapsed:.2f} s)"
+    )
 
 
 def start_xrdp(address: str, work: Path) -> subprocess.Popen[bytes] | None:
@@ -157,26 +265,56 @@ def start_xrdp(address: str, work: Path) -> subprocess.Popen[bytes] | None:
     return None
 
 
+def full_row_problems(row: dict) -> list[str]:
+    """Why a depth-full row of a TLS-serving listener is not what a real one gives: no
+    TLS version, a failed handshake, no NTLM challenge from NLA."""
+    stages = row.get("stages") or {}
+    tls = stages.get("tls") or {}
+    ids = {f.get("id") for f in row.get("findings") or ()}
+    problems = []
+    if row.get("outcome") != "rdp":
+        problems.append(f"outcome {row.get('outcome')}")
+    if not tls.get("version"):
+        problems.append("no TLS version")
+    if "tls.handshake_failed" in ids:
+        problems.append("tls.handshake_failed")
+    if "HYBRID" in str((stages.get("nla") or {}).get("selected")) and not (
+        stages.get("nla") or {}
+    ).get("challenge"):
+        problems.append("NLA without an NTLM challenge")
+    return problems
+
+
 async def bench_full(
-    work: Path, listeners: list[str], emulated: list[str], rng: random.Random, args
-) -> tuple[float, int, int, float | None, bool]:
+    work: Path, listeners: list[str], emulated: list[str], rng: random.Random, args, em: Listeners
+) -> dict:
     """Depth full on the RDP listeners only: rdprobe sweep over all of them against nmap
     rdp-enum-encryption on a sample of them (nmap's rate per host does not depend on how many
-    it is given). (rdprobe targets/s, rows, peak RSS KiB, nmap targets/s, all judged rdp)."""
+    it is given)."""
     listing = work / "listeners.txt"
     listing.write_text("\n".join(listeners) + "\n")
     out = work / "full.jsonl"
     print(f"rdprobe sweep -iL <{len(listeners)} listeners> --depth full ...")
     argv = [sys.executable, "-c", CLI, "sweep", "-iL", str(listing), "--depth", "full"]
     argv += ["--concurrency", str(args.concurrency), "--timeout", "3", "-o", str(out)]
-    t_rd, _rc, rss_kib = await run_child(argv)
+    argv += ["--workers", str(args.full_workers)] if args.full_workers is not None else []
+    (t_rd, _rc, rss_kib, cpu), em_cpu = await measured(em, run_child(argv, results=SWEEP_RESULTS))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    ok = len(rows) == len(listeners) and all(r["outcome"] == "rdp" for r in rows)
+    bad = {r["host"]: full_row_problems(r) for r in rows}
+    bad = {h: p for h, p in bad.items() if p}
+    ok = len(rows) == len(listeners) and not bad
     rate = len(rows) / t_rd
     print(
         f"  {len(rows)} rows in {t_rd:.2f} s: {rate:,.1f} targets/s, peak RSS {rss_kib / 1024:.1f} MB"
     )
-    nmap_rate = None
+    print(cpu_line("rdprobe", t_rd, cpu, em_cpu))
+    with_tls = sum(1 for r in rows if ((r.get("stages") or {}).get("tls") or {}).get("version"))
+    with_ntlm = sum(1 for r in rows if ((r.get("stages") or {}).get("nla") or {}).get("challenge"))
+    print(
+        f"  {with_tls} rows with a TLS version, {with_ntlm} with an NTLM challenge; "
+        + (f"NOT real-like: {dict(list(bad.items())[:3])}" if bad else "every row real-like")
+    )
+    result = {"rate": rate, "rows": len(rows), "rss": rss_kib, "ok": ok, "nmap": None}
     if shutil.which("nmap"):
         sample = sorted(rng.sample(emulated, min(args.full_sample, len(emulated))))
         (work / "full-sample.txt").write_text("\n".join(sample) + "\n")
@@ -185,16 +323,35 @@ async def bench_full(
         )
         nmap = ["nmap", "-sT", "-Pn", "-n", f"-p{PORT}", "--script", "rdp-enum-encryption"]
         nmap += ["-iL", str(work / "full-sample.txt"), "-oN", str(work / "nmap-full.txt")]
-        t_nmap, _rc, _ = await run_child(nmap)
-        nmap_rate = len(sample) / t_nmap
-        print(f"  {len(sample)} in {t_nmap:.2f} s: {nmap_rate:,.1f} targets/s")
-    return rate, len(rows), rss_kib, nmap_rate, ok
+        (t_nmap, _rc, _, n_cpu), n_em_cpu = await measured(em, run_child(nmap))
+        result["nmap"] = len(sample) / t_nmap
+        print(f"  {len(sample)} in {t_nmap:.2f} s: {result['nmap']:,.1f} targets/s")
+        print(cpu_line("nmap", t_nmap, n_cpu, n_em_cpu))
+    return result
+
+
+def print_full(full: dict) -> None:
+    print(
+        f"  rdprobe sweep full : {full['rate']:10,.1f} targets/s   peak RSS {full['rss'] / 1024:.1f} MB"
+        f"   ({full['rows']} listeners, {'every one' if full['ok'] else 'NOT every one'} judged"
+        " rdp with TLS and NLA answered)"
+    )
+    if full["nmap"]:
+        print(
+            f"  nmap (same hosts)  : {full['nmap']:10,.1f} targets/s   rdprobe full/nmap = "
+            f"{full['rate'] / full['nmap']:,.1f}x"
+        )
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--listeners", type=int, default=300)
+    parser.add_argument("--profile", default="win2012-tls-nla", help="emulator profile")
+    parser.add_argument(
+        "--emulator-procs", type=int, default=0, help="processes serving the listeners (0: this)"
+    )
     parser.add_argument("--concurrency", type=int, default=512)
+    parser.add_argument("--full-workers", type=int, default=None, help="sweep --workers at full")
     parser.add_argument("--sample", type=int, default=200)
     parser.add_argument("--full-sample", type=int, default=40, help="nmap hosts at depth full")
     parser.add_argument("--skip-full", action="store_true", help="no depth-full measurement")
@@ -205,29 +362,29 @@ async def main() -> int:
     offsets = sorted(rng.sample(range(1, NET.num_addresses - 1), args.listeners + 1))
     xrdp_addr = str(NET[offsets.pop(len(offsets) // 2)])
     emulated = [str(NET[o]) for o in offsets]
-    print(f"fd limit {fd_limit}; {len(emulated)} emulator listeners in {NET} port {PORT}")
+    print(
+        f"fd limit {fd_limit}; {len(emulated)} emulator listeners ({args.profile}) in {NET} "
+        f"port {PORT}"
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    servers = [await serve("win2012-negotiate", h, PORT) for h in emulated]
+    em = Listeners(args.profile, emulated, args.emulator_procs)
+    await em.start()
+    print(f"  served by {em.where()}")
     xrdp = await asyncio.to_thread(start_xrdp, xrdp_addr, work)
     listeners = set(emulated) | ({xrdp_addr} if xrdp else set())
     try:
         if args.only_full:
-            full = await bench_full(work, sorted(listeners), emulated, rng, args)
-            print(
-                f"\nresults\n  rdprobe sweep full : {full[0]:10,.1f} targets/s   peak RSS "
-                f"{full[2] / 1024:.1f} MB  all rdp: {full[4]}"
-            )
-            if full[3]:
-                print(
-                    f"  nmap (same hosts)  : {full[3]:10,.1f} targets/s   rdprobe full/nmap = "
-                    f"{full[0] / full[3]:,.1f}x"
-                )
-            return 0 if full[4] else 1
+            full = await bench_full(work, sorted(listeners), emulated, rng, args, em)
+            print("\nresults")
+            print_full(full)
+            return 0 if full["ok"] else 1
         out = work / "sweep.jsonl"
         print(f"rdprobe sweep {NET} --depth x224 --concurrency {args.concurrency} ...")
         argv = [sys.executable, "-c", CLI, "sweep", str(NET), "--depth", "x224"]
         argv += ["--concurrency", str(args.concurrency), "--timeout", "3", "-o", str(out)]
-        t_rd, _rc, rss_kib = await run_child(argv)
+        (t_rd, _rc, rss_kib, rd_cpu), rd_em = await measured(
+            em, run_child(argv, results=SWEEP_RESULTS)
+        )
         found = set()
         rows = 0
         with out.open() as fh:
@@ -240,6 +397,7 @@ async def main() -> int:
         print(
             f"  {rows} rows in {t_rd:.2f} s: {rd_rate:,.0f} targets/s, peak RSS {rss_kib / 1024:.1f} MB"
         )
+        print(cpu_line("rdprobe", t_rd, rd_cpu, rd_em))
 
         print("floor: bare asyncio connect + X.224 request + read ...")
         from rdprobe.protocol import x224
@@ -247,24 +405,15 @@ async def main() -> int:
         cr = x224.build_request(cookie="rdprobe", requested=11).hex()
         floor_out = work / "floor.txt"
         with floor_out.open("w") as fh:
-            t_floor, _, _ = await run_child(
-                [
-                    sys.executable,
-                    "-c",
-                    FLOOR,
-                    cr,
-                    str(int(NET[0])),
-                    str(NET.num_addresses),
-                    str(args.concurrency),
-                    str(PORT),
-                ],
-                stdout=fh,
-            )
+            floor_argv = [sys.executable, "-c", FLOOR, cr, str(int(NET[0]))]
+            floor_argv += [str(NET.num_addresses), str(args.concurrency), str(PORT)]
+            (t_floor, _, _, fl_cpu), fl_em = await measured(em, run_child(floor_argv, stdout=fh))
         floor_rate = NET.num_addresses / t_floor
         print(
             f"  {NET.num_addresses} in {t_floor:.2f} s: {floor_rate:,.0f} targets/s "
             f"(answered: {floor_out.read_text().strip()})"
         )
+        print(cpu_line("floor", t_floor, fl_cpu, fl_em))
 
         nmap_rate = None
         if shutil.which("nmap"):
@@ -277,31 +426,18 @@ async def main() -> int:
             print(
                 f"nmap -sT -Pn -n -p{PORT} --script rdp-enum-encryption on {len(sample)} addresses ..."
             )
-            t_nmap, _rc, _ = await run_child(
-                [
-                    "nmap",
-                    "-sT",
-                    "-Pn",
-                    "-n",
-                    f"-p{PORT}",
-                    "--script",
-                    "rdp-enum-encryption",
-                    "-iL",
-                    str(listing),
-                    "-oN",
-                    str(work / "nmap.txt"),
-                ]
-            )
+            nmap = ["nmap", "-sT", "-Pn", "-n", f"-p{PORT}", "--script", "rdp-enum-encryption"]
+            nmap += ["-iL", str(listing), "-oN", str(work / "nmap.txt")]
+            t_nmap, _rc, _, _ = await run_child(nmap)
             nmap_rate = len(sample) / t_nmap
             print(f"  {len(sample)} in {t_nmap:.2f} s: {nmap_rate:,.1f} targets/s")
         else:
             print("  note: nmap not installed: no nmap comparison")
         full = None
         if not args.skip_full:
-            full = await bench_full(work, sorted(listeners), emulated, rng, args)
+            full = await bench_full(work, sorted(listeners), emulated, rng, args, em)
     finally:
-        for s in servers:
-            await s.close()
+        await em.close()
         if xrdp is not None:
             xrdp.terminate()
             xrdp.wait(5)
@@ -317,16 +453,7 @@ async def main() -> int:
             f"  nmap rdp-enum-enc. : {nmap_rate:10,.1f} targets/s   rdprobe/nmap = {rd_rate / nmap_rate:,.0f}x"
         )
     if full is not None:
-        f_rate, f_rows, f_rss, f_nmap, f_ok = full
-        print(
-            f"  rdprobe sweep full : {f_rate:10,.1f} targets/s   peak RSS {f_rss / 1024:.1f} MB"
-            f"   ({f_rows} listeners, {'every one' if f_ok else 'NOT every one'} judged rdp)"
-        )
-        if f_nmap:
-            print(
-                f"  nmap (same hosts)  : {f_nmap:10,.1f} targets/s   rdprobe full/nmap = "
-                f"{f_rate / f_nmap:,.1f}x"
-            )
+        print_full(full)
     exact = found == listeners
     print(
         f"  listeners {len(listeners)} (xrdp {'yes' if xrdp else 'no'}), rdprobe found {len(found)}: "
@@ -337,7 +464,8 @@ async def main() -> int:
         )
     )
     shutil.rmtree(work, ignore_errors=True)
-    return 0 if exact and rows == NET.num_addresses else 1
+    ok = exact and rows == NET.num_addresses and (full is None or full["ok"])
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

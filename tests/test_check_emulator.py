@@ -40,6 +40,7 @@ EXPECTED = {
     "corrupt-certificate": ("rdp", {"rdpsec.corrupt_certificate"}, set()),
     "ssl-cert-missing": ("rdp", {"neg.ssl_cert_not_on_server"}, set()),
     "win-tls-selfsigned": ("rdp", {"neg.nla_not_required"}, set()),
+    "win2012-tls-nla": ("rdp", {"neg.nla_not_required"}, {"neg.tls_required"}),
     "xrdp-rdsaad": ("rdp", {"neg.nla_not_required"}, set()),
     "accept-reset": ("reset", {"tcp.reset_before_reply"}, {"rdp.answered"}),
     "accept-close": ("closed", {"tcp.closed_before_reply"}, {"rdp.answered"}),

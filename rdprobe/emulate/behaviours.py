@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from rdprobe.emulate import vectors
-from rdprobe.emulate.credssp_server import CredSspSession
+from rdprobe.emulate.credssp_server import CredSspAcceptor, RecordedChallenge
 from rdprobe.protocol import x224
 from rdprobe.protocol.errors import ProtocolError
 from rdprobe.protocol.x224 import FailureCode, NegotiationFailure, NegotiationResponse
@@ -147,7 +147,7 @@ class Behaviour:
 
     def credssp_session(
         self, req: x224.ConnectionRequest | None, certificate_der: bytes
-    ) -> CredSspSession | None:
+    ) -> CredSspAcceptor | None:
         """A CredSSP acceptor for a connection that selected HYBRID(_EX), when emulated."""
         return None
 
@@ -165,6 +165,12 @@ class Negotiator(Behaviour):
     src_ref: int = x224.WINDOWS_SRC_REF
     #: xrdp: requestedProtocols above 0xB get an MCS Disconnect Provider Ultimatum
     ultimatum_above: int | None = None
+    #: the TLS versions served, lowest and highest ("TLSv1" .. "TLSv1.3"); None: the server's
+    #: default context (TLS 1.2 and 1.3)
+    tls_versions: tuple[str, str] | None = None
+    #: the server's recorded TSRequest carrying its NTLM CHALLENGE: the answer, inside TLS, to
+    #: the client's first TSRequest on a connection that selected HYBRID(_EX); None: no CredSSP
+    nla_challenge: bytes | None = None
 
     def request(self, req: x224.ConnectionRequest) -> Reply:
         requested = req.negotiation.requested if req.negotiation else None
@@ -188,6 +194,16 @@ class Negotiator(Behaviour):
             return Reply(self.tls_mcs_cr, Then.HOLD)
         return CLOSE
 
+    def credssp_session(
+        self, req: x224.ConnectionRequest | None, certificate_der: bytes
+    ) -> CredSspAcceptor | None:
+        if self.nla_challenge is None or req is None or req.negotiation is None:
+            return None
+        neg = self.policy.decide(req.negotiation.requested)
+        if not isinstance(neg, NegotiationResponse) or not neg.selected & (P.HYBRID | P.HYBRID_EX):
+            return None
+        return RecordedChallenge(self.nla_challenge)
+
 
 @dataclass(frozen=True)
 class Wrapper(Behaviour):
@@ -209,12 +225,16 @@ class Wrapper(Behaviour):
 
     def credssp_session(
         self, req: x224.ConnectionRequest | None, certificate_der: bytes
-    ) -> CredSspSession | None:
+    ) -> CredSspAcceptor | None:
         return self.inner.credssp_session(req, certificate_der)
 
     @property
     def tls(self) -> bool:  # type: ignore[override]
         return self.inner.tls
+
+    @property
+    def tls_versions(self) -> tuple[str, str] | None:
+        return getattr(self.inner, "tls_versions", None)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from rdprobe.protocol.credssp import TSRequest
 from rdprobe.protocol.credssp_auth import (
@@ -29,6 +30,7 @@ from rdprobe.protocol.credssp_auth import (
     uses_nonce,
 )
 from rdprobe.protocol.errors import ProtocolError
+from rdprobe.protocol.ntlm import datetime_to_filetime
 from rdprobe.protocol.ntstatus import NtStatus
 
 #: A profile account: (domain, user, password). Throwaway values for the emulator only.
@@ -75,6 +77,54 @@ def _accounts(accounts: tuple[Account, ...]) -> Iterator[None]:
             os.environ.pop("NTLM_USER_FILE", None)
         else:
             os.environ["NTLM_USER_FILE"] = old
+
+
+class CredSspAcceptor(Protocol):
+    """What the emulator's TLS loop feeds the client's TSRequests to (MS-CSSP 3.1.5)."""
+
+    done: bool
+
+    def receive(self, raw: bytes) -> tuple[bytes, bool]: ...
+
+
+#: An AV pair header for MsvAvTimestamp (AvId 7, AvLen 8; MS-NLMP 2.2.2.1).
+_AV_TIMESTAMP = b"\x07\x00\x08\x00"
+
+
+def with_timestamp(tsrequest: bytes, moment: datetime) -> bytes:
+    """A recorded TSRequest whose NTLM CHALLENGE's MsvAvTimestamp says ``moment`` (a live
+    server sends its own clock there); the bytes unchanged when it has none. Same length, so
+    every DER length stays right."""
+    start = tsrequest.find(b"NTLMSSP\x00")
+    at = tsrequest.find(_AV_TIMESTAMP, start) if start >= 0 else -1
+    if at < 0 or at + 12 > len(tsrequest):
+        return tsrequest
+    stamp = datetime_to_filetime(moment)
+    return tsrequest[: at + 4] + stamp + tsrequest[at + 12 :]
+
+
+class RecordedChallenge:
+    """CredSSP as far as a probe without credentials takes it: a recorded Windows TSRequest
+    carrying the NTLM CHALLENGE, its timestamp set to now, answers the client's first TSRequest
+    (its NEGOTIATE), and the connection closes on anything after it (no logon is emulated
+    here: see CredSspSession)."""
+
+    def __init__(self, challenge: bytes) -> None:
+        self.challenge = with_timestamp(challenge, datetime.now(UTC))
+        self.done = False
+        self._answered = False
+
+    def receive(self, raw: bytes) -> tuple[bytes, bool]:
+        if self._answered:
+            return b"", True
+        try:
+            request = TSRequest.parse(raw)
+        except ProtocolError:
+            return b"", True
+        if not request.nego_tokens:
+            return b"", True
+        self._answered = True
+        return self.challenge, False
 
 
 class CredSspSession:

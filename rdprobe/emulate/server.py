@@ -19,11 +19,12 @@ import ssl
 import struct
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rdprobe.emulate import profiles
-from rdprobe.emulate.credssp_server import CredSspSession
+from rdprobe.emulate.credssp_server import CredSspAcceptor
 from rdprobe.emulate.profiles import Profile, Reply, Then
 from rdprobe.protocol import tpkt, x224
 from rdprobe.protocol.credssp import tsrequest_length
@@ -203,7 +204,8 @@ class _Connection:
                 await self.read_some()  # the client's ClientHello: TLS is not emulated here
             raise _Closed
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = _server_context().wrap_bio(incoming, outgoing, server_side=True)
+        versions = getattr(self.behaviour, "tls_versions", None)
+        tls = _server_context(versions).wrap_bio(incoming, outgoing, server_side=True)
         incoming.write(self.buf)
         self.buf = b""
         for _ in range(MAX_EXCHANGES):
@@ -249,7 +251,7 @@ class _Connection:
         tls: ssl.SSLObject,
         incoming: ssl.MemoryBIO,
         outgoing: ssl.MemoryBIO,
-        session: CredSspSession,
+        session: CredSspAcceptor,
     ) -> bytes:
         """CredSSP inside TLS (TSRequests framed by their DER length, MS-CSSP 3.1.5) until the
         session has the credentials; returns the plain bytes that followed."""
@@ -329,14 +331,46 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 # -- TLS certificate --------------------------------------------------------------------------------
 
 
-def _server_context() -> ssl.SSLContext:
-    return _server_identity()[0]
+@functools.cache
+def _server_context(versions: tuple[str, str] | None = None) -> ssl.SSLContext:
+    """The shared server context, or one serving only ``versions`` (lowest, highest, as
+    "TLSv1" .. "TLSv1.3") with the same certificate. TLS 1.0/1.1 need OpenSSL's security
+    level 0 (their handshakes sign with MD5/SHA-1)."""
+    if versions is None:
+        return _server_identity()[0]
+    low, high = (ssl.TLSVersion[v.replace(".", "_")] for v in versions)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if low < ssl.TLSVersion.TLSv1_2:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: serving them is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version, ctx.maximum_version = low, high
+    _load_identity(ctx)
+    return ctx
 
 
 @functools.cache
 def _server_identity() -> tuple[ssl.SSLContext, bytes]:
-    """A TLS server context with a self-signed RSA-2048 certificate made once per process,
-    and that certificate in DER (CredSSP binds the logon to its key)."""
+    """A TLS server context with the process's self-signed certificate, and that certificate
+    in DER (CredSSP binds the logon to its key)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _load_identity(ctx)
+    return ctx, _identity()[1]
+
+
+def _load_identity(ctx: ssl.SSLContext) -> None:
+    """load_cert_chain reads only files: the PEM goes through a private temporary file."""
+    with tempfile.TemporaryDirectory(prefix="rdprobe-emu-") as tmp:
+        path = os.path.join(tmp, "cert.pem")
+        with open(path, "wb") as fh:
+            fh.write(_identity()[0])
+        ctx.load_cert_chain(path)
+
+
+@functools.cache
+def _identity() -> tuple[bytes, bytes]:
+    """A self-signed RSA-2048 certificate made once per process: (it and its key in PEM, the
+    certificate in DER)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -355,20 +389,12 @@ def _server_identity() -> tuple[ssl.SSLContext, bytes]:
         .not_valid_after(now + datetime.timedelta(days=180))
         .sign(key, hashes.SHA256())
     )
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with tempfile.TemporaryDirectory(prefix="rdprobe-emu-") as tmp:
-        path = os.path.join(tmp, "cert.pem")
-        with open(path, "wb") as fh:
-            fh.write(cert.public_bytes(serialization.Encoding.PEM))
-            fh.write(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.TraditionalOpenSSL,
-                    serialization.NoEncryption(),
-                )
-            )
-        ctx.load_cert_chain(path)
-    return ctx, cert.public_bytes(serialization.Encoding.DER)
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return pem, cert.public_bytes(serialization.Encoding.DER)
 
 
 # -- public API -----------------------------------------------------------------------------------
@@ -399,8 +425,8 @@ async def serve(
         em._udp = transport
     else:
         em._server = await asyncio.start_server(em._handle, host, port)
-    if profile.behaviour.tls:
-        await asyncio.to_thread(_server_context)  # make the certificate before the first client
+    if profile.behaviour.tls:  # make the certificate before the first client
+        await asyncio.to_thread(_server_context, getattr(profile.behaviour, "tls_versions", None))
     em.port = em.sockets[0].getsockname()[1]
     return em
 
