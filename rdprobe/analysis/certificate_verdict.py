@@ -155,12 +155,25 @@ def tls_certificate_verdict(
     tls: TlsFacts, *, roots: TrustRoots | None, now: datetime, address: str | None = None
 ) -> CertificateVerdict | None:
     """The verdict on the leaf of the judged chain of a TLS stage, or None without a leaf;
-    ``address`` is the one probed (the server's in a capture)."""
+    ``address`` is the one probed (the server's in a capture).
+
+    The last verdict is kept: classify asks for it twice per report (the TLS judge's findings,
+    the report's certificate block), with the very same objects (compared by identity, held
+    so that no identity is reused)."""
+    key = (tls, roots, now, address)
+    last = _LAST_VERDICT[0]
+    if last is not None and all(a is b for a, b in zip(last[0], key, strict=True)):
+        return last[1]
     source, chain = judged_chain(tls)
     leaf = leaf_of(chain)
-    if leaf is None:
-        return None
-    return judge_certificate(
-        leaf, chain, source=source, target=tls.server_name, roots=roots, now=now,
-        lookups=tls.name_lookups, address=address,
-    )  # fmt: skip
+    verdict = None
+    if leaf is not None:
+        verdict = judge_certificate(
+            leaf, chain, source=source, target=tls.server_name, roots=roots, now=now,
+            lookups=tls.name_lookups, address=address,
+        )  # fmt: skip
+    _LAST_VERDICT[0] = (key, verdict)
+    return verdict
+
+
+_LAST_VERDICT: list[tuple[tuple[object, ...], CertificateVerdict | None] | None] = [None]

@@ -59,6 +59,23 @@ def plain_verdict(reason: str, issuer: str | None, self_signed: bool, store: str
     return f"not trusted by the {store}: {reason}"
 
 
+#: The verifier's Store of each TrustRoots seen, by identity (the roots kept alive with it):
+#: building one from the ~150 certificates of a system store costs more than a verification,
+#: and a sweep judges every chain against the same roots.
+_STORES: dict[int, tuple[TrustRoots, object]] = {}
+
+
+def _store(roots: TrustRoots) -> x509.verification.Store:
+    from cryptography.x509 import verification as v
+
+    hit = _STORES.get(id(roots))
+    if hit is None or hit[0] is not roots:
+        if len(_STORES) >= 8:
+            _STORES.clear()
+        hit = _STORES[id(roots)] = (roots, v.Store(list(roots.certificates)))
+    return hit[1]  # type: ignore[return-value]
+
+
 def verify_chain(
     chain: list[bytes], *, roots: TrustRoots, hostname: str | None, now: datetime
 ) -> TrustResult:
@@ -84,8 +101,7 @@ def verify_chain(
         return TrustResult(False, f"cannot read trust store: {roots.error}", store=where)
     if not roots.certificates:
         return TrustResult(False, "the trust store holds no usable certificate", store=where)
-    store = v.Store(list(roots.certificates))
-    builder = v.PolicyBuilder().store(store).time(now.astimezone(UTC))
+    builder = v.PolicyBuilder().store(_store(roots)).time(now.astimezone(UTC))
     intermediates = [*certs[1:], *roots.intermediates]  # offered for path building, not trusted
     subject = _verifier_subject(hostname) if _has_san(certs[0]) else None
     try:

@@ -139,7 +139,8 @@ def summarize(offered: str, result: McsResult) -> MethodOutcome:
 
 async def _one(open_stream: OpenStream, name: str, method: int, timeout: float) -> MethodOutcome:
     try:
-        reader, writer, selected = await asyncio.wait_for(open_stream(), timeout)
+        async with asyncio.timeout(timeout):  # no task per probe, unlike wait_for
+            reader, writer, selected = await open_stream()
     except Exception as exc:  # whatever the lead's opener raises is a per-method failure
         return MethodOutcome(name, False, False, error=f"could not connect: {one_line(exc)}")
     result = await mcs_probe(

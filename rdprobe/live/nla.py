@@ -70,7 +70,8 @@ async def nla_probe(
     """Send the NTLM NEGOTIATE in a TSRequest, decode the server's CHALLENGE, then close."""
     try:
         writer.write(negotiate_request())
-        await asyncio.wait_for(writer.drain(), timeout)
+        async with asyncio.timeout(timeout):
+            await writer.drain()
         reply = await read_tsrequest(reader, timeout)
     except TimeoutError:
         return NlaResult(None, None, "no TSRequest from the server before the timeout")

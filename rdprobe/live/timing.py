@@ -73,7 +73,8 @@ async def close_writer(writer: asyncio.StreamWriter, timeout: float = CLOSE_LIMI
     ``deadline.limit(CLOSE_LIMIT_S)``), then abort the transport so nothing lingers."""
     try:
         writer.close()
-        await asyncio.wait_for(writer.wait_closed(), max(0.0, timeout))
+        async with asyncio.timeout(max(0.0, timeout)):  # no task per close, unlike wait_for
+            await writer.wait_closed()
     except Exception:  # ssl and socket errors from a hostile peer's close must not escape
         try:
             writer.transport.abort()

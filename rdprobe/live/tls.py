@@ -135,12 +135,10 @@ async def _start_tls(
     writer: asyncio.StreamWriter, context: ssl.SSLContext, hostname: str | None, timeout: float
 ) -> BaseException | None:
     try:
-        await asyncio.wait_for(
-            writer.start_tls(
-                context, server_hostname=hostname or None, ssl_handshake_timeout=timeout
-            ),
-            timeout,
-        )
+        async with asyncio.timeout(timeout):  # no task per handshake, unlike wait_for
+            await writer.start_tls(
+                context, server_hostname=hostname or None, ssl_handshake_timeout=timeout or None
+            )
     except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError) as exc:
         return exc
     return None
@@ -227,9 +225,8 @@ async def probe_version(
         return UNSUPPORTED_LOCALLY
     clock = deadline or Deadline(3 * timeout + CLOSE_LIMIT_S)
     try:
-        _reader, writer = await asyncio.wait_for(
-            open_stream(), clock.limit(timeout, f"tls_versions: {name} connect")
-        )
+        async with asyncio.timeout(clock.limit(timeout, f"tls_versions: {name} connect")):
+            _reader, writer = await open_stream()
     except Exception as exc:  # the caller's connect/negotiate step; any failure is a result
         return f"error: {one_line(exc)}"
     try:
