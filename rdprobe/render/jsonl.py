@@ -115,7 +115,12 @@ def _default(value: Any) -> Any:
 
 
 def dumps(row: dict[str, Any]) -> str:
-    """One JSON Lines row (the one encoder of every command's JSON output)."""
+    """One JSON Lines row (the one encoder of every command's JSON output). A row relayed from
+    a sweep worker (rdprobe.sweep.workers.RelayedRow) carries the line this encoder made for
+    it in the worker: that line is the row's encoding, so it is not made again."""
+    line = getattr(row, "line", None)
+    if line is not None:
+        return str(line)
     return json.dumps(row, default=_default)
 
 

@@ -48,21 +48,62 @@ def child_argv(argv: list[str], index: int, workers: int) -> list[str]:
     ]
 
 
+class RelayedRow(dict[str, Any]):
+    """A row as a worker wrote it: the parsed row, and its JSON line (``line``), which
+    ``rdprobe.render.jsonl.dumps`` writes as it is instead of encoding the row again (the
+    parent's sinks read rows, none changes one)."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, parsed: dict[str, Any], line: str) -> None:
+        super().__init__(parsed)
+        self.line = line
+
+
+#: How much of a worker's output the parent reads at once (many rows per read).
+READ_CHUNK = 1 << 16
+
+
+def _rows(data: bytes) -> list[RelayedRow]:
+    """The whole rows in ``data`` (complete lines); a line that does not parse is left out
+    (a partial last line of a killed child: its target was not finished)."""
+    out = []
+    for raw in data.split(b"\n"):
+        if not raw:
+            continue
+        try:
+            text = raw.decode("utf-8")
+            row = json.loads(text)
+        except ValueError:  # UnicodeDecodeError included
+            continue
+        if isinstance(row, dict):
+            out.append(RelayedRow(row, text))
+    return out
+
+
 async def relay(
     procs: list[asyncio.subprocess.Process], sink: Callable[[dict[str, Any]], None]
 ) -> list[int]:
-    """Pass every row the children print to ``sink``; their exit codes."""
+    """Pass every row the children print to ``sink``; their exit codes. Output is read in
+    chunks of many rows, each row handed on with its line (RelayedRow)."""
 
     async def one(proc: asyncio.subprocess.Process) -> int:
         assert proc.stdout is not None
+        pending = b""
         while True:
-            line = await proc.stdout.readline()
-            if not line:
+            data = await proc.stdout.read(READ_CHUNK)
+            if not data:
                 break
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a partial last line of a killed child: its target was not finished
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                pending += data
+                if len(pending) > LINE_LIMIT:  # no row is this long: drop what cannot be one
+                    pending = b""
+                continue
+            whole, pending = pending + data[: cut + 1], data[cut + 1 :]
+            for row in _rows(whole):
+                sink(row)
+        for row in _rows(pending):  # a last line without its newline, if it is whole
             sink(row)
         return await proc.wait()
 

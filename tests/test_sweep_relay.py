@@ -1,0 +1,64 @@
+"""The parent's relay of worker rows (rdprobe.sweep.workers.relay): read in chunks of many rows,
+each row handed on once, whole, with the line its worker wrote, which the JSON Lines output
+writes unchanged; a cut last line of a killed worker is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from rdprobe.render.jsonl import dumps
+from rdprobe.sweep.workers import READ_CHUNK, RelayedRow, _rows, relay
+
+ROWS = [{"target": f"127.0.0.{i}:3389", "outcome": "refused", "n": i, "pad": "x" * (i * 97)}
+        for i in range(400)]  # fmt: skip
+
+
+def _child(path) -> list[str]:
+    """A child that writes the file at ``path`` in odd-sized pieces (rows cut across reads)."""
+    code = (
+        "import sys\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "for i in range(0, len(data), 7777):\n"
+        "    sys.stdout.buffer.write(data[i:i + 7777]); sys.stdout.buffer.flush()\n"
+    )
+    return [sys.executable, "-c", code, str(path)]
+
+
+async def _relay(*argvs: list[str]) -> tuple[list[dict], list[int]]:
+    got: list[dict] = []
+    procs = [
+        await asyncio.create_subprocess_exec(*a, stdout=asyncio.subprocess.PIPE) for a in argvs
+    ]
+    codes = await relay(procs, got.append)
+    return got, codes
+
+
+def test_every_row_once_and_whole_with_its_line(tmp_path):
+    text = "".join(dumps(r) + "\n" for r in ROWS)
+    assert len(text) > 3 * READ_CHUNK  # many reads, rows cut between them
+    (tmp_path / "all").write_text(text)
+    (tmp_path / "half").write_text(text[: len(text) // 2])
+    got, codes = asyncio.run(_relay(_child(tmp_path / "all"), _child(tmp_path / "half")))
+    assert codes == [0, 0]
+    whole = [r for r in got if isinstance(r, RelayedRow)]
+    assert len(whole) == len(got)
+    counts: dict[str, int] = {}
+    for row in got:
+        counts[row["target"]] = counts.get(row["target"], 0) + 1
+        assert dumps(row) == row.line == json.dumps(dict(row))  # written as the worker wrote it
+        assert dict(row) == ROWS[row["n"]]
+    first_half = {json.loads(line)["target"] for line in text[: len(text) // 2].splitlines()[:-1]}
+    assert all(counts[t] == 2 for t in first_half)  # the second child's whole rows, once each
+    assert sum(counts.values()) == len(ROWS) + len(first_half)  # its cut last row is dropped
+
+
+def test_rows_skips_what_is_no_row():
+    lines = b'{"a": 1}\n\n{"cut": \nnot json\n[1, 2]\n\xff\xfe\n{"b": 2}'
+    assert [dict(r) for r in _rows(lines)] == [{"a": 1}, {"b": 2}]
+
+
+def test_a_plain_row_is_still_encoded():
+    row = {"outcome": "rdp", "data": b"\x01\x02"}
+    assert dumps(row) == '{"outcome": "rdp", "data": "0102"}'
