@@ -15,6 +15,9 @@ ROWS = [{"target": f"127.0.0.{i}:3389", "outcome": "refused", "n": i, "pad": "x"
         for i in range(400)]  # fmt: skip
 
 
+SMALL = [{"target": f"127.0.1.{i % 250}:3389", "outcome": "refused", "n": i} for i in range(5000)]
+
+
 def _child(path) -> list[str]:
     """A child that writes the file at ``path`` in odd-sized pieces (rows cut across reads)."""
     code = (
@@ -62,3 +65,46 @@ def test_rows_skips_what_is_no_row():
 def test_a_plain_row_is_still_encoded():
     row = {"outcome": "rdp", "data": b"\x01\x02"}
     assert dumps(row) == '{"outcome": "rdp", "data": "0102"}'
+
+
+class _Out:
+    """What WorkerRows writes to: a text stream's binary buffer, counting its writes."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.BytesIO()
+        self.writes = 0
+        real = self.buffer.write
+
+        def write(data: bytes) -> int:
+            self.writes += 1
+            return real(data)
+
+        self.buffer.write = write  # type: ignore[method-assign]
+
+
+def test_worker_rows_are_batched_then_flushed_by_time_and_at_the_end():
+    from rdprobe.sweep.workers import BATCH_BYTES, FLUSH_S, WorkerRows
+
+    out = _Out()
+
+    async def main() -> None:
+        with WorkerRows(out) as rows:  # type: ignore[arg-type]
+            for row in ROWS[:5]:
+                rows.write(row)
+            assert out.writes == 0  # waiting, not one write per row
+            await asyncio.sleep(FLUSH_S * 3)
+            assert out.writes == 1  # the timer handed them on
+            for row in SMALL:
+                rows.write(row)
+            batches = len(text(SMALL)) // BATCH_BYTES  # full batches go at once, no more
+            assert 1 + batches - 1 <= out.writes <= 1 + batches
+            rows.write(ROWS[0])  # the last few wait for the end of the block
+
+    def text(rows: list[dict]) -> str:
+        return "".join(dumps(r) + "\n" for r in rows)
+
+    asyncio.run(main())
+    assert out.buffer.getvalue().decode() == text(ROWS[:5] + SMALL + ROWS[:1])
+    assert out.writes <= 3 + len(text(SMALL)) // BATCH_BYTES

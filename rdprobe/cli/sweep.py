@@ -269,7 +269,11 @@ def sweep(
         no_file = output is None and csv_file is None
         if no_file and not as_json and worker_index is None and sys.stdout.isatty():
             table = True  # a person reads this: the table, not raw JSON rows
-        if as_json or (no_file and not table):
+        if worker_index is not None:  # rows to the parent, batched
+            from rdprobe.sweep.workers import WorkerRows
+
+            sinks.append(stack.enter_context(WorkerRows(sys.stdout)).write)
+        elif as_json or (no_file and not table):
             sinks.append(_jsonl_sink(sys.stdout))
         if table:
             import rdprobe.render.table  # noqa: F401  (before the sweep, as rows above)

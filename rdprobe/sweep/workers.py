@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 #: The hidden option that makes a process a worker of another.
 WORKER_OPTION = "--worker-index"
@@ -79,6 +79,55 @@ def _rows(data: bytes) -> list[RelayedRow]:
         if isinstance(row, dict):
             out.append(RelayedRow(row, text))
     return out
+
+
+#: A worker hands its rows to the parent when this many bytes wait, or FLUSH_S after the first
+#: of them: one pipe write per row cost the worker and the parent a quarter of their CPU at
+#: depth x224 (measured on a refused /16: 20.5 -> 15.2 s for the three processes).
+BATCH_BYTES = 1 << 16
+FLUSH_S = 0.05
+
+
+class WorkerRows:
+    """A worker's JSON Lines rows to its parent, batched (a context manager: what is left is
+    written at the end). A worker killed outright loses at most the batch waiting, rows the
+    parent never saw, which --resume probes again."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out.buffer
+        self._buf = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> WorkerRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        from rdprobe.render.jsonl import dumps
+
+        self._buf += dumps(row).encode("utf-8")
+        self._buf += b"\n"
+        if len(self._buf) >= BATCH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+            except RuntimeError:  # no loop: nothing would flush later
+                self.flush()
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._buf:
+            data, self._buf = bytes(self._buf), bytearray()
+            try:
+                self._out.write(data)
+                self._out.flush()
+            except (BrokenPipeError, ValueError):  # the parent is gone: nobody to hand rows to
+                pass
 
 
 async def relay(
