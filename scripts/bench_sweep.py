@@ -202,6 +202,10 @@ class Listeners:
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         return total
 
+    def connections(self) -> int | None:
+        """Connections the listeners have accepted so far (None: served by other processes)."""
+        return None if self.procs else sum(s.connections for s in self.servers)
+
     def where(self) -> str:
         return f"{self.nprocs} emulator processes" if self.procs else "this process"
 
@@ -223,6 +227,13 @@ async def measured(listeners: Listeners, child) -> tuple[tuple[float, int, int, 
     before = listeners.cpu()
     result = await child
     return result, listeners.cpu() - before
+
+
+def per_listener(listeners: Listeners, before: int | None, count: int) -> str:
+    now = listeners.connections()
+    if now is None or before is None or not count:
+        return ""
+    return f"; {(now - before) / count:.1f} connections per emulated listener"
 
 
 def cpu_line(what: str, elapsed: float, cpu: float, emulator_cpu: float) -> str:
@@ -298,6 +309,7 @@ async def bench_full(
     argv = [sys.executable, "-c", CLI, "sweep", "-iL", str(listing), "--depth", "full"]
     argv += ["--concurrency", str(args.concurrency), "--timeout", "3", "-o", str(out)]
     argv += ["--workers", str(args.full_workers)] if args.full_workers is not None else []
+    conns = em.connections()
     (t_rd, _rc, rss_kib, cpu), em_cpu = await measured(em, run_child(argv, results=SWEEP_RESULTS))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     bad = {r["host"]: full_row_problems(r) for r in rows}
@@ -307,7 +319,7 @@ async def bench_full(
     print(
         f"  {len(rows)} rows in {t_rd:.2f} s: {rate:,.1f} targets/s, peak RSS {rss_kib / 1024:.1f} MB"
     )
-    print(cpu_line("rdprobe", t_rd, cpu, em_cpu))
+    print(cpu_line("rdprobe", t_rd, cpu, em_cpu) + per_listener(em, conns, len(emulated)))
     with_tls = sum(1 for r in rows if ((r.get("stages") or {}).get("tls") or {}).get("version"))
     with_ntlm = sum(1 for r in rows if ((r.get("stages") or {}).get("nla") or {}).get("challenge"))
     print(
@@ -323,10 +335,11 @@ async def bench_full(
         )
         nmap = ["nmap", "-sT", "-Pn", "-n", f"-p{PORT}", "--script", "rdp-enum-encryption"]
         nmap += ["-iL", str(work / "full-sample.txt"), "-oN", str(work / "nmap-full.txt")]
+        conns = em.connections()
         (t_nmap, _rc, _, n_cpu), n_em_cpu = await measured(em, run_child(nmap))
         result["nmap"] = len(sample) / t_nmap
         print(f"  {len(sample)} in {t_nmap:.2f} s: {result['nmap']:,.1f} targets/s")
-        print(cpu_line("nmap", t_nmap, n_cpu, n_em_cpu))
+        print(cpu_line("nmap", t_nmap, n_cpu, n_em_cpu) + per_listener(em, conns, len(sample)))
     return result
 
 
