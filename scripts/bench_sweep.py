@@ -116,13 +116,22 @@ def child_env() -> dict[str, str]:
     return env
 
 
+#: When the watched output file of the last child got its first bytes (seconds after spawn).
+FIRST_OUTPUT: list[float | None] = [None]
+
+
 async def run_child(
-    argv: list[str], stdout=subprocess.DEVNULL, results: dict[int, str] | None = None
+    argv: list[str],
+    stdout=subprocess.DEVNULL,
+    results: dict[int, str] | None = None,
+    watch: Path | None = None,
 ) -> tuple[float, int, int, float]:
     """(seconds, exit status, peak RSS in KiB, CPU seconds) of one child, timed from spawn to
-    exit; an exit status outside ``results`` (default: only 0) is printed as a failure."""
+    exit; an exit status outside ``results`` (default: only 0) is printed as a failure. With
+    ``watch``, FIRST_OUTPUT[0] says when that file got its first row."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=child_env())
+    FIRST_OUTPUT[0] = None
 
     peak = [0]
     cpu = [0.0]
@@ -133,6 +142,12 @@ async def run_child(
         deadline = time.monotonic() + CHILD_LIMIT_S
         while time.monotonic() < deadline:
             peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+            if watch is not None and FIRST_OUTPUT[0] is None:
+                try:
+                    if watch.stat().st_size:
+                        FIRST_OUTPUT[0] = time.monotonic() - start
+                except OSError:
+                    pass
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 cpu[0] = usage.ru_utime + usage.ru_stime  # with its reaped workers
@@ -396,8 +411,9 @@ async def main() -> int:
         argv = [sys.executable, "-c", CLI, "sweep", str(NET), "--depth", "x224"]
         argv += ["--concurrency", str(args.concurrency), "--timeout", "3", "-o", str(out)]
         (t_rd, _rc, rss_kib, rd_cpu), rd_em = await measured(
-            em, run_child(argv, results=SWEEP_RESULTS)
+            em, run_child(argv, results=SWEEP_RESULTS, watch=out)
         )
+        first_row = FIRST_OUTPUT[0]
         found = set()
         rows = 0
         with out.open() as fh:
@@ -411,6 +427,11 @@ async def main() -> int:
             f"  {rows} rows in {t_rd:.2f} s: {rd_rate:,.0f} targets/s, peak RSS {rss_kib / 1024:.1f} MB"
         )
         print(cpu_line("rdprobe", t_rd, rd_cpu, rd_em))
+        if first_row is not None and t_rd > first_row:
+            print(
+                f"  first row {first_row:.2f} s after start (start-up), then "
+                f"{rows / (t_rd - first_row):,.0f} rows/s"
+            )
 
         print("floor: bare asyncio connect + X.224 request + read ...")
         from rdprobe.protocol import x224
