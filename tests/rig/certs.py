@@ -110,14 +110,15 @@ def make_cert(
 ) -> CertFiles:
     """Issue one RSA certificate with CN=`name`; self-signed unless `issuer` is given.
 
-    Defaults: valid from one hour ago for 30 days, SAN = [name], 2048-bit key, SHA-256.
+    Defaults: valid from one hour ago for 397 days (the longest a public CA issues; a
+    shorter default made every rig server's report carry cert.expiring_soon), SAN = [name], 2048-bit key, SHA-256.
     Files are DIRECTORY/STEM.crt and DIRECTORY/STEM.key (stem defaults to a safe `name`).
     """
     directory.mkdir(parents=True, exist_ok=True)
     stem = stem or re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start = not_before or now - dt.timedelta(hours=1)
-    end = not_after or now + dt.timedelta(days=30)
+    end = not_after or now + dt.timedelta(days=397)
     db = directory / f".ca-{stem}"
     db.mkdir(exist_ok=True)
     (db / "index.txt").write_text("")
