@@ -28,3 +28,11 @@ MAX_CERT_NAME_LOOKUPS = 4
 #: (only the overrides and the RFC 6761 localhost names: no query leaves the machine; the test
 #: suite sets RDPROBE_NAME_LOOKUP=local) or "off".
 NAME_LOOKUP_MODES = ("dns", "local", "off")
+#: `check` (the command line and rdprobe.check): probes of the primary request, retries of a
+#: timed-out connect, how far to go, and the order of the table of 2+ targets.
+DEFAULT_REPEAT = 1
+DEFAULT_RETRIES = 0
+DEFAULT_DEPTH = "full"
+DEFAULT_SORT = "input"
+#: The orders of the compact table (rdprobe.render.rows sorts by them).
+TABLE_SORTS = ("severity", "target", "input")

@@ -11,7 +11,13 @@ an xrdp in tls mode, a FreeRDP shadow server with NLA, and one address where not
 - on the refused port, ``rdprobe check HOST`` against ``nmap -Pn -p3389 HOST``.
 
 Prints each median and the ratio rdprobe/nmap (goal: <= 0.5 on the servers, <= 1.0 refused).
-Linux and root only (the rig). Usage: python3 scripts/bench_check.py [--runs N]
+
+rdprobe is timed as users get it: a wheel built from this tree (``pip wheel``) installed into a
+throwaway venv in a temporary directory, whose console script runs it (the dependencies come from
+the running interpreter's site-packages through a .pth file). An editable install (``pip install
+-e``) adds its import hook to every start-up (about 12 ms), which no user pays; ``--editable``
+times the running interpreter's ``rdprobe`` instead.
+Linux and root only (the rig). Usage: python3 scripts/bench_check.py [--runs N] [--editable]
 """
 
 from __future__ import annotations
@@ -50,10 +56,56 @@ def timed(argv: list[str]) -> tuple[float, int, str]:
     return time.perf_counter() - start, proc.returncode, proc.stdout
 
 
-def rdprobe(*args: str) -> list[str]:
+#: The rdprobe command timed: the editable one beside this interpreter, or the installed wheel's.
+RDPROBE_EXE: list[str] = []
+
+
+def editable_exe() -> list[str]:
     exe = Path(sys.executable).with_name("rdprobe")
-    head = [str(exe)] if exe.exists() else [sys.executable, "-m", "rdprobe"]
-    return [*head, "check", *args]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "rdprobe"]
+
+
+def installed_exe(work: Path) -> list[str] | None:
+    """Build a wheel of this tree and install it into a new venv under ``work``: its console
+    script, or None (with the reason printed) when that cannot be done here."""
+    wheels, venv, src = work / "wheel", work / "venv", work / "src"
+    # built from a copy: setuptools leaves build/ and rdprobe.egg-info in the tree it builds
+    shutil.copytree(ROOT / "rdprobe", src / "rdprobe", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    steps = [
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(src)],
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            print(f"cannot install a wheel ({step[2]}): {done.stderr.strip()[-300:]}")
+            return None
+    python = venv / "bin" / "python"
+    (wheel,) = wheels.glob("rdprobe-*.whl")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+         "--no-index", str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if done.returncode != 0:
+        print(f"cannot install the wheel: {done.stderr.strip()[-300:]}")
+        return None
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    import sysconfig
+
+    # the dependencies (typer, rich, cryptography...): this interpreter's site-packages, whose
+    # own .pth files (the editable install's hook among them) are not run from there
+    Path(purelib, "rdprobe-bench-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return [str(venv / "bin" / "rdprobe")]
+
+
+def rdprobe(*args: str) -> list[str]:
+    return [*RDPROBE_EXE, "check", *args]
 
 
 #: What each server's full check must have found, or its time means nothing (a fast failure).
@@ -102,6 +154,9 @@ def compare(name: str, ours: list[str], theirs: list[str], runs: int, goal: floa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--editable", action="store_true", help="time this interpreter's (editable) rdprobe"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("nmap") is None:
         print("needs root (the rig) and nmap")
@@ -110,6 +165,10 @@ def main() -> int:
     ratios: dict[str, float] = {}
     ok = False
     try:
+        installed = None if args.editable else installed_exe(work)
+        RDPROBE_EXE[:] = installed or editable_exe()
+        how = "a wheel installed in a temporary venv" if installed else "the editable install"
+        print(f"rdprobe: {how} ({RDPROBE_EXE[0]})")
         with server_pool() as servers:
             hosts = {
                 "xrdp negotiate": start_xrdp(work, address=loopback_address()),

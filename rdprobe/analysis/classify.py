@@ -9,14 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rdprobe.analysis.certificate_verdict import CertificateVerdict, tls_certificate_verdict
-from rdprobe.analysis.consistency import violations
-from rdprobe.analysis.facts import McsFacts, TlsFacts
 from rdprobe.analysis.findings import Finding, finding
-from rdprobe.analysis.fingerprint import identify, identify_iso_payload
-from rdprobe.analysis.judges import STAGE_JUDGES
 from rdprobe.analysis.observations import (
     Attempt,
     ReplyKind,
@@ -24,17 +19,19 @@ from rdprobe.analysis.observations import (
     TargetObservation,
     TcpOutcome,
 )
-from rdprobe.analysis.setting import Setting, infer_setting
+from rdprobe.analysis.run_facts import STAGES
 from rdprobe.analysis.severity import Severity
-from rdprobe.analysis.trust import TrustRoots
-from rdprobe.protocol.x224 import (
-    ConnectionConfirm,
-    FailureCode,
-    NegotiationFailure,
-    NegotiationResponse,
-    Protocol,
-    protocol_name,
-)
+
+if TYPE_CHECKING:
+    from rdprobe.analysis.certificate_verdict import CertificateVerdict
+    from rdprobe.analysis.setting import Setting
+    from rdprobe.analysis.trust import TrustRoots
+
+# What only some observations need loads with them, inside the functions below: the X.224
+# judgement (rdp_answer, setting) when an attempt got a TPDU, the fingerprints when bytes came,
+# the stage judges and the certificate verdict when a stage has facts, the consistency checker
+# when CHECK_ENV asks for it. A refused port is judged with this module, findings and
+# observations alone.
 
 #: Set to "1" (the test suite does) to check every report for contradictions as it is made.
 CHECK_ENV = "RDPROBE_CHECK_CONSISTENCY"
@@ -59,11 +56,6 @@ _REPLY_FINDINGS = {
 }
 #: Findings the setting speaks for: a stage judge does not raise them a second time.
 _SETTING_FINDINGS = frozenset({"neg.legacy_clients_refused"})
-_FAILURE_FINDINGS = {
-    FailureCode.SSL_CERT_NOT_ON_SERVER: "neg.ssl_cert_not_on_server",
-    FailureCode.SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER: "neg.ssl_user_auth_required",
-    FailureCode.INCONSISTENT_FLAGS: "neg.inconsistent_flags",
-}
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ class Report:
         return self.outcome == "rdp"
 
 
-def _evidence_bytes(data: bytes, limit: int = 64) -> str:
+def evidence_bytes(data: bytes, limit: int = 64) -> str:
     return data[:limit].hex() + ("..." if len(data) > limit else "")
 
 
@@ -100,8 +92,12 @@ def _outcome(obs: TargetObservation) -> tuple[str, Attempt | None]:
     """The target's outcome and the attempt that best shows it."""
     if obs.dns_error is not None:
         return str(TcpOutcome.DNS_FAILURE), None
-    if any(isinstance(a.tpdu, ConnectionConfirm) for a in obs.attempts):
-        return "rdp", next(a for a in obs.attempts if isinstance(a.tpdu, ConnectionConfirm))
+    if any(a.tpdu is not None for a in obs.attempts):
+        from rdprobe.protocol.x224 import ConnectionConfirm
+
+        confirm = next((a for a in obs.attempts if isinstance(a.tpdu, ConnectionConfirm)), None)
+        if confirm is not None:
+            return "rdp", confirm
     for a in obs.attempts:
         if a.reply_kind is ReplyKind.NOT_TPKT:
             return "wrong_service", a
@@ -132,6 +128,8 @@ def _outcome(obs: TargetObservation) -> tuple[str, Attempt | None]:
 
 def _service(obs: TargetObservation, attempt: Attempt | None) -> ServiceGuess | None:
     """What answers instead of RDP: the reply's fingerprint, refined by a direct TLS handshake."""
+    from rdprobe.analysis.fingerprint import identify
+
     guess = identify(attempt.reply) if attempt is not None and attempt.reply else None
     tls = obs.direct_tls
     if tls is not None:
@@ -144,46 +142,6 @@ def _service(obs: TargetObservation, attempt: Attempt | None) -> ServiceGuess | 
     return guess
 
 
-def _mcs_facts(obs: TargetObservation) -> tuple[str | None, str | None, bytes]:
-    """(request label, error, reply bytes) of the MCS stage when it got no Connect Response.
-
-    The one place the classifier reads the MCS stage's facts; all None / b"" when the stage was
-    not run, was skipped, or got the server's Connect Response.
-    """
-    facts = obs.mcs
-    if not isinstance(facts, McsFacts) or facts.server_data is not None:
-        return None, None, b""
-    try:
-        raw = bytes.fromhex(facts.raw_hex)
-    except ValueError:
-        raw = b""
-    return facts.request, facts.error or "no MCS Connect Response", raw
-
-
-def _legacy_refused_later(obs: TargetObservation) -> str | None:
-    """Why a client without negotiation, confirmed, was then refused at the MCS stage."""
-    request, error, _raw = _mcs_facts(obs)
-    if request != "no negotiation" or error is None or "timeout" in error:
-        return None  # a timeout is no answer
-    return error
-
-
-def _iso_not_rdp(obs: TargetObservation) -> str | None:
-    """What an X.224 listener that is not RDP sent instead of MCS, or None.
-
-    Not RDP: no Connection Confirm carried RDP negotiation data (an RDP_NEG_REQ went unanswered
-    or none was sent), and the answer to the MCS Connect Initial is ISO transport data that is
-    not MCS (S7comm, an ISO session...).
-    """
-    if any(
-        isinstance(a.tpdu, ConnectionConfirm) and a.tpdu.negotiation is not None
-        for a in obs.attempts
-    ):
-        return None
-    _request, _error, raw = _mcs_facts(obs)
-    return identify_iso_payload(raw) if raw else None
-
-
 def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = None) -> Report:
     """The report of one observation judged at ``now``; ``roots`` are the trust roots a checking
     client uses (None: trust is not judged). With RDPROBE_CHECK_CONSISTENCY=1 set, a report that
@@ -191,14 +149,18 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
     outcome, key = _outcome(obs)
     findings: list[Finding] = []
     where: dict[str, Any] = {"host": obs.host, "port": obs.port}
-    iso_payload = _iso_not_rdp(obs) if outcome == "rdp" else None
-    if iso_payload is not None:
-        outcome = "x224_not_rdp"
-    setting = (
-        infer_setting(obs.attempts, legacy_refused_later=_legacy_refused_later(obs))
-        if outcome == "rdp"
-        else None
-    )
+    iso_payload: str | None = None
+    setting: Setting | None = None
+    if outcome == "rdp":
+        from rdprobe.analysis import rdp_answer
+        from rdprobe.analysis.setting import infer_setting
+
+        iso_payload = rdp_answer.iso_not_rdp(obs)
+        if iso_payload is not None:
+            outcome = "x224_not_rdp"
+        else:
+            refused_later = rdp_answer.legacy_refused_later(obs)
+            setting = infer_setting(obs.attempts, legacy_refused_later=refused_later)
     service: ServiceGuess | None = None
 
     if obs.dns_error is not None:
@@ -207,12 +169,12 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
         findings.append(finding("x224.not_rdp", payload=iso_payload, **where))
     elif outcome == "rdp":
         findings.append(finding("rdp.answered", **where))
-        findings += _negotiation_findings(obs, setting)
+        findings += rdp_answer.negotiation_findings(obs, setting)
     elif outcome == "wrong_service" or (
         key is not None and key.reply_kind in (ReplyKind.CLOSED, ReplyKind.RESET) and obs.direct_tls
     ):
         service = _service(obs, key)
-        evidence = {**where, "first_bytes": _evidence_bytes(key.reply if key else b"")}
+        evidence = {**where, "first_bytes": evidence_bytes(key.reply if key else b"")}
         if service is not None and service.name != "unknown":
             label = service.name + (f" ({service.detail})" if service.detail else "")
             findings.append(finding("service.conflict", service=label, **evidence))
@@ -229,7 +191,7 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
     elif key is not None and key.reply_kind in _REPLY_FINDINGS:
         evidence = {**where, **_timeout(obs), "received": len(key.reply)}
         if key.reply:
-            evidence["first_bytes"] = _evidence_bytes(key.reply)
+            evidence["first_bytes"] = evidence_bytes(key.reply)
         if key.reply_kind is ReplyKind.OVERSIZED and len(key.reply) >= 4:
             evidence["length"] = int.from_bytes(key.reply[2:4], "big")
         if key.error:
@@ -237,25 +199,18 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
         findings.append(finding(_REPLY_FINDINGS[key.reply_kind], **evidence))
 
     findings += _intermittency(obs)
-    for judge in STAGE_JUDGES:
-        for f in judge(obs, now, roots):
-            if f.id in _SETTING_FINDINGS:
-                # The setting speaks for these (it reads the MCS refusal itself); an MCS stage
-                # that got no answer at all is a failed stage, not a refusal.
-                if outcome == "rdp" and not any(g.id == f.id for g in findings):
-                    f = finding("rdpsec.mcs_failed", **f.evidence)
-                else:
-                    continue
-            if outcome == "x224_not_rdp" and f.id == "rdpsec.mcs_failed":
-                continue  # x224.not_rdp names what came instead of MCS
-            findings.append(f)
-    cert = (
-        tls_certificate_verdict(obs.tls, roots=roots, now=now, address=obs.address)
-        if isinstance(obs.tls, TlsFacts)
-        else None
-    )
+    findings += _stage_findings(obs, now, roots, outcome, findings)
+    cert = None
+    if obs.tls is not None:
+        from rdprobe.analysis.certificate_verdict import tls_certificate_verdict
+        from rdprobe.analysis.facts import TlsFacts
+
+        if isinstance(obs.tls, TlsFacts):
+            cert = tls_certificate_verdict(obs.tls, roots=roots, now=now, address=obs.address)
     report = Report(obs, outcome, setting, service, tuple(findings), now, cert)
     if os.environ.get(CHECK_ENV) == "1":
+        from rdprobe.analysis.consistency import violations
+
         problems = violations(report)
         if problems:
             raise AssertionError(
@@ -264,82 +219,37 @@ def classify(obs: TargetObservation, now: datetime, roots: TrustRoots | None = N
     return report
 
 
-def _timeout(obs: TargetObservation) -> dict[str, Any]:
-    t = obs.config.timeout_s
-    return {"timeout_s": t} if t is not None else {}
+def _stage_findings(
+    obs: TargetObservation,
+    now: datetime,
+    roots: TrustRoots | None,
+    outcome: str,
+    findings: list[Finding],
+) -> list[Finding]:
+    """The stage judges' findings (none when no stage ran: the judges are not even loaded)."""
+    if all(getattr(obs, name) is None for name in STAGES):
+        return []
+    from rdprobe.analysis.judges import STAGE_JUDGES
 
-
-def _negotiation_findings(obs: TargetObservation, setting: Setting | None) -> list[Finding]:
     out: list[Finding] = []
-    where = {"host": obs.host, "port": obs.port}
-    if setting is not None:
-        ev = {**where, "setting": setting.summary, "answers": setting.answers}
-        if setting.accepts_nothing:
-            codes = ", ".join(NegotiationFailure(c).code_name for c in setting.failure_codes)
-            out.append(finding("neg.accepts_nothing", codes=codes, **ev))
-        if setting.legacy_server:
-            out.append(finding("neg.legacy_server", **ev))
-        if setting.nla_required:
-            out.append(finding("neg.nla_required", **ev))
-        elif _only_nla_selected(obs):
-            # NLA on every confirm: nothing shows a client getting in without it
-            out.append(finding("neg.nla_used", **ev))
-        elif setting.tls_supported or setting.standard_rdp_allowed:
-            out.append(finding("neg.nla_not_required", **ev))
-        if setting.security_layer == "SSL":
-            out.append(finding("neg.tls_required", **ev))
-        # TLS refused by the matrix as a whole (no request got TLS), not by one failure code:
-        # FreeRDP answers an RDSTLS-only request SSL_NOT_ALLOWED_BY_SERVER and selects TLS else.
-        if setting.tls_supported is False and not setting.legacy_server:
-            out.append(finding("neg.rdp_security_only", **ev))
-        if setting.legacy_clients_allowed is False and not setting.accepts_nothing:
-            refused_later = _legacy_refused_later(obs)
-            if refused_later is not None:
-                ev = {**ev, "error": refused_later, "stage": "mcs"}
-            out.append(finding("neg.legacy_clients_refused", **ev))
-        for code in setting.failure_codes:
-            if code in _FAILURE_FINDINGS:
-                out.append(finding(_FAILURE_FINDINGS[FailureCode(code)], **ev))
-            elif code not in FailureCode._value2member_map_:
-                out.append(finding("neg.unknown_failure", code=code, **ev))
-    for a in obs.attempts:
-        if a.ended_by_server is not None:
-            out.append(
-                finding(
-                    "tcp.dropped_after_confirm", how=a.ended_by_server, requested=a.label, **where
-                )
-            )
-        if a.tpdu is not None and not isinstance(a.tpdu, ConnectionConfirm):
-            out.append(
-                finding(
-                    "x224.disconnect",
-                    requested=a.label,
-                    reply=_evidence_bytes(a.reply),
-                    **where,
-                )
-            )
-        elif isinstance(a.tpdu, ConnectionConfirm) and a.requested is not None:
-            neg = a.tpdu.negotiation
-            if isinstance(neg, NegotiationResponse) and neg.selected & ~a.requested:
-                out.append(
-                    finding(
-                        "x224.unrequested_protocol",
-                        selected=protocol_name(neg.selected),
-                        requested=protocol_name(a.requested),
-                        **where,
-                    )
-                )
+    for judge in STAGE_JUDGES:
+        for f in judge(obs, now, roots):
+            if f.id in _SETTING_FINDINGS:
+                # The setting speaks for these (it reads the MCS refusal itself); an MCS stage
+                # that got no answer at all is a failed stage, not a refusal.
+                if outcome == "rdp" and not any(g.id == f.id for g in (*findings, *out)):
+                    f = finding("rdpsec.mcs_failed", **f.evidence)
+                else:
+                    continue
+            if outcome == "x224_not_rdp" and f.id == "rdpsec.mcs_failed":
+                continue  # x224.not_rdp names what came instead of MCS
+            out.append(f)
     return out
 
 
-def _only_nla_selected(obs: TargetObservation) -> bool:
-    """Every confirm selected HYBRID or HYBRID_EX (and none refused or went without)."""
-    selected = []
-    for a in obs.attempts:
-        if isinstance(a.tpdu, ConnectionConfirm):
-            neg = a.tpdu.negotiation
-            selected.append(neg.selected if isinstance(neg, NegotiationResponse) else 0)
-    return bool(selected) and all(s & (Protocol.HYBRID | Protocol.HYBRID_EX) for s in selected)
+def _timeout(obs: TargetObservation) -> dict[str, Any]:
+    t = obs.config.timeout_s
+    return {"timeout_s": t} if t is not None else {}
 
 
 def _intermittency(obs: TargetObservation) -> list[Finding]:

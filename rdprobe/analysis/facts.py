@@ -21,55 +21,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+# STAGES, RunConfig and StageNote live in run_facts (no protocol imports: an observation is made
+# and judged without loading every stage's facts) and are re-exported here with the rest.
 from rdprobe.analysis.encryption_level import (
     EncryptionLevelVerdict,
     MethodOutcome,
     infer_encryption_level,
 )
+from rdprobe.analysis.run_facts import STAGES as STAGES
+from rdprobe.analysis.run_facts import RunConfig as RunConfig
+from rdprobe.analysis.run_facts import StageNote as StageNote
 from rdprobe.analysis.windows_versions import describe_windows_version
 from rdprobe.protocol import gcc_server, mcs, rdpudp, tlsrec
 from rdprobe.protocol.ntlm import NegotiateFlags, NtlmChallenge
 from rdprobe.protocol.rdpsec import ProprietaryCertificate
 
-#: The later stages, in the order they run and are shown (attribute names of TargetObservation).
-STAGES: tuple[str, ...] = ("tls", "tls_versions", "nla", "mcs", "session", "udp", "auth")
-
 
 def _fields(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: d[k] for k in cls.__dataclass_fields__ if k in d}  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """How the probe ran (evidence for timeouts; not part of the JSON ``stages``)."""
-
-    timeout_s: float | None = None
-    cookie: str | None = None
-    deadline: str | None = None
-    """When the target's deadline ran out: the step it ran out in (the stages after it are
-    skipped with this reason)."""
-
-
-@dataclass(frozen=True)
-class StageNote:
-    """A stage without facts: ``skipped`` (the server could not be taken that far this time) or
-    ``error`` (an internal error of the stage; the target's result is kept)."""
-
-    skipped: str | None = None
-    error: str | None = None
-
-    @property
-    def summary(self) -> str | None:
-        return f"skipped: {self.skipped}" if self.skipped is not None else None
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.skipped is not None:
-            return {"skipped": self.skipped, "summary": self.summary}
-        return {"error": self.error}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StageNote:
-        return cls(d.get("skipped"), None if "skipped" in d else d.get("error"))
 
 
 # -- TLS ----------------------------------------------------------------------------------------

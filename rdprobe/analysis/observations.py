@@ -11,22 +11,23 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rdprobe.analysis.auth_facts import AuthFacts
-from rdprobe.analysis.facts import (
-    STAGES,
-    McsFacts,
-    NlaFacts,
-    RunConfig,
-    StageNote,
-    TlsFacts,
-    TlsVersionsFacts,
-    UdpFacts,
-)
-from rdprobe.analysis.session_facts import SessionFacts
-from rdprobe.protocol.reply import ReplyKind
-from rdprobe.protocol.x224 import ServerTpdu
+from rdprobe.analysis.run_facts import STAGES, RunConfig
+from rdprobe.protocol.reply_kind import ReplyKind
+
+if TYPE_CHECKING:  # the stages' facts load with the stages (or the pcap reader) that make them
+    from rdprobe.analysis.auth_facts import AuthFacts
+    from rdprobe.analysis.facts import (
+        McsFacts,
+        NlaFacts,
+        StageNote,
+        TlsFacts,
+        TlsVersionsFacts,
+        UdpFacts,
+    )
+    from rdprobe.analysis.session_facts import SessionFacts
+    from rdprobe.protocol.x224 import ServerTpdu
 
 __all__ = ["Attempt", "RepeatStats", "ReplyKind", "ServiceGuess", "TargetObservation", "TcpOutcome"]
 

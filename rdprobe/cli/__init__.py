@@ -7,16 +7,44 @@ console script and ``python -m rdprobe``.
 
 from __future__ import annotations
 
+import os
 import sys
+
+#: Set to "1" to send every command line through typer (the tests compare both paths).
+TYPER_ENV = "RDPROBE_CLI_TYPER"
+
+
+def quick_check_targets(argv: list[str]) -> list[str] | None:
+    """The targets of ``check TARGET...`` with no option (nothing to parse: every value is its
+    default), or None for any other command line, which typer parses.
+
+    On Windows Click expands wildcards in arguments, so an argument with one goes to typer.
+    """
+    if len(argv) < 2 or argv[0] != "check" or os.environ.get(TYPER_ENV) == "1":
+        return None
+    rest = argv[1:]
+    if any(a.startswith("-") for a in rest):
+        return None
+    if sys.platform == "win32" and any(c in a for a in rest for c in "*?["):
+        return None
+    return rest
 
 
 def main() -> None:
-    """Console entry point. ``rdprobe --version`` answers before typer is even imported."""
-    if sys.argv[1:] == ["--version"]:
+    """Console entry point. ``rdprobe --version`` answers before typer is even imported, and so
+    does ``rdprobe check TARGET...`` (rdprobe.cli.check_run, with the check command's defaults)."""
+    argv = sys.argv[1:]
+    if argv == ["--version"]:
         from rdprobe._version import __version__
 
         sys.stdout.write(f"rdprobe {__version__}\n")
         sys.exit(0)
+    targets = quick_check_targets(argv)
+    if targets is not None:
+        from rdprobe.cli.check_run import run_check
+        from rdprobe.cli.errors import guard
+
+        guard(lambda: run_check(targets))
     from rdprobe.cli.app import app
     from rdprobe.cli.errors import run
 

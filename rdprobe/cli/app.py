@@ -8,13 +8,13 @@ to parse a command line) loads neither asyncio, ssl, rich nor cryptography.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from rdprobe._version import __version__
 from rdprobe.cli import check, demo, emulate, find, findings, merge, pcap, report, sweep
+from rdprobe.cli.check_run import run_async as run_async  # the commands' coroutine runner
 
 app = typer.Typer(
     add_completion=False,
@@ -41,13 +41,6 @@ def _root(
     ] = False,
 ) -> None:
     """Tell from the wire alone why a Remote Desktop connection fails."""
-
-
-def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
-    """typer runs no coroutines itself (an async command silently does nothing)."""
-    import asyncio
-
-    return asyncio.run(coro)
 
 
 app.command()(check.check)

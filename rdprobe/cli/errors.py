@@ -7,7 +7,8 @@ The exit codes themselves (and the rule that picks one from results) live in
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from rdprobe.analysis.severity import ExitCode
 
@@ -74,10 +75,16 @@ def _click_error(exc: Any) -> int:
     return int(ExitCode.USAGE)
 
 
-def run(app: Any) -> None:
+def run(app: Any) -> NoReturn:
     """Run the typer app: usage errors and bugs become one line, never a traceback."""
+    guard(lambda: app(standalone_mode=False, prog_name="rdprobe"))
+
+
+def guard(command: Callable[[], object]) -> NoReturn:
+    """Run a command (the typer app, or the quick path of `check`) and exit with the code it
+    returns: usage errors, interruptions and bugs become one line, never a traceback."""
     try:
-        code = app(standalone_mode=False, prog_name="rdprobe")
+        code = command()
     except UsageError as exc:
         say(f"rdprobe: error: {short(str(exc))}")
         sys.exit(int(ExitCode.USAGE))

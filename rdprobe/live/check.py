@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rdprobe.analysis.classify import Report, classify
-from rdprobe.analysis.facts import RunConfig, StageNote, TlsFacts
+from rdprobe.analysis.facts import StageNote, TlsFacts
 from rdprobe.analysis.fingerprint import identify
 from rdprobe.analysis.observations import (
     Attempt,
@@ -34,6 +34,8 @@ from rdprobe.analysis.observations import (
 from rdprobe.analysis.trust import TrustRoots
 from rdprobe.defaults import DEFAULT_CONCURRENCY, DEFAULT_COOKIE, DEFAULT_PER_HOST  # noqa: F401
 from rdprobe.live.credentials import Credentials
+from rdprobe.live.first_connect import FirstConnect, start_observation
+from rdprobe.live.matrix import TCP_ONLY
 from rdprobe.live.negotiate import MATRIX, PRIMARY, Request, attempt, connect
 from rdprobe.live.target import Target, parse_target
 from rdprobe.live.timing import CLOSE_LIMIT_S, DEFAULT_TIMEOUT_S, Deadline, Timeouts, close_writer
@@ -136,14 +138,20 @@ async def direct_tls(
         await close_writer(writer, deadline.limit(CLOSE_LIMIT_S))
 
 
-async def tcp_only(address: str, port: int, opts: CheckOptions, deadline: Deadline) -> Attempt:
+async def tcp_only(
+    address: str,
+    port: int,
+    opts: CheckOptions,
+    deadline: Deadline,
+    first_connect: FirstConnect | None = None,
+) -> Attempt:
     """Depth tcp: connect and close, nothing sent."""
     outcome, error, ms, streams = await connect(
-        address, port, opts.timeouts, deadline, retries=opts.retries
+        address, port, opts.timeouts, deadline, retries=opts.retries, first_connect=first_connect
     )
     if streams is not None:
         await close_writer(streams[1])
-    return Attempt("TCP connect", None, outcome, error, ms)
+    return Attempt(TCP_ONLY.label, TCP_ONLY.requested, outcome, error, ms)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -195,16 +203,22 @@ async def _repeat(address: str, port: int, opts: CheckOptions) -> RepeatStats:
 
 
 async def probe_address(
-    target: Target, address: str, opts: CheckOptions, *, now: Callable[[], datetime] | None = None
+    target: Target,
+    address: str,
+    opts: CheckOptions,
+    *,
+    now: Callable[[], datetime] | None = None,
+    first_connect: FirstConnect | None = None,
 ) -> Report:
-    """Everything for one address of a target; never raises for network behaviour."""
+    """Everything for one address of a target; never raises for network behaviour.
+    ``first_connect``: the primary request's connect, already made (rdprobe.live.first_connect);
+    the target's deadline counts from its start."""
     clock = now or (lambda: datetime.now(UTC))
-    obs = TargetObservation(target.host, target.port, address, clock())
-    obs.config = RunConfig(timeout_s=opts.timeouts.connect, cookie=opts.cookie)
-    deadline = Deadline(opts.timeouts.total)
+    obs = start_observation(target, address, opts.timeouts.connect, opts.cookie, clock())
+    deadline = Deadline(opts.timeouts.total, first_connect.started if first_connect else None)
     host_limit = asyncio.Semaphore(max(1, opts.per_host))
     if opts.depth == "tcp":
-        obs.attempts.append(await tcp_only(address, target.port, opts, deadline))
+        obs.attempts.append(await tcp_only(address, target.port, opts, deadline, first_connect))
         return classify(obs, clock())
     loop = asyncio.get_running_loop()
     rows: dict[str, asyncio.Future[Attempt]] = {}
@@ -215,7 +229,10 @@ async def probe_address(
     answered = False
 
     async def run(
-        req: Request, linger: float = 0.0, on_reply: Callable[[ReplyKind], None] | None = None
+        req: Request,
+        linger: float = 0.0,
+        on_reply: Callable[[ReplyKind], None] | None = None,
+        made: FirstConnect | None = None,
     ) -> Attempt:
         async with host_limit:
             a, streams = await attempt(
@@ -229,6 +246,7 @@ async def probe_address(
                 linger=linger,
                 keep_open=keep.get(req.label, False),
                 on_reply=on_reply,
+                first_connect=made,
             )
         if streams is not None and isinstance(a.tpdu, ConnectionConfirm):  # kept for a stage
             neg = a.tpdu.negotiation
@@ -264,7 +282,7 @@ async def probe_address(
             start_stages()
 
     try:
-        first = await run(PRIMARY, AFTER_CONFIRM_LINGER_S, start_rest)
+        first = await run(PRIMARY, AFTER_CONFIRM_LINGER_S, start_rest, first_connect)
         primary.set_result(first)
         obs.attempts.append(first)
         if answered:

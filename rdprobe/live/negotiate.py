@@ -7,45 +7,25 @@ server does; every outcome becomes a field of the Attempt.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
+import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rdprobe.analysis.observations import Attempt, TcpOutcome
 from rdprobe.live import winsock
+from rdprobe.live.first_connect import FirstConnect, tcp_outcome, timeout_error
+from rdprobe.live.matrix import MATRIX, PRIMARY, Request
 from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, Timeouts, close_writer, now_ms
 from rdprobe.protocol import x224
 from rdprobe.protocol.errors import one_line
 from rdprobe.protocol.reply import BANNER_LIMIT, ReplyKind, sniff_reply
-from rdprobe.protocol.x224 import Protocol
+
+__all__ = ["MATRIX", "PRIMARY", "Request", "attempt", "connect", "read_reply", "tcp_outcome"]
 
 #: After the first non-TPKT bytes, how long to wait for the rest of a banner or HTTP response.
 BANNER_LINGER_S = 0.3
-
-P = Protocol
-
-
-@dataclass(frozen=True)
-class Request:
-    """One row of the negotiation matrix."""
-
-    label: str
-    requested: int | None  #: None: no RDP_NEG_REQ at all, like a pre-2003-SP1 client
-
-
-#: What mstsc sends today; asked first, alone, because it answers most questions.
-PRIMARY = Request("SSL|HYBRID|HYBRID_EX", int(P.SSL | P.HYBRID | P.HYBRID_EX))
-MATRIX: tuple[Request, ...] = (
-    PRIMARY,
-    Request("RDP", int(P.RDP)),
-    Request("SSL", int(P.SSL)),
-    Request("SSL|HYBRID", int(P.SSL | P.HYBRID)),
-    Request("RDSTLS", int(P.RDSTLS)),
-    Request("no negotiation", None),
-)
 
 
 @functools.lru_cache(maxsize=64)
@@ -54,34 +34,22 @@ def _request_bytes(cookie: str | None, requested: int | None) -> bytes:
     return x224.build_request(cookie=cookie, requested=requested)
 
 
-_WIN_HOSTUNREACH, _WIN_NETUNREACH, _WIN_TIMEDOUT, _WIN_REFUSED = 10065, 10051, 10060, 10061
-
-
-def tcp_outcome(exc: OSError) -> TcpOutcome:
-    """Map a connect() error to an outcome, on POSIX and Windows alike."""
-    codes = {exc.errno, getattr(exc, "winerror", None)}
-    if isinstance(exc, ConnectionRefusedError) or codes & {errno.ECONNREFUSED, _WIN_REFUSED}:
-        return TcpOutcome.REFUSED
-    if codes & {errno.EHOSTUNREACH, _WIN_HOSTUNREACH, errno.EHOSTDOWN}:
-        return TcpOutcome.HOST_UNREACHABLE
-    if codes & {errno.ENETUNREACH, _WIN_NETUNREACH}:
-        return TcpOutcome.NET_UNREACHABLE
-    if codes & {errno.EACCES, errno.EPERM}:
-        return TcpOutcome.ADMIN_PROHIBITED
-    if codes & {errno.ETIMEDOUT, _WIN_TIMEDOUT}:
-        return TcpOutcome.TIMEOUT
-    return TcpOutcome.ERROR
-
-
 async def _open(
     address: str,
     port: int,
     limit: float,
     ssl_context: ssl.SSLContext | None,
     server_hostname: str | None,
+    connected: socket.socket | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """asyncio.open_connection; on Windows through a socket tuned so a refusal is immediate
-    (rdprobe.live.winsock)."""
+    (rdprobe.live.winsock); over ``connected`` (the first connect's socket) when given."""
+    if connected is not None:
+        try:
+            return await asyncio.open_connection(sock=connected)
+        except BaseException:
+            connected.close()
+            raise
     sock = winsock.connect_socket(address, port, limit)
     if sock is None:
         return await asyncio.open_connection(
@@ -106,12 +74,27 @@ async def connect(
     retries: int = 0,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    first_connect: FirstConnect | None = None,
 ) -> tuple[
     TcpOutcome, str | None, float | None, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
 ]:
-    """(outcome, error, connect_ms, streams). Retries only connection timeouts."""
+    """(outcome, error, connect_ms, streams). Retries only connection timeouts. ``first_connect``
+    is the first try, already made (rdprobe.live.first_connect): its socket is taken over, or
+    its failure counts as the first of the tries."""
     outcome, error = TcpOutcome.TIMEOUT, None
-    for _ in range(retries + 1):
+    tries = retries + 1
+    if (made := first_connect) is not None:
+        if made.sock is not None:
+            sock, made.sock = made.sock, None
+            try:
+                streams = await _open(address, port, 0, None, None, sock)
+            except OSError as exc:
+                return tcp_outcome(exc), one_line(exc), made.connect_ms, None
+            return TcpOutcome.CONNECTED, None, made.connect_ms, streams
+        if made.outcome is not TcpOutcome.TIMEOUT:
+            return made.outcome, made.error, made.connect_ms, None
+        outcome, error, tries = made.outcome, made.error, tries - 1
+    for _ in range(tries):
         limit = deadline.limit(timeouts.connect)
         if limit <= 0:
             break
@@ -121,7 +104,7 @@ async def connect(
                 streams = await _open(address, port, limit, ssl_context, server_hostname)
             return TcpOutcome.CONNECTED, None, now_ms(start), streams
         except TimeoutError:
-            outcome, error = TcpOutcome.TIMEOUT, f"no answer within {limit:.1f} s"
+            outcome, error = TcpOutcome.TIMEOUT, timeout_error(limit)
             continue
         except OSError as exc:
             return tcp_outcome(exc), one_line(exc), now_ms(start), None
@@ -208,14 +191,16 @@ async def attempt(
     keep_open: bool | Callable[[x224.ConnectionConfirm], bool] = False,
     linger: float = 0.0,
     on_reply: Callable[[ReplyKind], None] | None = None,
+    first_connect: FirstConnect | None = None,
 ) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
     """Connect, send the CR, read the reply. With keep_open (True, or a test of the confirm) and
     a confirm, the streams are returned open (the caller closes them); otherwise they are closed
     here. With ``linger``, wait that long after a confirm to see whether the server drops the
     connection right away; ``on_reply`` is called as soon as the reply is read, before the
-    linger, so that a caller can start what the reply allows without waiting for it."""
+    linger, so that a caller can start what the reply allows without waiting for it.
+    ``first_connect``: the connect already made (see :func:`connect`)."""
     outcome, error, connect_ms, streams = await connect(
-        address, port, timeouts, deadline, retries=retries
+        address, port, timeouts, deadline, retries=retries, first_connect=first_connect
     )
     if streams is None:
         return Attempt(request.label, request.requested, outcome, error, connect_ms), None

@@ -6,11 +6,14 @@ takes the smaller of its phase limit and what is left of the target's deadline.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rdprobe.defaults import DEFAULT_TIMEOUT_S
+
+if TYPE_CHECKING:  # asyncio loads with the prober, not with the first connect (live/first_connect)
+    import asyncio
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,10 @@ class Deadline:
     that reason.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, start: float | None = None) -> None:
+        """``seconds`` from ``start`` (a time.monotonic() value; now when None)."""
         self.seconds = seconds
-        self.at = time.monotonic() + seconds
+        self.at = (time.monotonic() if start is None else start) + seconds
         self.ran_out_in: str | None = None
         """The named step the deadline cut short ("tls: TLS handshake")."""
 
@@ -71,6 +75,8 @@ dropped."""
 async def close_writer(writer: asyncio.StreamWriter, timeout: float = CLOSE_LIMIT_S) -> None:
     """Close a stream without ever raising or hanging: wait at most *timeout* (callers pass
     ``deadline.limit(CLOSE_LIMIT_S)``), then abort the transport so nothing lingers."""
+    import asyncio
+
     try:
         writer.close()
         async with asyncio.timeout(max(0.0, timeout)):  # no task per close, unlike wait_for

@@ -9,30 +9,16 @@ the client's first bytes are a Connection Request (2.2.1.1) or not; a client's T
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from rdprobe.protocol import tlsrec, tpkt, x224
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
+from rdprobe.protocol.reply_kind import ReplyKind as ReplyKind
 
 #: No Connection Confirm (or what a server sends instead) is anywhere near this long.
 CONFIRM_LIMIT = 1024
 #: How much of a non-RDP reply to keep for fingerprinting and evidence.
 BANNER_LIMIT = 4096
-
-
-class ReplyKind(enum.StrEnum):
-    """How the server answered a Connection Request on an accepted connection."""
-
-    TPDU = "tpdu"  #: a whole X.224 TPDU that parsed (confirm, data or disconnect)
-    RESET = "reset"  #: RST before any byte
-    CLOSED = "closed"  #: FIN before any byte
-    SILENT = "silent"  #: nothing before the deadline
-    NOT_TPKT = "not_tpkt"  #: bytes that are not TPKT (another service)
-    TRUNCATED = "truncated"  #: a TPKT PDU cut short by a close or reset
-    SLOW = "slow"  #: a TPKT PDU still incomplete at the deadline (a drip)
-    OVERSIZED = "oversized"  #: a TPKT header announcing an impossible length
-    MALFORMED = "malformed"  #: a whole TPKT PDU that is not valid X.224
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from rich.table import Table
 from rich.text import Text
 
 from rdprobe.analysis.classify import Report
-from rdprobe.analysis.setting import describe_answer
 from rdprobe.analysis.severity import Severity
 from rdprobe.protocol.endpoint import format_endpoint
 from rdprobe.render.styles import STYLE
@@ -52,6 +51,8 @@ def _attempts(report: Report) -> Table | None:
     obs = report.observation
     if not any(a.tcp == "connected" for a in obs.attempts) or report.outcome != "rdp":
         return None
+    from rdprobe.analysis.setting import describe_answer  # X.224: only where RDP answered
+
     table = Table(title="Negotiation", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("client offered")
     table.add_column("server answered")

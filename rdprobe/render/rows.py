@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from rdprobe.analysis.severity import Severity
+from rdprobe.defaults import TABLE_SORTS
 
 #: Schemas this reader understands (the JSON row's ``schema`` key).
 SCHEMAS = ("rdprobe.report/1", "rdprobe.report/2")
 UNKNOWN = "-"
 #: Orders of the table and the report: worst first, by target, or as the rows came.
-SORTS = ("severity", "target", "input")
+SORTS = TABLE_SORTS  # in rdprobe.defaults: `check` checks --sort without loading this module
 
 
 def _get(value: Any, *path: str) -> Any:
