@@ -26,7 +26,7 @@ def check_depth(depth: str, allowed: tuple[str, ...] = DEPTHS) -> None:
 
 
 def check_cookie(cookie: str) -> None:
-    from rdprobe.protocol.x224 import valid_cookie  # the builder's own check
+    from rdprobe.protocol.x224_values import valid_cookie  # the builder's own check
 
     if not valid_cookie(cookie):
         raise UsageError("--cookie must be ASCII without line breaks")

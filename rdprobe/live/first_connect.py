@@ -13,22 +13,23 @@ through :func:`tcp_outcome`, the one errno -> TcpOutcome table.
 
 from __future__ import annotations
 
+import _socket  # the socket module's C half: its Python half builds enums worth ~3 ms at import
 import errno
-import socket
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rdprobe.analysis.observations import Attempt, TargetObservation, TcpOutcome
 from rdprobe.analysis.run_facts import RunConfig
-from rdprobe.live import winsock
 from rdprobe.live.matrix import PRIMARY, TCP_ONLY, Request
 from rdprobe.live.timing import now_ms
 from rdprobe.protocol.errors import one_line
 
 if TYPE_CHECKING:
+    import socket
+
     from rdprobe.analysis.classify import Report
     from rdprobe.live.target import Target
 
@@ -57,17 +58,30 @@ def timeout_error(limit: float) -> str:
     return f"no answer within {limit:.1f} s"
 
 
-@dataclass
 class FirstConnect:
     """The outcome of the first connect; ``sock`` is the connected socket (non-blocking), which
-    the prober takes over, or None."""
+    the prober takes over (:meth:`take`), or None. ``started``: time.monotonic() when the
+    connect began (the target's deadline counts from there)."""
 
-    outcome: TcpOutcome
-    error: str | None
-    connect_ms: float | None
-    sock: socket.socket | None
-    #: time.monotonic() when the connect began: the target's deadline counts from here
-    started: float
+    __slots__ = ("connect_ms", "error", "outcome", "sock", "started")
+
+    def __init__(
+        self,
+        outcome: TcpOutcome,
+        error: str | None,
+        connect_ms: float | None,
+        sock: _socket.socket | None,
+        started: float,
+    ) -> None:
+        self.outcome, self.error, self.connect_ms = outcome, error, connect_ms
+        self.sock, self.started = sock, started
+
+    def take(self) -> socket.socket | None:
+        """The connected socket as a socket.socket, once (asyncio is loading it anyway)."""
+        import socket
+
+        raw, self.sock = self.sock, None
+        return None if raw is None else socket.socket(fileno=raw.detach())
 
     def settles(self, retries: int, depth: str) -> bool:
         """This connect is the whole observation: at depth tcp (connect and close), or a failure
@@ -86,15 +100,17 @@ def connect_first(address: str, port: int, limit: float) -> FirstConnect | None:
     try:
         # bytes: a str host is IDNA-encoded first, and loading that codec costs more than
         # the whole connect (an IP literal is ASCII)
-        family, _type, _proto, _name, sockaddr = socket.getaddrinfo(
-            address.encode("ascii"), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        family, _type, _proto, _name, sockaddr = _socket.getaddrinfo(
+            address.encode("ascii"), port, 0, _socket.SOCK_STREAM, 0, _socket.AI_NUMERICHOST
         )[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = _socket.socket(family, _socket.SOCK_STREAM)
     except (OSError, UnicodeError, IndexError):
         return None
     started = time.monotonic()
     try:
-        if winsock.WINDOWS:
+        if sys.platform == "win32":  # no SYN retries after a RST: a refusal is at once
+            from rdprobe.live import winsock
+
             winsock.tune(sock, limit)
         sock.settimeout(limit)
         sock.connect(sockaddr)
@@ -135,7 +151,7 @@ def judge_first(
     from rdprobe.analysis.classify import classify
 
     if first.sock is not None:
-        first.sock.close()
+        first.sock.close()  # depth tcp: connected, nothing to send
         first.sock = None
 
     obs = start_observation(target, target.host, timeout_s, cookie, clock())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rdprobe.protocol.x224 import Protocol as P
+from rdprobe.protocol.x224_values import Protocol as P
 
 
 @dataclass(frozen=True)

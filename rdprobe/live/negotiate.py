@@ -84,8 +84,7 @@ async def connect(
     outcome, error = TcpOutcome.TIMEOUT, None
     tries = retries + 1
     if (made := first_connect) is not None:
-        if made.sock is not None:
-            sock, made.sock = made.sock, None
+        if (sock := made.take()) is not None:
             try:
                 streams = await _open(address, port, 0, None, None, sock)
             except OSError as exc:

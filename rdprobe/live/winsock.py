@@ -16,6 +16,10 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import _socket  # socket.socket's base: the first connect's socket (rdprobe.live.first_connect)
 
 WINDOWS = sys.platform == "win32"
 #: ws2ipdef.h: IPPROTO_TCP option, the connection's maximum retransmission time in seconds.
@@ -44,7 +48,9 @@ def _wsaioctl(fd: int, code: int, data: bytes) -> bool:
     return rc == 0
 
 
-def tune(sock: socket.socket, connect_timeout_s: float, *, ioctl: Ioctl | None = None) -> list[str]:
+def tune(
+    sock: _socket.socket, connect_timeout_s: float, *, ioctl: Ioctl | None = None
+) -> list[str]:
     """Apply both settings to an unconnected TCP socket; the names of those Windows took."""
     applied = []
     try:

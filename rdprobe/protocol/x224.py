@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from rdprobe.protocol import tpkt
 from rdprobe.protocol.errors import ProtocolError
 
+# The flags and the cookie rule are in x224_values (no dataclasses: the command line and the
+# negotiation matrix name them without loading the TPDU readers); re-exported here.
+from rdprobe.protocol.x224_values import Protocol as Protocol
+from rdprobe.protocol.x224_values import valid_cookie as valid_cookie
+
 # TPDU codes (X.224 13.x), high nibble of the second byte after LI.
 TPDU_CR = 0xE0
 TPDU_CC = 0xD0
@@ -25,17 +30,6 @@ NEG_LENGTH = 8
 CORRELATION_LENGTH = 36
 #: src-ref Windows puts in every Connection Confirm (3.3.5.3.1); xrdp and FreeRDP send 0.
 WINDOWS_SRC_REF = 0x1234
-
-
-class Protocol(enum.IntFlag):
-    """requestedProtocols / selectedProtocol (2.2.1.1.1). RDP is the absence of every flag."""
-
-    RDP = 0x00
-    SSL = 0x01
-    HYBRID = 0x02
-    RDSTLS = 0x04
-    HYBRID_EX = 0x08
-    RDSAAD = 0x10
 
 
 class NegRequestFlag(enum.IntFlag):
@@ -155,11 +149,6 @@ class DisconnectRequest:
 ServerTpdu = ConnectionConfirm | DataTpdu | DisconnectRequest
 
 # -- Connection Request ---------------------------------------------------------------------------
-
-
-def valid_cookie(cookie: str) -> bool:
-    """A routingToken/cookie line carries ASCII and ends at CR LF (MS-RDPBCGR 2.2.1.1)."""
-    return cookie.isascii() and not any(c in cookie for c in "\r\n")
 
 
 def build_request(

@@ -1,0 +1,183 @@
+"""`rdprobe check TARGET...` without options takes the quick path (rdprobe.cli.main straight to
+rdprobe.cli.check_run, no typer): the same stdout, stderr and exit code as the typer path
+(RDPROBE_CLI_TYPER=1 forces it), and on a refused port neither typer, asyncio nor the stage facts
+are loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from rdprobe.cli import TYPER_ENV, quick_check_targets
+from rdprobe.emulate.server import serve
+from rig.ports import loopback_address
+
+RDPROBE = [sys.executable, "-m", "rdprobe"]
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RDPROBE, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+    )
+
+
+def both(*args: str) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """The same command line through the quick path and through typer."""
+    quick_env = {k: v for k, v in os.environ.items() if k != TYPER_ENV}
+    quick = subprocess.run(
+        [*RDPROBE, *args], capture_output=True, text=True, timeout=60, env=quick_env
+    )
+    typer = _run(list(args), {TYPER_ENV: "1"})
+    return quick, typer
+
+
+def _timings_out(text: str) -> str:
+    """The report without its measured milliseconds (the negotiation table's last columns)."""
+    return re.sub(r" +\d+\.\d(?= │)", " #", text)
+
+
+def assert_same(
+    quick: subprocess.CompletedProcess[str], typer: subprocess.CompletedProcess[str]
+) -> None:
+    assert quick.returncode == typer.returncode, (quick.stderr, typer.stderr)
+    assert quick.stderr == typer.stderr
+    assert _timings_out(quick.stdout) == _timings_out(typer.stdout)
+
+
+def test_refused_port_reads_the_same_on_both_paths():
+    quick, typer = both("check", f"{loopback_address()}:3389")
+    assert_same(quick, typer)
+    assert quick.returncode == 1
+    assert "refused" in quick.stdout and "Nothing listens on port 3389" in quick.stdout
+    assert quick.stderr == ""
+
+
+def test_two_targets_read_the_same_on_both_paths():
+    a, b = loopback_address(), loopback_address()
+    quick, typer = both("check", f"{a}:3389", f"{b}:3390")
+    assert_same(quick, typer)
+    assert quick.returncode == 1
+    assert quick.stdout.index(a) < quick.stdout.index(b)  # reports, then the table, in order
+
+
+@pytest.mark.parametrize("target", ["host:0", "bad host", "[::1", "a..b:x"])
+def test_bad_target_is_the_same_one_line_error_on_both_paths(target):
+    quick, typer = both("check", target)
+    assert_same(quick, typer)
+    assert quick.returncode == 2
+    assert quick.stdout == ""
+    assert quick.stderr.startswith("rdprobe: error: ") and quick.stderr.count("\n") == 1
+    assert "Traceback" not in quick.stderr
+
+
+@pytest.mark.parametrize("profile", ["win2012-negotiate", "ssh"])
+def test_listening_server_reads_the_same_on_both_paths(profile):
+    async def main():
+        async with await serve(profile, "127.0.0.1", 0) as server:
+            return await asyncio.to_thread(both, "check", f"127.0.0.1:{server.port}")
+
+    quick, typer = asyncio.run(main())
+    assert_same(quick, typer)
+    expected = "RDP answers" if profile == "win2012-negotiate" else "Port conflict: SSH"
+    assert expected in quick.stdout
+
+
+PROBE = (
+    "import sys\n"
+    "sys.argv = ['rdprobe', *sys.argv[1:]]\n"
+    "from rdprobe.cli import main\n"
+    "try:\n"
+    "    main()\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    "names = ('typer', 'click', 'pydantic', 'asyncio', 'ssl', 'cryptography', 'rdprobe.api',\n"
+    "         'rdprobe.live.check', 'rdprobe.live.negotiate', 'rdprobe.analysis.facts',\n"
+    "         'rdprobe.analysis.judges', 'rdprobe.analysis.consistency',\n"
+    "         'rdprobe.analysis.certificate_verdict', 'rdprobe.protocol.x224', 'rich')\n"
+    "sys.stderr.write(f'EXIT={code} LOADED=' + ','.join(n for n in names if n in sys.modules))\n"
+)
+
+
+def _loaded(args: list[str], env: dict[str, str]) -> tuple[int, set[str]]:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in (TYPER_ENV, "RDPROBE_CHECK_CONSISTENCY")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **env},
+    )
+    code, _, loaded = done.stderr.rpartition("EXIT=")[2].partition(" LOADED=")
+    return int(code), set(filter(None, loaded.split(",")))
+
+
+def test_refused_port_loads_no_typer_asyncio_or_stage_facts():
+    target = f"{loopback_address()}:3389"
+    code, loaded = _loaded(["check", target], {})
+    assert code == 1
+    assert loaded == {"rich"}  # the human report is rich's; nothing else on the list
+    # an option goes through typer, and the refused port is still judged without asyncio
+    code, loaded = _loaded(["check", target, "--json"], {})
+    assert code == 1
+    assert "typer" in loaded and "asyncio" not in loaded and "rich" not in loaded
+    # the consistency check still runs when asked for
+    _code, loaded = _loaded(["check", target], {"RDPROBE_CHECK_CONSISTENCY": "1"})
+    assert "rdprobe.analysis.consistency" in loaded
+
+
+def test_listening_port_goes_on_to_the_prober():
+    async def main():
+        async with await serve("win10-nla", "127.0.0.1", 0) as server:
+            return await asyncio.to_thread(
+                _loaded, ["check", f"127.0.0.1:{server.port}", "--depth", "x224"], {}
+            )
+
+    code, loaded = asyncio.run(main())
+    assert code == 0  # NLA required, nothing wrong: the prober read the confirms
+    assert {"asyncio", "rdprobe.live.negotiate", "rdprobe.protocol.x224"} <= loaded
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["check", "10.0.0.1"], ["10.0.0.1"]),
+        (["check", "a:3389", "[::1]:3390"], ["a:3389", "[::1]:3390"]),
+        (["check"], None),  # typer says what is missing
+        (["check", "a", "--json"], None),
+        (["check", "-v", "a"], None),
+        (["check", "--", "a"], None),
+        (["check", "-"], None),
+        (["sweep", "10.0.0.0/24"], None),
+        (["--version"], None),
+        ([], None),
+    ],
+)
+def test_only_check_with_bare_targets_takes_the_quick_path(argv, expected, monkeypatch):
+    monkeypatch.delenv(TYPER_ENV, raising=False)
+    assert quick_check_targets(argv) == expected
+    monkeypatch.setenv(TYPER_ENV, "1")
+    assert quick_check_targets(argv) is None
+
+
+def test_the_quick_path_uses_the_typer_commands_defaults():
+    """One home for the options: run_check's parameters are the typer command's, in order,
+    with the same defaults (both read rdprobe.defaults)."""
+    from rdprobe.cli.check import check
+    from rdprobe.cli.check_run import run_check
+
+    typer_params = inspect.signature(check).parameters
+    run_params = inspect.signature(run_check).parameters
+    assert list(typer_params) == list(run_params)
+    for name, param in typer_params.items():
+        if name == "targets":
+            assert run_params[name].default is inspect.Parameter.empty
+            continue
+        assert run_params[name].default == param.default, name
