@@ -143,6 +143,8 @@ def test_listening_port_goes_on_to_the_prober():
     code, loaded = asyncio.run(main())
     assert code == 0  # NLA required, nothing wrong: the prober read the confirms
     assert {"asyncio", "rdprobe.live.negotiate", "rdprobe.protocol.x224"} <= loaded
+    # the prober loads every judge before it opens a connection (file descriptors may run out)
+    assert {"rdprobe.analysis.judges", "rdprobe.analysis.facts"} <= loaded
 
 
 @pytest.mark.parametrize(

@@ -247,6 +247,23 @@ def _stage_findings(
     return out
 
 
+def load_judges() -> None:
+    """Import now what :func:`classify` loads only when an observation needs it. The live prober
+    calls this before it opens connections: a sweep that runs out of file descriptors must not
+    then fail to import a judge (EMFILE) in the middle of classifying a target."""
+    from rdprobe.analysis import (  # noqa: F401
+        certificate_verdict,
+        facts,
+        fingerprint,
+        judges,
+        rdp_answer,
+        setting,
+    )
+
+    if os.environ.get(CHECK_ENV) == "1":
+        from rdprobe.analysis import consistency  # noqa: F401
+
+
 def _timeout(obs: TargetObservation) -> dict[str, Any]:
     t = obs.config.timeout_s
     return {"timeout_s": t} if t is not None else {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from rdprobe.analysis.classify import Report, classify
+from rdprobe.analysis.classify import Report, classify, load_judges
 from rdprobe.analysis.facts import StageNote, TlsFacts
 from rdprobe.analysis.fingerprint import identify
 from rdprobe.analysis.observations import (
@@ -44,6 +44,8 @@ from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse
 
 if TYPE_CHECKING:  # the stages (TLS, NLA, MCS: ssl, cryptography) load only when a port answers
     from rdprobe.live.stages import Stage, StageContext
+
+load_judges()  # before any connection is open (a sweep may use every file descriptor)
 
 #: How long to watch the primary connection after its confirm for a server that drops it.
 AFTER_CONFIRM_LINGER_S = 0.2
