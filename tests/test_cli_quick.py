@@ -100,11 +100,14 @@ PROBE = (
     "         'rdprobe.live.check', 'rdprobe.live.negotiate', 'rdprobe.analysis.facts',\n"
     "         'rdprobe.analysis.judges', 'rdprobe.analysis.consistency',\n"
     "         'rdprobe.analysis.certificate_verdict', 'rdprobe.protocol.x224', 'rich')\n"
-    "sys.stderr.write(f'EXIT={code} LOADED=' + ','.join(n for n in names if n in sys.modules))\n"
+    "import gc\n"
+    "loaded = ','.join(n for n in names if n in sys.modules)\n"
+    "sys.stderr.write(f'EXIT={code} GC={gc.isenabled()} LOADED={loaded}')\n"
 )
 
 
-def _loaded(args: list[str], env: dict[str, str]) -> tuple[int, set[str]]:
+def _loaded(args: list[str], env: dict[str, str]) -> tuple[int, bool, set[str]]:
+    """(exit code, the garbage collector on at the end, which of PROBE's names were loaded)"""
     clean = {
         k: v for k, v in os.environ.items() if k not in (TYPER_ENV, "RDPROBE_CHECK_CONSISTENCY")
     }
@@ -115,21 +118,23 @@ def _loaded(args: list[str], env: dict[str, str]) -> tuple[int, set[str]]:
         timeout=60,
         env={**clean, **env},
     )
-    code, _, loaded = done.stderr.rpartition("EXIT=")[2].partition(" LOADED=")
-    return int(code), set(filter(None, loaded.split(",")))
+    code, _, rest = done.stderr.rpartition("EXIT=")[2].partition(" GC=")
+    gc_on, _, loaded = rest.partition(" LOADED=")
+    return int(code), gc_on == "True", set(filter(None, loaded.split(",")))
 
 
 def test_refused_port_loads_no_typer_asyncio_or_stage_facts():
     target = f"{loopback_address()}:3389"
-    code, loaded = _loaded(["check", target], {})
+    code, gc_on, loaded = _loaded(["check", target], {})
     assert code == 1
     assert loaded == {"rich"}  # the human report is rich's; nothing else on the list
+    assert not gc_on  # start-up and the verdict ran without the garbage collector
     # an option goes through typer, and the refused port is still judged without asyncio
-    code, loaded = _loaded(["check", target, "--json"], {})
-    assert code == 1
+    code, gc_on, loaded = _loaded(["check", target, "--json"], {})
+    assert code == 1 and gc_on
     assert "typer" in loaded and "asyncio" not in loaded and "rich" not in loaded
     # the consistency check still runs when asked for
-    _code, loaded = _loaded(["check", target], {"RDPROBE_CHECK_CONSISTENCY": "1"})
+    _code, _gc, loaded = _loaded(["check", target], {"RDPROBE_CHECK_CONSISTENCY": "1"})
     assert "rdprobe.analysis.consistency" in loaded
 
 
@@ -140,11 +145,12 @@ def test_listening_port_goes_on_to_the_prober():
                 _loaded, ["check", f"127.0.0.1:{server.port}", "--depth", "x224"], {}
             )
 
-    code, loaded = asyncio.run(main())
+    code, gc_on, loaded = asyncio.run(main())
     assert code == 0  # NLA required, nothing wrong: the prober read the confirms
     assert {"asyncio", "rdprobe.live.negotiate", "rdprobe.protocol.x224"} <= loaded
     # the prober loads every judge before it opens a connection (file descriptors may run out)
     assert {"rdprobe.analysis.judges", "rdprobe.analysis.facts"} <= loaded
+    assert gc_on  # the collector is on while asyncio runs
 
 
 @pytest.mark.parametrize(

@@ -41,10 +41,22 @@ def main() -> None:
         sys.exit(0)
     targets = quick_check_targets(argv)
     if targets is not None:
+        import gc
+
+        # Start-up makes thousands of long-lived objects (modules, classes) and no garbage, so
+        # the collector's passes over them are wasted: off until the probing starts
+        # (check_run.run_async turns it back on: asyncio makes cyclic garbage).
+        gc.disable()
         from rdprobe.cli.check_run import run_check
         from rdprobe.cli.errors import guard
 
-        guard(lambda: run_check(targets))
+        def quick() -> int:
+            code = run_check(targets)
+            if not gc.isenabled():  # judged without the prober: nothing to collect at exit
+                gc.freeze()  # (the interpreter's last collection would walk every object)
+            return code
+
+        guard(quick)
     from rdprobe.cli.app import app
     from rdprobe.cli.errors import run
 

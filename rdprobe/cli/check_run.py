@@ -236,7 +236,10 @@ def interrupted(finished: list[Report], total: int, as_json: bool, verbose: bool
 
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
-    """typer runs no coroutines itself (an async command silently does nothing)."""
+    """typer runs no coroutines itself (an async command silently does nothing). The garbage
+    collector is on for what runs here (rdprobe.cli.main keeps it off during start-up)."""
     import asyncio
+    import gc
 
+    gc.enable()
     return asyncio.run(coro)
