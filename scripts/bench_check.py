@@ -2,9 +2,10 @@
 """Benchmark `rdprobe check` against nmap on the real servers of the test rig (not a test).
 
 Starts, on loopback addresses handed out by tests/rig (127.77.x.y): an xrdp in negotiate mode,
-an xrdp in tls mode, a FreeRDP shadow server with NLA, and one address where nothing listens
-(a refused port). For each, times whole commands, spawn to exit, each run ``--runs`` times
-(median kept, runs of the two tools interleaved so both see the same machine load):
+an xrdp in tls mode, a FreeRDP shadow server with NLA; and takes one address where nothing
+listens (a refused port, timed first, before the servers start). For each, times whole
+commands, spawn to exit, each run ``--runs`` times (``--refused-runs`` for the refused port;
+median kept, runs of the two tools interleaved so both see the same machine load):
 
 - ``rdprobe check HOST --depth full`` against
   ``nmap -Pn -p3389 --script rdp-enum-encryption,rdp-ntlm-info,ssl-cert HOST``;
@@ -146,7 +147,7 @@ def compare(name: str, ours: list[str], theirs: list[str], runs: int, goal: floa
         nmaps.append(t)
     ratio = statistics.median(mine) / statistics.median(nmaps)
     print(
-        f"  {name:<22} rdprobe {statistics.median(mine):6.2f} s  nmap {statistics.median(nmaps):6.2f} s"
+        f"  {name:<22} rdprobe {statistics.median(mine):6.3f} s  nmap {statistics.median(nmaps):6.3f} s"
         f"  ratio {ratio:5.2f}  (goal <= {goal})  runs: rdprobe "
         + " ".join(f"{t:.2f}" for t in mine)
         + " / nmap "
@@ -179,6 +180,17 @@ def main() -> int:
         RDPROBE_EXE[:] = installed or editable_exe()
         how = "a wheel installed in a temporary venv" if installed else "the editable install"
         print(f"rdprobe: {how} ({RDPROBE_EXE[0]})")
+        # the refused port first, before the servers start: none of them is busy meanwhile
+        # (xrdp and the shadow server's X server still work after each full check)
+        refused = loopback_address()  # handed out to nobody else, and nothing listens
+        print(f"refused port {refused}")
+        ratios["refused port"] = compare(
+            "refused port",
+            rdprobe(f"{refused}:{PORT}"),
+            ["nmap", "-Pn", f"-p{PORT}", refused],
+            args.refused_runs,
+            1.0,
+        )
         with server_pool() as servers:
             hosts = {
                 "xrdp negotiate": start_xrdp(work, address=loopback_address()),
@@ -186,10 +198,7 @@ def main() -> int:
                 "shadow NLA": start_shadow(work, address=loopback_address(), sec="nla"),
             }
             servers.extend(hosts.values())
-            refused = loopback_address()  # handed out to nobody else, and nothing listens
-            print(
-                f"servers: {', '.join(f'{k} {s.host}' for k, s in hosts.items())}; refused {refused}"
-            )
+            print(f"servers: {', '.join(f'{k} {s.host}' for k, s in hosts.items())}")
             ok = all([verify(name, srv.host) for name, srv in hosts.items()])
             print(f"full checks found every expected stage fact: {'yes' if ok else 'NO'}")
             for name, srv in hosts.items():
@@ -200,13 +209,6 @@ def main() -> int:
                     args.runs,
                     0.5,
                 )
-            ratios["refused port"] = compare(
-                "refused port",
-                rdprobe(f"{refused}:{PORT}"),
-                ["nmap", "-Pn", f"-p{PORT}", refused],
-                args.refused_runs,
-                1.0,
-            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\nresults (rdprobe time / nmap time, median of interleaved runs)")
