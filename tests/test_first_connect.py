@@ -33,7 +33,9 @@ def _clock() -> datetime:
 async def test_refused_port_is_judged_like_the_prober_judges_it():
     host = loopback_address()
     target = Target(host, 3389, True)
+    before = datetime.now(UTC)
     first = connect_first(host, 3389, 2.0)
+    after = datetime.now(UTC)
     assert first is not None
     assert first.outcome is TcpOutcome.REFUSED and first.sock is None
     assert first.connect_ms is not None and 0 <= first.connect_ms < 2000
@@ -47,6 +49,7 @@ async def test_refused_port_is_judged_like_the_prober_judges_it():
     assert (a.label, a.requested, a.tcp) == (b.label, b.requested, b.tcp)
     assert (a.label, a.requested) == (PRIMARY.label, PRIMARY.requested)
     assert mine.observation.config == prober.observation.config  # timeout and cookie
+    assert before <= mine.observation.started <= after  # when the probe began: at the connect
 
 
 def test_depth_tcp_closes_an_accepted_connection_at_once():
@@ -92,6 +95,7 @@ async def test_accepted_connection_is_the_primary_requests_own(depth):
     assert handed.setting.summary == plain.setting.summary
     assert sorted(f.id for f in handed.findings) == sorted(f.id for f in plain.findings)
     assert handed.observation.attempts[0].connect_ms == first.connect_ms
+    assert handed.observation.started == first.at  # the probe began with the first connect
     assert [a.label for a in handed.observation.attempts] == [
         a.label for a in plain.observation.attempts
     ]

@@ -214,9 +214,10 @@ async def probe_address(
 ) -> Report:
     """Everything for one address of a target; never raises for network behaviour.
     ``first_connect``: the primary request's connect, already made (rdprobe.live.first_connect);
-    the target's deadline counts from its start."""
+    the target's probe (its deadline, the observation's ``started``) began with it."""
     clock = now or (lambda: datetime.now(UTC))
-    obs = start_observation(target, address, opts.timeouts.connect, opts.cookie, clock())
+    began = first_connect.at if first_connect else clock()
+    obs = start_observation(target, address, opts.timeouts.connect, opts.cookie, began)
     deadline = Deadline(opts.timeouts.total, first_connect.started if first_connect else None)
     host_limit = asyncio.Semaphore(max(1, opts.per_host))
     if opts.depth == "tcp":

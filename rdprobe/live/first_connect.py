@@ -18,7 +18,7 @@ import errno
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rdprobe.analysis.observations import Attempt, TargetObservation, TcpOutcome
@@ -61,9 +61,10 @@ def timeout_error(limit: float) -> str:
 class FirstConnect:
     """The outcome of the first connect; ``sock`` is the connected socket (non-blocking), which
     the prober takes over (:meth:`take`), or None. ``started``: time.monotonic() when the
-    connect began (the target's deadline counts from there)."""
+    connect began (the target's deadline counts from there); ``at``: the same moment in UTC
+    (when the probe of the target started, the observation's ``started``)."""
 
-    __slots__ = ("connect_ms", "error", "outcome", "sock", "started")
+    __slots__ = ("at", "connect_ms", "error", "outcome", "sock", "started")
 
     def __init__(
         self,
@@ -72,9 +73,11 @@ class FirstConnect:
         connect_ms: float | None,
         sock: _socket.socket | None,
         started: float,
+        at: datetime | None = None,
     ) -> None:
         self.outcome, self.error, self.connect_ms = outcome, error, connect_ms
         self.sock, self.started = sock, started
+        self.at = at if at is not None else datetime.now(UTC)
 
     def take(self) -> socket.socket | None:
         """The connected socket as a socket.socket, once (asyncio is loading it anyway)."""
@@ -106,7 +109,7 @@ def connect_first(address: str, port: int, limit: float) -> FirstConnect | None:
         sock = _socket.socket(family, _socket.SOCK_STREAM)
     except (OSError, UnicodeError, IndexError):
         return None
-    started = time.monotonic()
+    at, started = datetime.now(UTC), time.monotonic()
     try:
         if sys.platform == "win32":  # no SYN retries after a RST: a refusal is at once
             from rdprobe.live import winsock
@@ -117,14 +120,14 @@ def connect_first(address: str, port: int, limit: float) -> FirstConnect | None:
         sock.setblocking(False)
     except TimeoutError:
         sock.close()
-        return FirstConnect(TcpOutcome.TIMEOUT, timeout_error(limit), None, None, started)
+        return FirstConnect(TcpOutcome.TIMEOUT, timeout_error(limit), None, None, started, at)
     except OSError as exc:
         sock.close()
-        return FirstConnect(tcp_outcome(exc), one_line(exc), now_ms(started), None, started)
+        return FirstConnect(tcp_outcome(exc), one_line(exc), now_ms(started), None, started, at)
     except BaseException:  # Ctrl-C: the caller reports the interruption
         sock.close()
         raise
-    return FirstConnect(TcpOutcome.CONNECTED, None, now_ms(started), sock, started)
+    return FirstConnect(TcpOutcome.CONNECTED, None, now_ms(started), sock, started, at)
 
 
 def start_observation(
@@ -154,6 +157,6 @@ def judge_first(
         first.sock.close()  # depth tcp: connected, nothing to send
         first.sock = None
 
-    obs = start_observation(target, target.host, timeout_s, cookie, clock())
+    obs = start_observation(target, target.host, timeout_s, cookie, first.at)
     obs.attempts.append(first.attempt(TCP_ONLY if depth == "tcp" else PRIMARY))
     return classify(obs, clock())
