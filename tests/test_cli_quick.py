@@ -175,6 +175,14 @@ def test_only_check_with_bare_targets_takes_the_quick_path(argv, expected, monke
     assert quick_check_targets(argv) is None
 
 
+@pytest.mark.parametrize("target", ["~", "%HOME%", "$HOME", "h*", "h?", "[::1]:3389"])
+def test_what_click_expands_on_windows_goes_to_typer_there(target, monkeypatch):
+    monkeypatch.delenv(TYPER_ENV, raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert quick_check_targets(["check", target]) is None
+    assert quick_check_targets(["check", "10.0.0.1:3389"]) == ["10.0.0.1:3389"]
+
+
 def test_the_quick_path_uses_the_typer_commands_defaults():
     """One home for the options: run_check's parameters are the typer command's, in order,
     with the same defaults (both read rdprobe.defaults)."""

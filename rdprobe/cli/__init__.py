@@ -12,20 +12,23 @@ import sys
 
 #: Set to "1" to send every command line through typer (the tests compare both paths).
 TYPER_ENV = "RDPROBE_CLI_TYPER"
+#: What Click expands in arguments on Windows (user home, variables, wildcards).
+WINDOWS_EXPANDED = "~$%*?["
 
 
 def quick_check_targets(argv: list[str]) -> list[str] | None:
     """The targets of ``check TARGET...`` with no option (nothing to parse: every value is its
     default), or None for any other command line, which typer parses.
 
-    On Windows Click expands wildcards in arguments, so an argument with one goes to typer.
+    On Windows Click expands ``~``, environment variables and wildcards in arguments, so an
+    argument that may hold one goes to typer.
     """
     if len(argv) < 2 or argv[0] != "check" or os.environ.get(TYPER_ENV) == "1":
         return None
     rest = argv[1:]
     if any(a.startswith("-") for a in rest):
         return None
-    if sys.platform == "win32" and any(c in a for a in rest for c in "*?["):
+    if sys.platform == "win32" and any(c in a for a in rest for c in WINDOWS_EXPANDED):
         return None
     return rest
 
