@@ -60,6 +60,8 @@ _SETTING_FINDINGS = frozenset({"neg.legacy_clients_refused"})
 
 @dataclass(frozen=True)
 class Report:
+    """The judgement of one observation: what the renderers print and ``--json`` writes."""
+
     observation: TargetObservation
     #: "rdp", a TcpOutcome, a ReplyKind, "wrong_service" (a named service), "not_rdp" (unknown
     #: bytes) or "x224_not_rdp" (ISO transport that is not RDP)

@@ -30,6 +30,8 @@ def _bind(thumbprint: str) -> str:
 
 @dataclass(frozen=True)
 class FindingSpec:
+    """One finding of the catalogue: its id, severity and texts."""
+
     id: str
     severity: Severity
     title: str
@@ -58,6 +60,8 @@ _fill = fill
 
 @dataclass(frozen=True)
 class Finding:
+    """A catalogue entry applied to one target, with the evidence that raised it."""
+
     spec: FindingSpec
     evidence: dict[str, Any] = field(default_factory=dict)
 

@@ -71,6 +71,8 @@ class ServiceGuess:
 
 @dataclass(frozen=True)
 class RepeatStats:
+    """``--repeat N``: how the primary request fared N times in a row (intermittency)."""
+
     tries: int
     outcomes: dict[str, int]
     connect_ms: dict[str, float]  #: p50, p90, p99, max over the tries that connected

@@ -20,6 +20,8 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
+    """What to probe: a host (name or IP literal) and a port."""
+
     host: str  #: name or address literal, without brackets
     port: int
     is_literal: bool

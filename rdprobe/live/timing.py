@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # asyncio loads with the prober, not with the first connect (
 
 @dataclass(frozen=True)
 class Timeouts:
+    """The limits of one target's steps, in seconds (``--timeout`` sets them all)."""
+
     connect: float = DEFAULT_TIMEOUT_S  #: TCP handshake
     read: float = DEFAULT_TIMEOUT_S  #: one reply (X.224 confirm, TLS flight, MCS response)
     total: float = 4 * DEFAULT_TIMEOUT_S  #: everything for one target:port
