@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ async def test_refused_port_is_judged_like_the_prober_judges_it():
     assert [f.id for f in mine.findings] == [f.id for f in prober.findings] == ["tcp.refused"]
     (a,), (b,) = mine.observation.attempts, prober.observation.attempts
     assert (a.label, a.requested, a.tcp) == (b.label, b.requested, b.tcp)
+    assert a.error == b.error == f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
     assert (a.label, a.requested) == (PRIMARY.label, PRIMARY.requested)
     assert mine.observation.config == prober.observation.config  # timeout and cookie
     assert before <= mine.observation.started <= after  # when the probe began: at the connect
@@ -232,3 +234,25 @@ def test_windows_socket_is_tuned_before_its_connect(monkeypatch):
 def test_no_socket_for_what_is_no_ip_literal():
     assert connect_first("rdp.example.com", 3389, 1.0) is None
     assert connect_first("bad\u00e9", 3389, 1.0) is None
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+        OSError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 3389)"),  # asyncio's
+    ],
+)
+def test_a_connect_error_reads_the_same_from_either_path(exc):
+    words = os.strerror(errno.ECONNREFUSED)
+    assert first_connect.connect_error(exc) == f"[Errno {errno.ECONNREFUSED}] {words}"
+
+
+def test_a_code_without_c_library_words_keeps_its_own_text():
+    exc = OSError(first_connect.WSAECONNREFUSED, "No connection could be made")
+    text = first_connect.connect_error(exc)
+    assert text == (
+        "[Errno 10061] No connection could be made"
+        if os.strerror(first_connect.WSAECONNREFUSED).startswith("Unknown error")
+        else f"[Errno 10061] {os.strerror(first_connect.WSAECONNREFUSED)}"
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import _socket  # the socket module's C half: its Python half builds enums worth ~3 ms at import
 import errno
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +52,19 @@ def tcp_outcome(exc: OSError) -> TcpOutcome:
     if codes & {errno.ETIMEDOUT, WSAETIMEDOUT}:
         return TcpOutcome.TIMEOUT
     return TcpOutcome.ERROR
+
+
+def connect_error(exc: OSError) -> str:
+    """The text of a failed connect, worded the same whichever path raised it: the socket
+    module says ``[Errno 111] Connection refused``, asyncio ``[Errno 111] Connect call failed
+    ('10.0.0.1', 3389)`` for the same refusal. A code the C library has no words for (Windows
+    Sockets' WSA* codes) keeps the exception's own text."""
+    code = exc.errno
+    if code is not None:
+        words = os.strerror(code)
+        if not words.startswith("Unknown error"):
+            return f"[Errno {code}] {words}"
+    return one_line(exc)
 
 
 def timeout_error(limit: float) -> str:
@@ -123,7 +137,7 @@ def connect_first(address: str, port: int, limit: float) -> FirstConnect | None:
         return FirstConnect(TcpOutcome.TIMEOUT, timeout_error(limit), None, None, started, at)
     except OSError as exc:
         sock.close()
-        return FirstConnect(tcp_outcome(exc), one_line(exc), now_ms(started), None, started, at)
+        return FirstConnect(tcp_outcome(exc), connect_error(exc), now_ms(started), None, started, at)
     except BaseException:  # Ctrl-C: the caller reports the interruption
         sock.close()
         raise

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from rdprobe.analysis.observations import Attempt, TcpOutcome
 from rdprobe.live import winsock
-from rdprobe.live.first_connect import FirstConnect, tcp_outcome, timeout_error
+from rdprobe.live.first_connect import FirstConnect, connect_error, tcp_outcome, timeout_error
 from rdprobe.live.matrix import MATRIX, PRIMARY, Request
 from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, Timeouts, close_writer, now_ms
 from rdprobe.protocol import x224
@@ -88,7 +88,7 @@ async def connect(
             try:
                 streams = await _open(address, port, 0, None, None, sock)
             except OSError as exc:
-                return tcp_outcome(exc), one_line(exc), made.connect_ms, None
+                return tcp_outcome(exc), connect_error(exc), made.connect_ms, None
             return TcpOutcome.CONNECTED, None, made.connect_ms, streams
         if made.outcome is not TcpOutcome.TIMEOUT:
             return made.outcome, made.error, made.connect_ms, None
@@ -106,7 +106,7 @@ async def connect(
             outcome, error = TcpOutcome.TIMEOUT, timeout_error(limit)
             continue
         except OSError as exc:
-            return tcp_outcome(exc), one_line(exc), now_ms(start), None
+            return tcp_outcome(exc), connect_error(exc), now_ms(start), None
         except (ssl.SSLError, ValueError) as exc:
             return TcpOutcome.ERROR, one_line(exc), now_ms(start), None
     return outcome, error, None, None
