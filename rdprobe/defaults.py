@@ -1,10 +1,15 @@
 """Default numbers of the probes, in one place.
 
-A module with no imports: the command line reads these for its option defaults and its help
+A module with no imports at run time: the command line reads these for its option defaults and its help
 without loading asyncio, ssl or cryptography (``rdprobe --help`` stays fast).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only (not evaluated): the module stays import-free at run time
+    from typing import Final
 
 #: Seconds for each network step (connect, one reply); a target gets 4x this in all.
 DEFAULT_TIMEOUT_S = 5.0
@@ -32,7 +37,7 @@ NAME_LOOKUP_MODES = ("dns", "local", "off")
 #: timed-out connect, how far to go, and the order of the table of 2+ targets.
 DEFAULT_REPEAT = 1
 DEFAULT_RETRIES = 0
-DEFAULT_DEPTH = "full"
+DEFAULT_DEPTH: Final = "full"  # Final: its type is the literal, as rdprobe.api.Depth wants
 DEFAULT_SORT = "input"
 #: The orders of the compact table (rdprobe.render.rows sorts by them).
 TABLE_SORTS = ("severity", "target", "input")
