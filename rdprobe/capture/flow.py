@@ -39,6 +39,7 @@ class Flow:
         "first_ts",
         "interest",
         "isn",
+        "keys",
         "last_ts",
         "packets",
         "role_basis",
@@ -72,6 +73,8 @@ class Flow:
         self.end_ts: float | None = None
         self.user: object = None  # free slot for the upper layer's per-flow state
         self.asked = [0, 0]  # queued bytes when the handler was last asked, per direction
+        #: the table's keys for this flow (client-to-server, server-to-client), set by the table
+        self.keys: tuple[bytes, bytes] = (b"", b"")
 
     @property
     def client_address(self) -> str:

@@ -38,11 +38,14 @@ Use::
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from typing import cast
 
+from rdprobe.capture.fastpath import feed_pcap
 from rdprobe.capture.linklayer import UDP, Packet, Skip, decode
 from rdprobe.capture.reassembly import Reassembler, StreamData, StreamEvent
+from rdprobe.capture.records import CaptureReader
 
 __all__ = ["CLIENT", "SERVER", "Flow", "FlowHandler", "FlowTable"]
 
@@ -106,7 +109,7 @@ class FlowTable:
         self.max_buffer = max_buffer
         self.start_bytes = self.handler.start_bytes
         self._seen: set[int] = set()  # hashes of flow keys decided "not interesting"
-        self._index: dict[tuple[bytes, int, bytes, int], tuple[Flow, int]] = {}
+        self._index: dict[bytes, tuple[Flow, int]] = {}  # flow_key() -> (flow, direction)
         self._flows: dict[int, Flow] = {}
         self.now = 0.0
         self._next_sweep = 0
@@ -137,7 +140,13 @@ class FlowTable:
         return len(self._flows)
 
     def process(self, records: Iterable[tuple[float, int, bytes, int]]) -> None:
-        """Run every record through :meth:`feed`, then :meth:`finish`."""
+        """Run every record through :meth:`feed`, then :meth:`finish`. A classic pcap
+        :class:`CaptureReader` is read by :func:`~rdprobe.capture.fastpath.feed_pcap` instead,
+        which gives the table the same packets without copying the ones it would drop."""
+        if isinstance(records, CaptureReader) and records.format == "pcap":
+            feed_pcap(self, records)
+            self.finish()
+            return
         feed_packet = self.feed_packet
         counts = self._counts
         n = self.records
@@ -160,14 +169,17 @@ class FlowTable:
         if type(pkt) is Packet:
             self.feed_packet(ts, pkt)
         else:
-            self._counts[_SKIP_KEYS[cast(Skip, pkt)]] += 1  # not a Packet: a Skip
+            self.skipped(cast(Skip, pkt))  # not a Packet: a Skip
+
+    def skipped(self, reason: Skip) -> None:
+        """Count a record that gave no TCP/UDP packet."""
+        self._counts[_SKIP_KEYS[reason]] += 1
 
     def feed_packet(self, ts: float, pkt: Packet) -> None:
         """One decoded TCP or UDP packet."""
         if ts > self.now:
             self.now = ts
-        src, dst, proto, sport, dport, seq, ack, flags, _win, payload, missing = pkt
-        if proto == UDP:
+        if pkt.proto == UDP:
             self.udp_packets += 1
             self.handler.on_udp(ts, pkt)
             return
@@ -175,19 +187,27 @@ class FlowTable:
         self._next_sweep -= 1
         if self._next_sweep <= 0:
             self._sweep()
-        key = (src, sport, dst, dport)
+        key = flow_key(pkt.src, pkt.sport, pkt.dst, pkt.dport)
         entry = self._index.get(key)
+        if entry is None and not pkt.flags & SYN:
+            starts = self.start_bytes
+            payload = pkt.payload
+            if starts is not None and (not payload or payload[0] not in starts):
+                return  # mid-stream, and its first byte cannot start an interesting flow
+            if hash(key) in self._seen:
+                return
+        self.feed_tcp(ts, pkt, key, entry)
+
+    def feed_tcp(self, ts: float, pkt: Packet, key: bytes, entry: tuple[Flow, int] | None) -> None:
+        """One TCP packet past the mid-stream test of :meth:`feed_packet` (which keeps the
+        clock, counters and sweeps): ``key`` is its :func:`flow_key`, ``entry`` what the table
+        holds for it."""
+        _src, _dst, _proto, _sport, _dport, seq, ack, flags, _win, payload, missing = pkt
         if entry is None:
-            if not flags & SYN:
-                starts = self.start_bytes
-                if starts is not None and (not payload or payload[0] not in starts):
-                    return  # mid-stream, and its first byte cannot start an interesting flow
-                if hash(key) in self._seen:
-                    return
-            entry = self._new_flow(ts, pkt)
+            entry = self._new_flow(ts, pkt, key)
         elif flags & 0x12 == SYN and (entry[1] != CLIENT or entry[0].isn[CLIENT] != seq):
             self._end(entry[0], END_REUSED)  # a new connection on the same ports
-            entry = self._new_flow(ts, pkt)
+            entry = self._new_flow(ts, pkt, key)
         flow, d = entry
         flow.last_ts = ts
         flow.packets[d] += 1
@@ -221,7 +241,7 @@ class FlowTable:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _new_flow(self, ts: float, pkt: Packet) -> tuple[Flow, int]:
+    def _new_flow(self, ts: float, pkt: Packet, key: bytes) -> tuple[Flow, int]:
         src, sport, dst, dport = pkt.src, pkt.sport, pkt.dst, pkt.dport
         if pkt.flags & 0x12 == SYN:
             basis, client_is_src = "syn", True
@@ -231,17 +251,19 @@ class FlowTable:
             basis, client_is_src = "port", sport > dport or (sport == dport)
         if len(self._flows) >= self.max_flows:
             self._evict()
+        back = flow_key(dst, dport, src, sport)
         if client_is_src:
             flow = Flow(src, sport, dst, dport, basis, ts)
+            flow.keys = fwd, rev = key, back
         else:
             flow = Flow(dst, dport, src, sport, basis, ts)
-        fwd = (flow.client, flow.client_port, flow.server, flow.server_port)
-        rev = (flow.server, flow.server_port, flow.client, flow.client_port)
-        self._index[fwd] = (flow, CLIENT)
-        self._index[rev] = (flow, SERVER)
+            flow.keys = fwd, rev = back, key
+        index = self._index
+        index[fwd] = (flow, CLIENT)
+        index[rev] = (flow, SERVER)
         self._flows[id(flow)] = flow
         self._counts["flows"] += 1
-        return self._index[(src, sport, dst, dport)]
+        return index[key]
 
     def _streams(self, flow: Flow) -> tuple[Reassembler, Reassembler]:
         """The reassemblers, made at the first payload byte (a flow without data needs none),
@@ -263,10 +285,7 @@ class FlowTable:
         seen = self._seen
         if len(seen) >= MAX_SEEN:
             seen.clear()
-        for key in (
-            (flow.client, flow.client_port, flow.server, flow.server_port),
-            (flow.server, flow.server_port, flow.client, flow.client_port),
-        ):
+        for key in flow.keys:
             if self._index.get(key, (None,))[0] is flow:
                 del self._index[key]
                 if mark:
@@ -355,10 +374,7 @@ class FlowTable:
     def _end(self, flow: Flow, reason: str | None = None) -> None:
         if self._flows.pop(id(flow), None) is None:
             return
-        for key in (
-            (flow.client, flow.client_port, flow.server, flow.server_port),
-            (flow.server, flow.server_port, flow.client, flow.client_port),
-        ):
+        for key in flow.keys:
             if self._index.get(key, (None,))[0] is flow:
                 del self._index[key]
         if flow.end_reason is None:  # the first FIN / RST, if any, stays the recorded ending
@@ -395,3 +411,11 @@ class FlowTable:
 
 
 _SKIP_KEYS = {s: f"skip_{s.name.lower()}" for s in Skip}
+_ports = struct.Struct("!HH").pack
+
+
+def flow_key(src: bytes, sport: int, dst: bytes, dport: int) -> bytes:
+    """The table's key for one direction of a flow: source and destination address, then the two
+    ports (big-endian). For IPv4 without options these are the 12 bytes at offset 12 of the IP
+    header, so :mod:`rdprobe.capture.fastpath` takes the key as one slice of the frame."""
+    return src + dst + _ports(sport, dport)

@@ -152,20 +152,71 @@ class CaptureReader:
     def _warn(self, message: str) -> None:
         self.warnings.append(f"{self.name}: {message}")
 
-    def _more(self) -> bytes:
+    def _more(self, size: int = CHUNK) -> bytes:
         """Next chunk of the file; b"" at the end or when the (compressed) stream is damaged."""
         try:
-            return self._file.read(CHUNK)
+            return self._file.read(size)
         except (OSError, EOFError, zlib.error) as exc:
             self._warn(f"read stopped: {_one_line(exc)}; records after this point are lost")
             return b""
 
+    def pcap_start(self) -> tuple[bytes, int, float, int, str]:
+        """Classic pcap: claim the records for a caller that walks the chunks itself
+        (:mod:`rdprobe.capture.fastpath`): (first chunk from offset 24, link type, seconds per
+        timestamp unit, largest record length accepted, struct byte order). Raises CaptureError
+        if the records were already read or this is no classic pcap file."""
+        if self.format != "pcap":
+            raise CaptureError(f"{self.name}: not a classic pcap file")
+        if self._started:
+            raise CaptureError(f"{self.name}: already read (open the file again to re-read it)")
+        self._started = True
+        return self._pcap_params()
+
+    def _pcap_params(self) -> tuple[bytes, int, float, int, str]:
+        self._limit = limit = max(self.max_record, min(self.snaplen, MAX_BLOCK))
+        self._length = struct.Struct(self._endian + "I").unpack_from
+        return self._head[24:], self.linktypes[0], self._scale, limit, self._endian
+
+    def pcap_refill(self, buf: bytes, pos: int, base: int, count: int) -> tuple[bytes, int] | None:
+        """The next buffer after ``buf`` was walked up to ``pos``, and its file offset; None at
+        the end (a record cut short by it is warned about).
+
+        A record cut at the end of ``buf`` is finished in a buffer of its own, and the next call
+        (with ``pos`` at that buffer's end) gets a fresh chunk: joining the cut record to the
+        next chunk would copy the whole chunk, i.e. the whole file once more.
+        """
+        rest = buf[pos:]
+        if not rest:
+            more = self._more()
+            return (more, base + pos) if more else None
+        length = self._length
+        while True:
+            if len(rest) >= 16:
+                incl = length(rest, 8)[0]
+                if incl > self._limit or len(rest) >= 16 + incl:
+                    return rest, base + pos  # whole (or a corrupt header the caller reports)
+                need = 16 + incl - len(rest)
+            else:
+                need = 16 - len(rest)
+            more = self._more(need)
+            if not more:
+                self._warn(
+                    f"file truncated: record {count + 1} at offset {base + pos} is cut "
+                    f"short ({len(rest)} bytes left); {count} records read"
+                )
+                return None
+            rest += more
+
+    def pcap_corrupt(self, count: int, offset: int, incl: int, limit: int) -> None:
+        """A record header whose captured length cannot be real: the reading stops here."""
+        self._warn(
+            f"record {count + 1} at offset {offset}: captured length {incl} "
+            f"exceeds {limit}; corrupt record header, stopping"
+        )
+
     def _iter_pcap(self) -> Iterator[Record]:
-        linktype = self.linktypes[0]
-        scale = self._scale
-        limit = max(self.max_record, min(self.snaplen, MAX_BLOCK))
-        unpack = struct.Struct(self._endian + "IIII").unpack_from
-        buf = self._head[24:]
+        buf, linktype, scale, limit, endian = self._pcap_params()
+        unpack = struct.Struct(endian + "IIII").unpack_from
         base = 24  # file offset of buf[0]
         pos = 0
         n = len(buf)
@@ -175,10 +226,7 @@ class CaptureReader:
                 while pos + 16 <= n:
                     sec, frac, incl, orig = unpack(buf, pos)
                     if incl > limit:
-                        self._warn(
-                            f"record {count + 1} at offset {base + pos}: captured length {incl} "
-                            f"exceeds {limit}; corrupt record header, stopping"
-                        )
+                        self.pcap_corrupt(count, base + pos, incl, limit)
                         return
                     end = pos + 16 + incl
                     if end > n:
@@ -189,16 +237,10 @@ class CaptureReader:
                     self.records = count
                     yield (sec + frac * scale, linktype, buf[pos + 16 : end], orig)
                     pos = end
-                more = self._more()
-                if not more:
-                    if pos < n:
-                        self._warn(
-                            f"file truncated: record {count + 1} at offset {base + pos} is cut "
-                            f"short ({n - pos} bytes left); {count} records read"
-                        )
+                refill = self.pcap_refill(buf, pos, base, count)
+                if refill is None:
                     return
-                base += pos
-                buf = buf[pos:] + more
+                buf, base = refill
                 pos = 0
                 n = len(buf)
         finally:
