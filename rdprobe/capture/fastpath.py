@@ -58,6 +58,7 @@ def feed_pcap(table: FlowTable, reader: CaptureReader) -> None:
     feed_tcp = table.feed_tcp
     feed_packet = table.feed_packet
     on_udp = table.handler.on_udp
+    forget = table._forget
     skipped = table.skipped
     now = table.now
     countdown = table._next_sweep
@@ -96,13 +97,26 @@ def feed_pcap(table: FlowTable, reader: CaptureReader) -> None:
                                     countdown = table._next_sweep
                                 key = buf[ip + 12 : ip + 24]
                                 entry = index.get(key)
-                                if entry is None and not flags & SYN:
+                                if flags & SYN:
+                                    pass
+                                elif entry is None:  # FlowTable.feed_packet's tests, inlined
                                     if starts is not None and (
                                         start >= stop or start >= end or buf[start] not in starts
                                     ):
                                         pos = end
                                         continue  # mid-stream; its first byte starts nothing
                                     if hash(key) in seen:
+                                        pos = end
+                                        continue
+                                elif (
+                                    starts is not None
+                                    and start < stop
+                                    and start < end
+                                    and buf[start] not in starts
+                                ):
+                                    flow = entry[0]
+                                    if flow.streams is None and flow.interest is None:
+                                        forget(flow, mark=False)
                                         pos = end
                                         continue
                                 if stop > end:  # the snaplen cut the payload

@@ -189,13 +189,19 @@ class FlowTable:
             self._sweep()
         key = flow_key(pkt.src, pkt.sport, pkt.dst, pkt.dport)
         entry = self._index.get(key)
-        if entry is None and not pkt.flags & SYN:
+        if not pkt.flags & SYN:
             starts = self.start_bytes
             payload = pkt.payload
-            if starts is not None and (not payload or payload[0] not in starts):
-                return  # mid-stream, and its first byte cannot start an interesting flow
-            if hash(key) in self._seen:
-                return
+            if entry is None:
+                if starts is not None and (not payload or payload[0] not in starts):
+                    return  # mid-stream, and its first byte cannot start an interesting flow
+                if hash(key) in self._seen:
+                    return
+            elif starts is not None and payload and payload[0] not in starts:
+                flow = entry[0]
+                if flow.streams is None and flow.interest is None:
+                    self._forget(flow, mark=False)  # what feed_tcp would end with, sooner
+                    return
         self.feed_tcp(ts, pkt, key, entry)
 
     def feed_tcp(self, ts: float, pkt: Packet, key: bytes, entry: tuple[Flow, int] | None) -> None:
