@@ -13,8 +13,9 @@ shape's partly on non-standard ports), then times, in the same run:
 
 checks both found the same RDP connections (client/server endpoints, requested and selected
 protocols), and prints packets/s, the ratios of wall time and of CPU time (user + system; the
-steadier figure on a shared machine) and each child's peak RSS (``ru_maxrss`` of a wrapper
-process that runs only that child). File only; nothing is sent on any network.
+steadier figure on a shared machine), each child's peak RSS (``ru_maxrss`` of a wrapper
+process that runs only that child) and the highest 1-minute load average seen around the pair (what
+else ran). File only; nothing is sent on any network.
 
     python3 scripts/bench_pcap.py [--sizes 1000000,4000000] [--shapes complete,busy] [--rdp 300]
         [--dir /tmp] [--keep] [--root /work/main]
@@ -58,12 +59,15 @@ TSHARK_FIELDS = (
 
 
 def measure(out: Path, argv: list[str], root: Path = ROOT) -> dict:
+    # cwd=root too: ``python -c`` puts the working directory first on sys.path, so run from
+    # another checkout the child would import that checkout's rdprobe, not root's
     p = subprocess.run(
         [sys.executable, "-c", WRAPPER, str(out), *argv],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
     )
     return json.loads(p.stdout)
 
@@ -104,13 +108,16 @@ def bench(n: int, rdp: int, directory: Path, keep: bool, shape: str = "complete"
     packets = summary["packets"]
     ours_out = directory / f"bench-{shape}-{n}.jsonl"
     theirs_out = directory / f"bench-{shape}-{n}.tshark"
+    load = os.getloadavg()[0]  # the machine is shared: what else ran shows here
     ours = measure(ours_out, [sys.executable, "-c", RDPROBE, "pcap", "--json", str(cap)], root)
     tshark_cmd = ["tshark", "-r", str(cap), "-Y", "cotp", "-T", "fields"]
     for port in sorted({c["server_port"] for c in summary["rdp_connections"]} - {3389, 102}):
         tshark_cmd += ["-d", f"tcp.port=={port},tpkt"]  # tshark decodes TPKT on 102/3389 only
     for field in TSHARK_FIELDS:
         tshark_cmd += ["-e", field]
+    load = max(load, os.getloadavg()[0])
     theirs = measure(theirs_out, tshark_cmd)
+    load = max(load, os.getloadavg()[0])
     a, b = rdprobe_answer(ours_out), tshark_answer(theirs_out)
     placed = {
         (c["client"], c["client_port"], c["server"], c["server_port"])
@@ -137,6 +144,7 @@ def bench(n: int, rdp: int, directory: Path, keep: bool, shape: str = "complete"
         "cpu_speedup_vs_tshark": round(theirs["cpu"] / ours["cpu"], 2),
         "rdprobe_peak_rss_mb": round(ours["rss_kb"] / 1024, 1),
         "tshark_peak_rss_mb": round(theirs["rss_kb"] / 1024, 1),
+        "load_1min": round(load, 2),  # highest seen around the two runs (ours adds about 1)
     }
     if not keep:
         for f in (cap, ours_out, theirs_out):
@@ -164,23 +172,25 @@ def main() -> int:
     if shutil.which("tshark") is None:
         print("tshark is not installed", file=sys.stderr)
         return 2
-    directory = Path(args.dir or tempfile.mkdtemp(prefix="rdprobe-bench-"))
+    directory = Path(args.dir or tempfile.mkdtemp(prefix="rdprobe-bench-")).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     results = []
     for shape in args.shapes.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            r = bench(size, args.rdp, directory, args.keep, shape, Path(args.root))
+            r = bench(size, args.rdp, directory, args.keep, shape, Path(args.root).resolve())
             results.append(r)
             print(json.dumps(r), flush=True)
     print()
     print(f"{'shape':>8} {'packets':>10} {'rdprobe p/s':>12} {'tshark p/s':>11} {'ratio':>6} {'cpu ratio':>9} "
-          f"{'rdprobe RSS':>12} {'tshark RSS':>11} {'same':>5}")  # fmt: skip
+          f"{'rdprobe RSS':>12} {'tshark RSS':>11} {'same':>5} {'load':>5}")  # fmt: skip
     for r in results:
         print(
             f"{r['shape']:>8} {r['packets']:>10} {r['rdprobe_pps']:>12} {r['tshark_pps']:>11} "
             f"{r['speedup_vs_tshark']:>5}x {r['cpu_speedup_vs_tshark']:>8}x {r['rdprobe_peak_rss_mb']:>9} MB "
-            f"{r['tshark_peak_rss_mb']:>8} MB {r['same_connections'] and r['same_answers']!s:>5}"
+            f"{r['tshark_peak_rss_mb']:>8} MB {r['same_connections'] and r['same_answers']!s:>5} "
+            f"{r['load_1min']:>5}"
         )
+    print(f"load: highest 1-minute load average around each pair of runs ({os.cpu_count()} CPUs)")
     ok = all(r["same_connections"] and r["same_answers"] for r in results)
     return 0 if ok else 1
 

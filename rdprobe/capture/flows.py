@@ -11,7 +11,10 @@ Fast path: every flow starts *undecided*. When its first payload bytes arrive, t
 interesting flows then get every :class:`~rdprobe.capture.reassembly.StreamData` /
 :class:`~rdprobe.capture.reassembly.StreamGap` through :meth:`FlowHandler.on_stream`, in timestamp
 order; uninteresting flows drop their reassemblers and keep only counters. UDP datagrams go to
-:meth:`FlowHandler.on_udp` (e.g. RDP-UDP SYN recognition, MS-RDPEUDP 3.1.5.1.1).
+:meth:`FlowHandler.on_udp` (e.g. RDP-UDP SYN recognition, MS-RDPEUDP 3.1.5.1.1). With
+:attr:`FlowHandler.start_bytes`, a flow whose first payload byte is not one of them is dropped at
+that packet, before any Packet is built for it when the records come from a classic pcap file
+(:mod:`rdprobe.capture.fastpath`).
 
 Endings: a flow ends ``linger`` seconds (capture time) after its first RST or its second-direction FIN,
 after ``idle_timeout`` seconds without packets, when a SYN that is not a retransmission of its own
