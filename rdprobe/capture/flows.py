@@ -182,7 +182,8 @@ class FlowTable:
         """One decoded TCP or UDP packet."""
         if ts > self.now:
             self.now = ts
-        if pkt.proto == UDP:
+        src, dst, proto, sport, dport, _seq, _ack, flags, _win, payload, _missing = pkt
+        if proto == UDP:
             self.udp_packets += 1
             self.handler.on_udp(ts, pkt)
             return
@@ -190,11 +191,10 @@ class FlowTable:
         self._next_sweep -= 1
         if self._next_sweep <= 0:
             self._sweep()
-        key = flow_key(pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        key = src + dst + _ports(sport, dport)  # flow_key(), inlined
         entry = self._index.get(key)
-        if not pkt.flags & SYN:
+        if not flags & SYN:
             starts = self.start_bytes
-            payload = pkt.payload
             if entry is None:
                 if starts is not None and (not payload or payload[0] not in starts):
                     return  # mid-stream, and its first byte cannot start an interesting flow

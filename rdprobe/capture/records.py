@@ -12,6 +12,11 @@ records/s (pcap), 1.21 M/s (pcapng), 1.13 M/s (gzip pcap); scapy ``RawPcapReader
 ``RawPcapNgReader`` 0.32 M/s. It also turns every malformed input into a warning or a
 :class:`CaptureError`, where scapy raises ``Scapy_Exception`` / ``EOFError`` or drops a tail silently.
 
+:class:`~rdprobe.capture.flows.FlowTable` reads classic pcap files without the record tuples:
+:mod:`rdprobe.capture.fastpath` walks the chunks itself through :meth:`CaptureReader.pcap_start`,
+:meth:`~CaptureReader.pcap_refill` and :meth:`~CaptureReader.pcap_corrupt`, which hold the
+checks and messages both walks share.
+
 Broken input never raises anything but :class:`CaptureError`, and only before the first record (not
 a capture, empty, unreadable). After that, damage (truncated tail, absurd record length, bad block
 length, corrupt gzip stream) stops the iteration and appends a one-line message to
