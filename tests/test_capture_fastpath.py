@@ -284,3 +284,36 @@ def test_a_reader_feeds_once_and_pcapng_takes_the_general_path() -> None:
     table = FlowTable(RdpHandler(lambda c: None))
     table.process(ng)
     assert ng.records == len(frames) and table.stats["tcp"] > 10
+
+
+def test_udp_syn_mtu_precheck_keeps_the_parsers_verdict() -> None:
+    """udp._syn tests the MTUs before parsing; on every prefix (the datagram fed one byte at a
+    time), with trailing bytes and under mutation it answers as parse_syn + mtus_in_range."""
+    from rdprobe.capture.udp import _syn
+    from rdprobe.protocol import rdpudp
+    from rdprobe.protocol.errors import ProtocolError
+
+    def reference(data: bytes) -> rdpudp.RdpUdpSyn | None:
+        if len(data) < 16 or not data[7] & rdpudp.Flag.RDPUDP_FLAG_SYN:
+            return None
+        try:
+            syn = rdpudp.parse_syn(data)
+        except ProtocolError:
+            return None
+        return syn if syn.mtus_in_range else None
+
+    whole = [rdpudp.build_syn(), rdpudp.build_syn(up_mtu=1132, down_mtu=1232),
+             rdpudp.build_syn_ack(rdpudp.parse_syn(rdpudp.build_syn()))]  # fmt: skip
+    assert all(_syn(d) is not None and _syn(d) == reference(d) for d in whole)
+    rng = random.Random(12)
+    for d in whole:
+        for cut in range(len(d) + 1):
+            assert _syn(d[:cut]) == reference(d[:cut])
+        assert _syn(d + b"\x00" * 7) == reference(d + b"\x00" * 7)
+        for _ in range(400):
+            m = mutate(rng, d)
+            assert _syn(m) == reference(m)
+    for _ in range(400):  # random datagrams with the SYN bit set: mostly out of range
+        m = bytes(rng.randrange(256) for _ in range(rng.randrange(16, 40)))
+        m = m[:7] + bytes([m[7] | 1]) + m[8:]
+        assert _syn(m) == reference(m)
