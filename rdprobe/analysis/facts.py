@@ -290,7 +290,7 @@ class TlsVersionsFacts:
     """Which TLS versions a handshake offering only that version got (one connection each; the
     version the TLS stage's own handshake, offering them all, agreed on counts as seen there)."""
 
-    versions: dict[str, str]  #: TLSv1 ... TLSv1.3 -> accepted, refused, unsupported-locally, error
+    versions: dict[str, str]  #: TLSv1 ... TLSv1.3 -> accepted, refused, error: ...
 
     @property
     def accepted(self) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, close_writer
-from rdprobe.protocol import tlsrec
+from rdprobe.protocol import tlsprobe, tlsrec
 from rdprobe.protocol.errors import NeedMoreData, ProtocolError
 
 SSL_OP_LEGACY_SERVER_CONNECT = 0x4
@@ -39,7 +39,8 @@ _LOCALLY_AVAILABLE = {
     "TLSv1.2": ssl.HAS_TLSv1_2,
     "TLSv1.3": ssl.HAS_TLSv1_3,
 }
-ACCEPTED, REFUSED, UNSUPPORTED_LOCALLY = "accepted", "refused", "unsupported-locally"
+ACCEPTED, REFUSED = tlsprobe.ACCEPTED, tlsprobe.REFUSED
+READ_SIZE = 16 * 1024
 #: The newest version this OpenSSL speaks: what a handshake offering every version agrees on
 #: with a server that speaks it too.
 HIGHEST_LOCAL: str | None = next(
@@ -187,65 +188,54 @@ def peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
     return (leaf,) if leaf else ()
 
 
-_REFUSALS = (
-    "ALERT",  # the server answered with an alert (protocol_version, handshake_failure, …)
-    "WRONG_VERSION_NUMBER",
-    "UNSUPPORTED_PROTOCOL",
-    "VERSION_TOO_LOW",
-    "NO_SHARED_CIPHER",
-    "UNEXPECTED_EOF",
-    "EOF OCCURRED",
-)
-
-
-def classify_handshake_failure(exc: BaseException) -> str:
-    """ "refused" when the server turned the handshake down, else "error: …"."""
-    if isinstance(exc, asyncio.IncompleteReadError | EOFError | ConnectionError):
-        return REFUSED  # Windows and others just close or reset on a version they do not speak
-    text = str(exc).upper().replace(" ", "_")
-    if "NO_PROTOCOLS_AVAILABLE" in text or "NO_CIPHERS_AVAILABLE" in text:
-        return UNSUPPORTED_LOCALLY
-    if isinstance(exc, ssl.SSLError) and any(m.replace(" ", "_") in text for m in _REFUSALS):
-        return REFUSED
-    return f"error: {one_line(exc)}"
-
-
 async def probe_version(
     open_stream: OpenStream, name: str, *, timeout: float, deadline: Deadline | None = None
 ) -> str:
-    """One fresh connection, one handshake pinned to TLS version *name*. Every step (connect,
-    handshake, close) takes the smaller of *timeout* (1 s for the close) and what is left of
-    *deadline*."""
-    if not _LOCALLY_AVAILABLE.get(name, False):
-        return UNSUPPORTED_LOCALLY
-    version = VERSIONS[name]
-    try:
-        context = make_context(version, version, legacy=version < ssl.TLSVersion.TLSv1_2)
-    except (ValueError, ssl.SSLError):
-        return UNSUPPORTED_LOCALLY
+    """One fresh connection, one hand-built ClientHello offering only TLS version *name*, the
+    server's clear answer up to its ServerHello or alert (rdprobe.protocol.tlsprobe), then a
+    close: no key exchange and no local TLS library, so any version can be probed and a probe
+    costs both ends a fraction of a handshake. Every step (connect, answer, close) takes the
+    smaller of *timeout* (1 s for the close) and what is left of *deadline*."""
+    if name not in tlsprobe.PINNED_VERSIONS:
+        return f"error: unknown TLS version {name}"
     clock = deadline or Deadline(3 * timeout + CLOSE_LIMIT_S)
     try:
         async with asyncio.timeout(clock.limit(timeout, f"tls_versions: {name} connect")):
-            _reader, writer = await open_stream()
+            reader, writer = await open_stream()
     except Exception as exc:  # the caller's connect/negotiate step; any failure is a result
         return f"error: {one_line(exc)}"
     try:
-        step = clock.limit(timeout, f"tls_versions: {name} handshake")
-        failure = await _start_tls(writer, context, None, step)
-        if failure is not None:
-            return classify_handshake_failure(failure)
-        ssl_object = writer.get_extra_info("ssl_object")
-        got = None if ssl_object is None else ssl_object.version()
-        return ACCEPTED if got == name else f"error: negotiated {got}"
+        step = clock.limit(timeout, f"tls_versions: {name} hello")
+        return await _pinned_answer(reader, writer, name, step)
     finally:
         await close_writer(writer, clock.limit(CLOSE_LIMIT_S, f"tls_versions: {name} close"))
+
+
+async def _pinned_answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str, timeout: float
+) -> str:
+    answer = tlsprobe.PinnedAnswer(name)
+    try:
+        async with asyncio.timeout(timeout):  # the whole exchange
+            writer.write(tlsprobe.pinned_hello(name))
+            await writer.drain()
+            while True:
+                chunk = await reader.read(READ_SIZE)
+                if not chunk:
+                    return answer.closed()
+                verdict = answer.feed(chunk)
+                if verdict is not None:
+                    return verdict
+    except TimeoutError:
+        return "error: timeout"
+    except (OSError, EOFError, asyncio.IncompleteReadError):
+        return answer.closed()  # a reset: Windows and others say no to a version that way
 
 
 async def version_matrix(
     open_stream: OpenStream, *, timeout: float, deadline: Deadline | None = None
 ) -> dict[str, str]:
-    """For TLS 1.0, 1.1, 1.2 and 1.3: "accepted", "refused", "unsupported-locally" or
-    "error: …". Each version gets its own connection from *open_stream*; they run at once,
+    """For TLS 1.0, 1.1, 1.2 and 1.3: "accepted", "refused" or "error: …" (probe_version). Each version gets its own connection from *open_stream*; they run at once,
     each step cut by *deadline*."""
     names = list(VERSIONS)
     results = await asyncio.gather(

@@ -20,6 +20,7 @@ EXT_SERVER_NAME = 0
 EXT_SUPPORTED_GROUPS = 10
 EXT_EC_POINT_FORMATS = 11
 EXT_SIGNATURE_ALGORITHMS = 13
+EXT_PADDING = 21
 EXT_SUPPORTED_VERSIONS = 43
 EXT_RENEGOTIATION_INFO = 0xFF01
 
@@ -292,25 +293,54 @@ def build_client_hello(
     *,
     server_name: str | None = None,
     random: bytes | None = None,
+    key_share: bytes | None = None,
 ) -> bytes:
-    """A TLS 1.0-1.2 ClientHello record (RFC 5246 §7.4.1.2) for a hand-built probe."""
+    """A ClientHello record for a hand-built probe: TLS 1.0-1.2 (RFC 5246 §7.4.1.2), or TLS 1.3
+    when *version* is 0x0304 (RFC 8446 §4.1.2: legacy_version 1.2, supported_versions 1.3 only,
+    an X25519 key_share of *key_share*, random if None: no handshake follows, so any 32 bytes
+    do). Padded past 512 bytes when between 256 and 511 (RFC 7685: old balancers hang there)."""
     random = os.urandom(32) if random is None else random
     if len(random) != 32:
         raise ValueError("random must be 32 bytes")
-    suites = b"".join(struct.pack("!H", c) for c in ciphers) + b"\x00\xff"  # + SCSV (RFC 5746)
-    exts = _ext(EXT_SUPPORTED_GROUPS, _vec16(struct.pack("!HHH", 0x001D, 0x0017, 0x0018)))
+    tls13 = version >= 0x0304
+    suites = b"".join(struct.pack("!H", c) for c in ciphers)
+    if not tls13:
+        suites += b"\x00\xff"  # renegotiation SCSV (RFC 5746)
+    exts = _ext(EXT_SUPPORTED_GROUPS, _vec16(b"".join(struct.pack("!H", g) for g in _GROUPS)))
     exts += _ext(EXT_EC_POINT_FORMATS, b"\x01\x00")
     if version >= 0x0303:
-        algs = (0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0804, 0x0805, 0x0201, 0x0203)
-        exts += _ext(EXT_SIGNATURE_ALGORITHMS, _vec16(b"".join(struct.pack("!H", a) for a in algs)))
+        algs = b"".join(struct.pack("!H", a) for a in _SIGNATURE_ALGORITHMS)
+        exts += _ext(EXT_SIGNATURE_ALGORITHMS, _vec16(algs))
     if server_name:
         name = server_name.encode("idna")
         exts += _ext(EXT_SERVER_NAME, _vec16(b"\x00" + _vec16(name)))
-    body = struct.pack("!H", version) + random + b"\x00" + _vec16(suites) + b"\x01\x00"
-    body += _vec16(exts)
+    session_id = b""
+    if tls13:
+        share = os.urandom(32) if key_share is None else key_share
+        if len(share) != 32:
+            raise ValueError("an X25519 key share is 32 bytes")
+        exts += _ext(EXT_SUPPORTED_VERSIONS, b"\x02\x03\x04")  # RFC 8446 §4.2.1
+        exts += _ext(EXT_KEY_SHARE, _vec16(struct.pack("!H", 0x001D) + _vec16(share)))
+        session_id = random[::-1]  # compatibility mode (RFC 8446 §D.4): any 32 bytes
+    legacy = min(version, 0x0303)
+    head = struct.pack("!H", legacy) + random + bytes([len(session_id)]) + session_id
+    head += _vec16(suites) + b"\x01\x00"
+    size = 4 + len(head) + 2 + len(exts)  # the handshake message
+    if 256 <= size < 512:
+        exts += _ext(EXT_PADDING, bytes(max(0, 512 - size - 4)))
+    body = head + _vec16(exts)
     handshake = bytes([HandshakeType.client_hello]) + len(body).to_bytes(3, "big") + body
     record_version = min(version, 0x0301)
     return struct.pack("!BHH", ContentType.handshake, record_version, len(handshake)) + handshake
+
+
+#: Offered groups: X25519, P-256, P-384, P-521, X448, ffdhe2048/3072 (RFC 8446 §4.2.7).
+_GROUPS = (0x001D, 0x0017, 0x0018, 0x0019, 0x001E, 0x0100, 0x0101)
+#: RSA PKCS#1, ECDSA, RSA-PSS (rsae and pss), Ed25519, SHA-1 last (RFC 8446 §4.2.3).
+_SIGNATURE_ALGORITHMS = (
+    0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806,
+    0x0809, 0x080A, 0x080B, 0x0807, 0x0201, 0x0203,
+)  # fmt: skip
 
 
 def _vec16(data: bytes) -> bytes:
