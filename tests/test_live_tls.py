@@ -125,7 +125,50 @@ async def test_upgrade_and_matrix(cert_files, pinned, name):
     assert set(matrix) == {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
     assert matrix[name] == "accepted"
     assert [v for v, r in matrix.items() if r == "accepted"] == [name]
-    assert all(r in ("refused", "accepted", "unsupported-locally") for r in matrix.values())
+    assert all(r in ("refused", "accepted") for r in matrix.values())
+
+
+@pytest.mark.parametrize("pinned", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
+async def test_matrix_sees_old_versions_a_local_client_would_not_speak(cert_files, pinned):
+    """The pinned probes are hand-built hellos: a TLS 1.0 or 1.1-only OpenSSL server is seen
+    accepting its version whatever the local client's security level allows."""
+    try:
+        context = server_context(cert_files, pinned)
+    except (ValueError, ssl.SSLError) as exc:
+        pytest.skip(f"local OpenSSL cannot serve {pinned.name}: {exc}")
+    async with rdp_tls_server(context) as open_stream:
+        matrix = await tls.version_matrix(open_stream, timeout=TIMEOUT)
+    name = {ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1"}[pinned]
+    assert matrix == {v: "accepted" if v == name else "refused" for v in tls.VERSIONS}
+
+
+async def test_tls13_hello_retry_request_counts_as_accepted(cert_files):
+    """An OpenSSL TLS 1.3 server without X25519 answers the probe's X25519 share with a
+    HelloRetryRequest (RFC 8446 §4.1.4): it has chosen TLS 1.3."""
+    context = server_context(cert_files, ssl.TLSVersion.TLSv1_3)
+    context.set_ecdh_curve("secp384r1")  # OpenSSL 3: the only group offered, TLS 1.3 too
+    seen = []
+
+    async def open_and_watch():
+        reader, writer = await open_stream()
+        real_read = reader.read
+
+        async def read(n=-1):
+            chunk = await real_read(n)
+            seen.append(chunk)
+            return chunk
+
+        reader.read = read  # type: ignore[method-assign]
+        return reader, writer
+
+    async with rdp_tls_server(context) as open_stream:
+        result = await tls.probe_version(open_and_watch, "TLSv1.3", timeout=TIMEOUT)
+    hello = tlsrec.parse_server_flight(b"".join(seen)).server_hello
+    assert hello is not None and hello.version == 0x0304
+    assert hello.random.hex() == (
+        "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+    )  # the HelloRetryRequest random: the HRR path was taken
+    assert result == "accepted"
 
 
 async def test_tls10_only_server(cert_files):
