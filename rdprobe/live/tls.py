@@ -235,8 +235,9 @@ async def _pinned_answer(
 async def version_matrix(
     open_stream: OpenStream, *, timeout: float, deadline: Deadline | None = None
 ) -> dict[str, str]:
-    """For TLS 1.0, 1.1, 1.2 and 1.3: "accepted", "refused" or "error: …" (probe_version). Each version gets its own connection from *open_stream*; they run at once,
-    each step cut by *deadline*."""
+    """For TLS 1.0, 1.1, 1.2 and 1.3: "accepted", "refused" or "error: …" (probe_version).
+    Each version gets its own connection from *open_stream*; they run at once, each step cut
+    by *deadline*."""
     names = list(VERSIONS)
     results = await asyncio.gather(
         *(probe_version(open_stream, n, timeout=timeout, deadline=deadline) for n in names)
