@@ -70,3 +70,56 @@ def test_interrupted_workers_then_resume_give_one_row_each(tmp_path):
     assert done.returncode == 1, done.stderr  # refused targets: exit 1
     targets = [json.loads(line)["target"] for line in out.read_text().splitlines()]
     assert len(targets) == 16384 and len(set(targets)) == 16384
+
+
+def _timeless(value):
+    """A row without what differs between two runs of the same probe: when it started and how
+    many milliseconds each step took."""
+    if isinstance(value, dict):
+        return {
+            k: _timeless(v)
+            for k, v in value.items()
+            if k != "started" and not k.endswith("_ms") and k != "elapsed_s"
+        }
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
+def test_worker_processes_write_the_rows_one_process_writes(tmp_path):
+    """The worker path (spec on stdin, rows relayed in batches) and the single-process path give
+    the same rows for the same targets: an RDP listener, a refused port, a silent listener."""
+    from rig.ports import loopback_address
+
+    rdp_host, silent_host, refused_host = (loopback_address() for _ in range(3))
+
+    async def main() -> dict[int, subprocess.CompletedProcess[str]]:
+        async with (
+            await serve("win2012-negotiate", rdp_host, 3389),
+            await serve("silent", silent_host, 3389),
+        ):
+            done = {}
+            for n in (1, 2):
+                argv = [sys.executable, "-m", "rdprobe", "sweep", rdp_host, silent_host,
+                        refused_host, "--depth", "x224", "--workers", str(n), "--timeout", "1",
+                        "-o", str(tmp_path / f"w{n}.jsonl")]  # fmt: skip
+                done[n] = await asyncio.to_thread(
+                    subprocess.run, argv, capture_output=True, text=True, timeout=120
+                )
+            return done
+
+    done = asyncio.run(main())
+    rows = {}
+    for n, proc in done.items():
+        assert proc.returncode == 1, proc.stderr  # a refused port: exit 1
+        assert "3 target:ports" in proc.stderr
+        lines = (tmp_path / f"w{n}.jsonl").read_text().splitlines()
+        rows[n] = {r["target"]: _timeless(r) for r in map(json.loads, lines)}
+        assert len(lines) == len(rows[n]) == 3
+    assert rows[1] == rows[2]
+    outcomes = {t: r["outcome"] for t, r in rows[2].items()}
+    assert outcomes == {
+        f"{rdp_host}:3389": "rdp",
+        f"{silent_host}:3389": "silent",
+        f"{refused_host}:3389": "refused",
+    }

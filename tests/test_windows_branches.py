@@ -103,15 +103,27 @@ def test_port_exhaustion_backs_off_like_emfile(text):
     assert fd_exhausted(classify(other, now)) is False
 
 
+def _spec(host: str, ports: list[int], timeout: float) -> workers.WorkerSpec:
+    """What `rdprobe sweep HOST --ports ... --depth x224 --timeout T` hands its one worker."""
+    from rdprobe.live.check import CheckOptions
+    from rdprobe.live.timing import Timeouts
+    from rdprobe.sweep.runner import SweepOptions
+    from rdprobe.sweep.targets import parse_spec
+
+    check = CheckOptions(timeouts=Timeouts.from_timeout(timeout), depth="x224", session=False)
+    return workers.WorkerSpec(
+        (parse_spec(host),), tuple(ports), (), (1, 1), 0, 1, SweepOptions(check=check)
+    )
+
+
 async def test_worker_stops_on_its_stdin_line_with_rows_written(monkeypatch):
     """What the parent does on Windows (no SIGINT for one process): the stop line on stdin.
     The worker finishes its rows in flight and exits 130; nothing is terminated."""
     monkeypatch.setattr(workers.os, "name", "nt")  # _interrupt takes its Windows branch
     host = loopback_address()
     async with await serve("silent", host, 0) as silent:
-        argv = ["sweep", host, "--ports", f"1-30,{silent.port}", "--depth", "x224",
-                "--timeout", "20"]  # fmt: skip
-        (proc,) = await workers.start_children(argv, 1)
+        spec = _spec(host, [*range(1, 31), silent.port], 20)
+        (proc,) = await workers.start_children([spec])
         assert proc.stdin is not None
         rows = []
         while len(rows) < 30:  # the 30 refused ports; the silent one stays in flight
@@ -126,12 +138,20 @@ async def test_worker_stops_on_its_stdin_line_with_rows_written(monkeypatch):
 
 
 def test_worker_started_by_hand_without_a_parent_stops_at_stdin_eof():
+    spec = _spec("127.0.0.1", [1], 1)
     done = subprocess.run(
-        [*workers.child_argv(["sweep", "127.0.0.1", "--ports", "1", "--timeout", "1"], 1, 2)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        workers.worker_argv(), input=spec.encode(), capture_output=True, timeout=60
     )
     assert done.returncode in (0, 130), done.stderr
-    assert "Traceback" not in done.stderr
+    assert b"Traceback" not in done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) <= 1 and all(r["target"] == "127.0.0.1:1" for r in rows)
+
+
+def test_worker_without_a_spec_says_so_in_one_line():
+    done = subprocess.run(
+        workers.worker_argv(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "no spec on stdin" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -35,11 +35,10 @@ from rdprobe.defaults import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rdprobe.live.target import Target
     from rdprobe.sweep.resume import ResumeState
     from rdprobe.sweep.runner import SweepStats
     from rdprobe.sweep.summary import Summary
-    from rdprobe.sweep.targets import TargetSet
+    from rdprobe.sweep.workers import WorkerSpec
 
 INTERRUPTED = int(ExitCode.INTERRUPTED)
 
@@ -84,25 +83,6 @@ def check_resume_file(path: str) -> None:
 
 def _same_file(a: str, b: str) -> bool:
     return os.path.abspath(a) == os.path.abspath(b)
-
-
-def _pending(
-    targets: TargetSet,
-    shard: tuple[int, int],
-    state: ResumeState | None,
-    skipped: list[int],
-    worker: tuple[int, int] = (0, 1),
-) -> Iterator[Target]:
-    """This process's targets: the shard, this worker's share of it (split before the resume
-    filter, so workers that read the resume file at different moments still agree), minus what
-    the resume file holds."""
-    from rdprobe.sweep.shard import select
-
-    for t in select(targets, *shard, *worker):
-        if state is not None and t in state.done:
-            skipped[0] += 1
-            continue
-        yield t
 
 
 def sweep(
@@ -199,7 +179,6 @@ def sweep(
             " or --json).",
         ),
     ] = False,
-    worker_index: Annotated[int | None, typer.Option("--worker-index", hidden=True, min=1)] = None,
 ) -> None:
     """Sweep networks for RDP listeners: one result row per target:port, streamed."""
     import asyncio
@@ -217,7 +196,7 @@ def sweep(
     from rdprobe.sweep.shard import resolve_shard
     from rdprobe.sweep.summary import Summary
     from rdprobe.sweep.targets import TargetSet, load_specs
-    from rdprobe.sweep.workers import resolve_workers, until_stopped
+    from rdprobe.sweep.workers import WorkerSpec, pending, resolve_workers
 
     check_depth(depth, SWEEP_DEPTHS)
     check_cookie(cookie)
@@ -232,19 +211,11 @@ def sweep(
     if not specs:
         raise _usage("no targets: give CIDR blocks, ranges or hosts, -iL FILE, or - for stdin")
     stdin = _reads_stdin(targets, input_list, exclude_file)
-    if workers > 1 and worker_index is None and stdin:
+    if workers > 1 and stdin:
         raise _usage("--workers cannot share targets read from stdin: give them in a file (-iL)")
-    if workers == 0 and (
-        stdin
-        or target_set.upper_bound() < AUTO_WORKERS_MIN_TARGETS
-        or sys.argv[1:2] != ["sweep"]  # not our own command line: no copies of it to start
-    ):
+    if workers == 0 and (stdin or target_set.upper_bound() < AUTO_WORKERS_MIN_TARGETS):
         workers = 1
     n_workers = resolve_workers(workers)
-    if worker_index is not None:  # a worker of another rdprobe: rows to stdout, nothing else
-        if not 1 <= worker_index <= n_workers:
-            raise _usage(f"--worker-index {worker_index} is not among {n_workers} workers")
-        output, csv_file, as_json, table = None, None, True, False
     state: ResumeState | None = None
     if resume is not None:
         check_resume_file(resume)
@@ -252,7 +223,7 @@ def sweep(
             state = load_done(resume)
         except OSError as exc:
             raise _usage(f"cannot read {resume}: {exc.strerror or exc}") from None
-        if output is None and not as_json and csv_file is None and worker_index is None:
+        if output is None and not as_json and csv_file is None:
             output = resume
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     summary = Summary()
@@ -267,13 +238,9 @@ def sweep(
             fh = stack.enter_context(_open(output, "a" if append else "w"))
             sinks.append(_jsonl_sink(fh))
         no_file = output is None and csv_file is None
-        if no_file and not as_json and worker_index is None and sys.stdout.isatty():
+        if no_file and not as_json and sys.stdout.isatty():
             table = True  # a person reads this: the table, not raw JSON rows
-        if worker_index is not None:  # rows to the parent, batched
-            from rdprobe.sweep.workers import WorkerRows
-
-            sinks.append(stack.enter_context(WorkerRows(sys.stdout)).write)
-        elif as_json or (no_file and not table):
+        if as_json or (no_file and not table):
             sinks.append(_jsonl_sink(sys.stdout))
         if table:
             import rdprobe.render.table  # noqa: F401  (before the sweep, as rows above)
@@ -288,7 +255,7 @@ def sweep(
             sinks.append(CsvWriter(cfh, header=not grow).write)
         sinks.append(summary.add)
         progress = None
-        if sys.stderr.isatty() and worker_index is None:
+        if sys.stderr.isatty():
             total = target_set.upper_bound() // shard_kn[1] - (state.rows if state else 0)
             progress = sweep_progress(err, summary.outcome)
             task = progress.add_task("sweep", total=max(total, 1))
@@ -312,31 +279,33 @@ def sweep(
             per_host=per_host,
             retries=retries,
         )
-        index = (worker_index or 1) - 1
-        pending = _pending(target_set, shard_kn, state, skipped, (index, n_workers))
         gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
         # fewer young passes over short-lived rows, but full passes often enough to free the
         # reference cycles every refused connection's exception leaves (flat memory)
         gc.set_threshold(5_000, 5, 5)
-        parent = worker_index is None and n_workers > 1
         try:
-            if parent:
-                asyncio.run(_sweep_with_workers(sink, stats, n_workers))
-            elif worker_index is not None:  # stops when the parent says so on stdin
-                asyncio.run(
-                    until_stopped(
-                        run_sweep(pending, opts, sink, stats=stats),
-                        lambda: setattr(stats, "interrupted", True),
+            if n_workers > 1:
+                shares = [
+                    WorkerSpec(
+                        tuple(specs),
+                        tuple(port_list),
+                        tuple(excludes),
+                        shard_kn,
+                        index,
+                        n_workers,
+                        opts,
+                        resume,
                     )
-                )
+                    for index in range(n_workers)
+                ]
+                asyncio.run(_sweep_with_workers(sink, stats, shares))
             else:
-                asyncio.run(run_sweep(pending, opts, sink, stats=stats))
+                mine = pending(target_set, shard_kn, state, skipped)
+                asyncio.run(run_sweep(mine, opts, sink, stats=stats))
         except KeyboardInterrupt:
             stats.interrupted = True
         if progress is not None:
             progress.stop()
-    if worker_index is not None:  # the parent judges the rows it relays
-        raise typer.Exit(INTERRUPTED if stats.interrupted else 0)
     if shown is not None:
         from rdprobe.render.table import wide_console
 
@@ -410,14 +379,14 @@ class TableRows:
 
 
 async def _sweep_with_workers(
-    sink: Callable[[dict[str, Any]], None], stats: SweepStats, n_workers: int
+    sink: Callable[[dict[str, Any]], None], stats: SweepStats, specs: list[WorkerSpec]
 ) -> None:
     """Every share in a child process; this one relays their rows to ``sink`` (measured: a
     parent that also probes becomes the bottleneck). Ctrl-C: the children finish their rows and
     stop, and every row they finished is relayed before this returns."""
     from rdprobe.sweep.workers import relay_until_done, start_children
 
-    procs = await start_children(sys.argv[1:], n_workers)
+    procs = await start_children(specs)
 
     def counted(row: dict[str, Any]) -> None:
         sink(row)

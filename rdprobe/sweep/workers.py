@@ -1,10 +1,13 @@
 """`sweep --workers N`: the same sweep split over N processes, one per CPU core.
 
 One process probes at a few thousand targets per second on loopback, most of it Python work per
-target (classification, JSON), so more cores give more speed. The parent process starts N
-copies of the same command line, each told to probe share K (every N-th index of its --shard,
-`rdprobe.sweep.shard.select`, before --resume), writing JSON Lines rows to a pipe; the
-parent relays their rows to the outputs, the summary and the progress bar.
+target (classification, JSON), so more cores give more speed. The parent (the `sweep` command)
+parses and checks every option, then starts N workers (``python -m rdprobe.sweep.worker``) and
+hands each its WorkerSpec, the already-parsed values, on stdin: a worker imports only what
+probing needs (no typer, rich or option parsing of its own, measured: about half of a
+worker's start-up). Worker K probes share K (every N-th index of the --shard,
+`rdprobe.sweep.shard.select`, before --resume), writing JSON Lines rows to a pipe; the parent
+relays their rows to the outputs, the summary and the progress bar.
 """
 
 from __future__ import annotations
@@ -12,19 +15,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import signal
+import struct
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
-#: The hidden option that makes a process a worker of another.
-WORKER_OPTION = "--worker-index"
+if TYPE_CHECKING:
+    from rdprobe.live.target import Target
+    from rdprobe.sweep.items import Spec
+    from rdprobe.sweep.resume import ResumeState
+    from rdprobe.sweep.runner import SweepOptions
+    from rdprobe.sweep.targets import TargetSet
+
+#: The module a worker process runs (``python -m``).
+WORKER_MODULE = "rdprobe.sweep.worker"
 #: The longest row line read from a child.
 LINE_LIMIT = 16 * 1024 * 1024
 #: How long stopped children may take to write their finished rows and exit.
 STOP_GRACE_S = 10.0
 #: How long to wait for children to stop on their own before passing an interrupt on.
 OWN_STOP_S = 2.0
+#: The length prefix of the spec on a worker's stdin (bytes of the pickle that follows).
+_SPEC_LEN = struct.Struct(">Q")
 
 
 def resolve_workers(requested: int) -> int:
@@ -32,20 +47,76 @@ def resolve_workers(requested: int) -> int:
     return max(1, requested if requested > 0 else (os.cpu_count() or 1))
 
 
-def child_argv(argv: list[str], index: int, workers: int) -> list[str]:
-    """The command line of worker ``index`` (1-based): the user's sweep arguments; output, CSV,
-    resume-writing and progress are left to the parent."""
-    args = list(argv)
-    return [
-        sys.executable,
-        "-m",
-        "rdprobe",
-        *args,
-        "--workers",
-        str(workers),
-        WORKER_OPTION,
-        str(index),
-    ]
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker sweeps, as the parent parsed and checked it (the `sweep` command's
+    options stay the one definition; this only carries their values). ``index`` is 0-based."""
+
+    specs: tuple[Spec, ...]
+    ports: tuple[int, ...]
+    excludes: tuple[Spec, ...]
+    shard: tuple[int, int]
+    index: int
+    workers: int
+    options: SweepOptions
+    resume: str | None = None
+
+    def targets(self) -> TargetSet:
+        from rdprobe.sweep.targets import TargetSet
+
+        return TargetSet(self.specs, self.ports, self.excludes)
+
+    def encode(self) -> bytes:
+        """The bytes the parent writes to the worker's stdin: a length, then the pickle. (The
+        pipe is the parent's own, to a child it started: nobody else writes to it.)"""
+        data = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        return _SPEC_LEN.pack(len(data)) + data
+
+
+def read_spec(fd: int) -> WorkerSpec | None:
+    """The spec at the start of ``fd`` (the worker's stdin), read to its last byte and no
+    further (the stop line follows it); None when stdin ends first (no parent sent one)."""
+
+    def exactly(n: int) -> bytes | None:
+        parts, left = [], n
+        while left:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                return None
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    head = exactly(_SPEC_LEN.size)
+    body = exactly(_SPEC_LEN.unpack(head)[0]) if head is not None else None
+    if body is None:
+        return None
+    spec = pickle.loads(body)
+    return spec if isinstance(spec, WorkerSpec) else None
+
+
+def pending(
+    targets: TargetSet,
+    shard: tuple[int, int],
+    state: ResumeState | None,
+    skipped: list[int],
+    worker: tuple[int, int] = (0, 1),
+) -> Iterator[Target]:
+    """A process's targets: the shard, this worker's share of it (split before the resume
+    filter, so workers that read the resume file at different moments still agree), minus what
+    the resume file holds (counted in ``skipped[0]``)."""
+    from rdprobe.sweep.shard import select
+
+    for t in select(targets, *shard, *worker):
+        if state is not None and t in state.done:
+            skipped[0] += 1
+            continue
+        yield t
+
+
+def worker_argv() -> list[str]:
+    """The command line of a worker process (its spec comes on stdin)."""
+    return [sys.executable, "-m", WORKER_MODULE]
 
 
 class RelayedRow(dict[str, Any]):
@@ -238,15 +309,23 @@ async def until_stopped(coro: Any, on_stop: Callable[[], None]) -> None:
         on_stop()
 
 
-async def start_children(argv: list[str], workers: int) -> list[asyncio.subprocess.Process]:
+async def start_children(specs: list[WorkerSpec]) -> list[asyncio.subprocess.Process]:
+    """One worker per spec, each handed its spec on stdin (which stays open: the stop line)."""
     procs = []
-    for index in range(1, workers + 1):
-        procs.append(
-            await asyncio.create_subprocess_exec(
-                *child_argv(argv, index, workers),
-                stdin=asyncio.subprocess.PIPE,  # the stop line: see _interrupt
-                stdout=asyncio.subprocess.PIPE,
-                limit=LINE_LIMIT,
-            )
+    for spec in specs:
+        proc = await asyncio.create_subprocess_exec(
+            *worker_argv(),
+            stdin=asyncio.subprocess.PIPE,  # the spec, then the stop line: see _interrupt
+            stdout=asyncio.subprocess.PIPE,
+            limit=LINE_LIMIT,
         )
+        assert proc.stdin is not None
+        proc.stdin.write(spec.encode())
+        procs.append(proc)
+    for proc in procs:
+        assert proc.stdin is not None
+        try:
+            await proc.stdin.drain()
+        except (ConnectionError, OSError):  # a worker that died at once: its exit code says so
+            pass
     return procs
