@@ -92,15 +92,15 @@ def test_worker_rows_are_batched_then_flushed_by_time_and_at_the_end():
     async def main() -> None:
         with WorkerRows(out) as rows:  # type: ignore[arg-type]
             for row in ROWS[:5]:
-                rows.write(row)
+                rows.write(dumps(row))
             assert out.writes == 0  # waiting, not one write per row
             await asyncio.sleep(FLUSH_S * 3)
             assert out.writes == 1  # the timer handed them on
             for row in SMALL:
-                rows.write(row)
+                rows.write(dumps(row))
             batches = len(text(SMALL)) // BATCH_BYTES  # full batches go at once, no more
             assert 1 + batches - 1 <= out.writes <= 1 + batches
-            rows.write(ROWS[0])  # the last few wait for the end of the block
+            rows.write(dumps(ROWS[0]))  # the last few wait for the end of the block
 
     def text(rows: list[dict]) -> str:
         return "".join(dumps(r) + "\n" for r in rows)

@@ -28,7 +28,7 @@ from rdprobe.defaults import DEFAULT_SWEEP_PER_HOST
 from rdprobe.live.check import CheckOptions, check_target, probe_address
 from rdprobe.live.target import Target
 from rdprobe.protocol.errors import internal_error
-from rdprobe.render.jsonl import report_dict
+from rdprobe.render.jsonl import report_dict, report_line
 
 #: Times one target is put back after running out of file descriptors before it gets an error row.
 FD_RETRY_LIMIT = 200
@@ -63,7 +63,7 @@ def small_tls_buffers() -> None:
 
 
 Probe = Callable[[Target, CheckOptions], Awaitable[list[Report]]]
-RowSink = Callable[[dict[str, Any]], None]
+RowSink = Callable[[Any], None]  #: gets a row's dict, or with ``lines`` its JSON line
 
 
 @dataclass(frozen=True)
@@ -234,11 +234,14 @@ async def run_sweep(
     stats: SweepStats | None = None,
     probe: Probe = probe_target,
     on_report: Callable[[Report], None] | None = None,
+    lines: bool = False,
 ) -> SweepStats:
     """Probe every target, calling ``sink(row)`` with its JSON row as soon as it is finished.
 
     ``stats`` (pass your own to read it after a cancellation) is updated as rows come;
     ``on_report`` (the library's ``rdprobe.sweep``) gets each Report before its row is made.
+    With ``lines``, ``sink`` gets each row's JSON line instead (``report_line``: a worker only
+    hands its rows on).
     """
     stats = stats if stats is not None else SweepStats()
     if opts.check.depth == "full":
@@ -293,10 +296,9 @@ async def run_sweep(
             report = await one(target)
             if on_report is not None:
                 on_report(report)
-            row = report_dict(report)
-            sink(row)
+            sink(report_line(report) if lines else report_dict(report))
             stats.rows += 1
-            stats.by_outcome[row["outcome"]] += 1
+            stats.by_outcome[report.outcome] += 1
 
     workers = [asyncio.create_task(worker()) for _ in range(max(1, opts.concurrency))]
     try:

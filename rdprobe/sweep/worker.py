@@ -46,7 +46,7 @@ def run() -> int:
         try:
             asyncio.run(
                 until_stopped(
-                    run_sweep(targets, spec.options, rows.write, stats=stats),
+                    run_sweep(targets, spec.options, rows.write, stats=stats, lines=True),
                     lambda: setattr(stats, "interrupted", True),
                 )
             )

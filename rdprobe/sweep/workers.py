@@ -175,10 +175,9 @@ class WorkerRows:
     def __exit__(self, *exc: object) -> None:
         self.flush()
 
-    def write(self, row: dict[str, Any]) -> None:
-        from rdprobe.render.jsonl import dumps
-
-        self._buf += dumps(row).encode("utf-8")
+    def write(self, line: str) -> None:
+        """One row's JSON line (``rdprobe.render.jsonl.report_line``)."""
+        self._buf += line.encode("utf-8")
         self._buf += b"\n"
         if len(self._buf) >= BATCH_BYTES:
             self.flush()
