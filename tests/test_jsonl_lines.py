@@ -117,7 +117,8 @@ def test_a_shape_that_fills_wrong_is_caught_and_given_up(fresh_shapes):
     r = _report("10.0.0.1", TcpOutcome.REFUSED, _refused("10.0.0.1"), 0.5)
     assert report_line(r) == dumps(report_dict(r))
     (key,) = fresh_shapes._shapes
-    fresh_shapes._shapes[key] = fresh_shapes._shapes[key].replace("refused", "REFUSED")
+    template, row = fresh_shapes._shapes[key]
+    fresh_shapes._shapes[key] = (template.replace("refused", "REFUSED"), row)
     fresh_shapes._uses = fresh_shapes.VERIFY_EVERY - 1  # the next use is checked
     other = _report("10.0.0.2", TcpOutcome.REFUSED, _refused("10.0.0.2"), 0.7)
     assert report_line(other) == dumps(report_dict(other))

@@ -92,19 +92,23 @@ def test_worker_rows_are_batched_then_flushed_by_time_and_at_the_end():
     async def main() -> None:
         with WorkerRows(out) as rows:  # type: ignore[arg-type]
             for row in ROWS[:5]:
-                rows.write(dumps(row))
+                rows.write((dumps(row), row))
             assert out.writes == 0  # waiting, not one write per row
             await asyncio.sleep(FLUSH_S * 3)
             assert out.writes == 1  # the timer handed them on
             for row in SMALL:
-                rows.write(dumps(row))
+                rows.write((dumps(row), row))
             batches = len(text(SMALL)) // BATCH_BYTES  # full batches go at once, no more
             assert 1 + batches - 1 <= out.writes <= 1 + batches
-            rows.write(dumps(ROWS[0]))  # the last few wait for the end of the block
+            rows.write((dumps(ROWS[0]), ROWS[0]))  # the last few wait for the end of the block
 
     def text(rows: list[dict]) -> str:
         return "".join(dumps(r) + "\n" for r in rows)
 
     asyncio.run(main())
-    assert out.buffer.getvalue().decode() == text(ROWS[:5] + SMALL + ROWS[:1])
+    written = out.buffer.getvalue().decode().splitlines(keepends=True)
+    assert "".join(x for x in written if x[0] != "#") == text(ROWS[:5] + SMALL + ROWS[:1])
+    counts = [json.loads(x[1:]) for x in written if x[0] == "#"]  # one count line per batch
+    assert len(counts) == out.writes
+    assert sum(c["summary"]["rows"] for c in counts) == 5 + len(SMALL) + 1
     assert out.writes <= 3 + len(text(SMALL)) // BATCH_BYTES

@@ -117,9 +117,51 @@ def test_worker_processes_write_the_rows_one_process_writes(tmp_path):
         rows[n] = {r["target"]: _timeless(r) for r in map(json.loads, lines)}
         assert len(lines) == len(rows[n]) == 3
     assert rows[1] == rows[2]
+    # the summary the parent adds up from its workers' counts is the one a single process makes
+    assert done[1].stderr.splitlines()[1:] == done[2].stderr.splitlines()[1:]
+    assert "refused" in done[2].stderr and "silent" in done[2].stderr
     outcomes = {t: r["outcome"] for t, r in rows[2].items()}
     assert outcomes == {
         f"{rdp_host}:3389": "rdp",
         f"{silent_host}:3389": "silent",
         f"{refused_host}:3389": "refused",
     }
+
+
+def test_parent_counts_come_from_count_lines_and_uncounted_rows_one_by_one(tmp_path):
+    """A worker's batch ends with its count line; rows after the last one (a worker killed
+    mid-write) are counted by the parent itself: the summary always matches the rows written."""
+    from rdprobe.sweep.summary import Summary, Verdict
+    from rdprobe.sweep.tally import ParentRows, Tally
+    from rdprobe.sweep.workers import relay
+
+    rows = [{"target": f"127.0.0.{i}:3389", "outcome": "refused", "worst": "error"}
+            for i in range(1, 7)] + [{"target": "127.0.0.9:3389", "outcome": "rdp",
+            "worst": "info", "setting": {"summary": "NLA required"}}]  # fmt: skip
+    tally, data = Tally(), b""
+    for row in rows[:4]:
+        data += json.dumps(row).encode() + b"\n"
+        tally.add(row)
+    data += tally.take()  # the batch of four, counted
+    data += b"".join(json.dumps(r).encode() + b"\n" for r in rows[4:])  # no count line
+    data += b'{"target": "127.0.0.10:3'  # cut mid-row: not a row
+    source = tmp_path / "out.bin"
+    source.write_bytes(data)
+    out = open(tmp_path / "rows.jsonl", "w")
+    summary, verdict, counted = Summary(), Verdict(), []
+
+    async def main() -> list[int]:
+        code = f"import sys; sys.stdout.buffer.write(open({str(source)!r}, 'rb').read())"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+        )
+        make = lambda: ParentRows([out], [], summary, verdict, lambda n, _o: counted.append(n))  # noqa: E731
+        return await relay([proc], make, consumers=True)
+
+    assert asyncio.run(main()) == [0]
+    out.close()
+    written = [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert written == rows  # every whole row once, as it came; no count line, no cut row
+    assert counted == [4, 1, 1, 1] and summary.rows == verdict.rows == 7
+    assert summary.outcome == {"refused": 6, "rdp": 1}
+    assert summary.setting == {"NLA required": 1} and verdict.problem

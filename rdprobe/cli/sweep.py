@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rdprobe.analysis.severity import ExitCode, exit_code
+from rdprobe.analysis.severity import ExitCode
 from rdprobe.cli.errors import UsageError
 from rdprobe.cli.options import (
     SWEEP_DEPTHS,
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from rdprobe.sweep.resume import ResumeState
     from rdprobe.sweep.runner import SweepStats
-    from rdprobe.sweep.summary import Summary
+    from rdprobe.sweep.summary import Summary, Verdict
+    from rdprobe.sweep.tally import ParentRows
     from rdprobe.sweep.workers import WorkerSpec
 
 INTERRUPTED = int(ExitCode.INTERRUPTED)
@@ -194,7 +195,7 @@ def sweep(
     from rdprobe.sweep.resume import load_done, prepare_append
     from rdprobe.sweep.runner import SweepOptions, SweepStats, run_sweep
     from rdprobe.sweep.shard import resolve_shard
-    from rdprobe.sweep.summary import Summary
+    from rdprobe.sweep.summary import Summary, Verdict
     from rdprobe.sweep.targets import TargetSet, load_specs
     from rdprobe.sweep.workers import WorkerSpec, pending, resolve_workers
 
@@ -230,41 +231,45 @@ def sweep(
     stats = SweepStats()
     skipped = [0]
     with ExitStack() as stack:
-        sinks: list[Callable[[dict[str, Any]], None]] = []
+        outputs: list[IO[str]] = []  # JSON Lines
+        row_sinks: list[Callable[[dict[str, Any]], None]] = []  # what reads rows (CSV, table)
         if output is not None:
             append = state is not None and resume is not None and _same_file(output, resume)
             if append and state is not None:
                 prepare_append(output, state)
-            fh = stack.enter_context(_open(output, "a" if append else "w"))
-            sinks.append(_jsonl_sink(fh))
+            outputs.append(stack.enter_context(_open(output, "a" if append else "w")))
         no_file = output is None and csv_file is None
         if no_file and not as_json and sys.stdout.isatty():
             table = True  # a person reads this: the table, not raw JSON rows
         if as_json or (no_file and not table):
-            sinks.append(_jsonl_sink(sys.stdout))
+            outputs.append(sys.stdout)
         if table:
             import rdprobe.render.table  # noqa: F401  (before the sweep, as rows above)
         shown = TableRows() if table else None
         if shown is not None:
-            sinks.append(shown.add)
+            row_sinks.append(shown.add)
         verdict = Verdict()
-        sinks.append(verdict.add)
         if csv_file is not None:
             grow = state is not None and os.path.exists(csv_file) and os.path.getsize(csv_file) > 0
             cfh = stack.enter_context(_open(csv_file, "a" if grow else "w"))
-            sinks.append(CsvWriter(cfh, header=not grow).write)
-        sinks.append(summary.add)
+            row_sinks.append(CsvWriter(cfh, header=not grow).write)
         progress = None
+        advance: Callable[[int], None] = _nothing
         if sys.stderr.isatty():
             total = target_set.upper_bound() // shard_kn[1] - (state.rows if state else 0)
             progress = sweep_progress(err, summary.outcome)
             task = progress.add_task("sweep", total=max(total, 1))
             stack.enter_context(progress)
-            sinks.append(lambda _row: progress.advance(task))
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+
+        sinks = [_jsonl_sink(out) for out in outputs] + row_sinks + [verdict.add, summary.add]
 
         def sink(row: dict[str, Any]) -> None:
             for s in sinks:
                 s(row)
+            advance(1)
 
         opts = SweepOptions(
             check=CheckOptions(
@@ -298,7 +303,8 @@ def sweep(
                     )
                     for index in range(n_workers)
                 ]
-                asyncio.run(_sweep_with_workers(sink, stats, shares))
+                relayed = Relayed(outputs, row_sinks, summary, verdict, stats, advance)
+                asyncio.run(_sweep_with_workers(relayed, stats, shares))
             else:
                 mine = pending(target_set, shard_kn, state, skipped)
                 asyncio.run(run_sweep(mine, opts, sink, stats=stats))
@@ -312,25 +318,6 @@ def sweep(
         shown.render(wide_console())
     _print_summary(err, summary, stats, skipped[0], output or resume)
     raise typer.Exit(INTERRUPTED if stats.interrupted else int(verdict.code()))
-
-
-class Verdict:
-    """The exit code of a sweep, from its rows as they pass (the same rule as `check`)."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.problem = False
-
-    def add(self, row: dict[str, Any]) -> None:
-        from rdprobe.render.rows import severity
-
-        self.rows += 1
-        if not self.problem:
-            pair = (str(row.get("outcome")), severity(row.get("worst")))
-            self.problem = exit_code([pair]) is not ExitCode.OK
-
-    def code(self) -> ExitCode:
-        return ExitCode.PROBLEM if self.problem or not self.rows else ExitCode.OK
 
 
 #: The most rows the sweep's table shows (the worst ones); the rest are counted.
@@ -378,22 +365,45 @@ class TableRows:
         console.print(("" if views else "no listener answered; ") + quiet, highlight=False)
 
 
-async def _sweep_with_workers(
-    sink: Callable[[dict[str, Any]], None], stats: SweepStats, specs: list[WorkerSpec]
-) -> None:
-    """Every share in a child process; this one relays their rows to ``sink`` (measured: a
-    parent that also probes becomes the bottleneck). Ctrl-C: the children finish their rows and
-    stop, and every row they finished is relayed before this returns."""
+def _nothing(_n: int) -> None:
+    pass
+
+
+class Relayed:
+    """Where the parent puts its workers' rows: each worker's output to a ParentRows
+    (rdprobe.sweep.tally) over the same outputs, counts and progress."""
+
+    def __init__(
+        self,
+        outputs: list[IO[str]],
+        row_sinks: list[Callable[[dict[str, Any]], None]],
+        summary: Summary,
+        verdict: Verdict,
+        stats: SweepStats,
+        advance: Callable[[int], None],
+    ) -> None:
+        self.outputs, self.row_sinks, self.advance = outputs, row_sinks, advance
+        self.summary, self.verdict, self.stats = summary, verdict, stats
+
+    def counted(self, rows: int, by_outcome: dict[str, int]) -> None:
+        self.stats.rows += rows
+        self.stats.by_outcome.update(by_outcome)
+        self.advance(rows)
+
+    def consumer(self) -> ParentRows:
+        from rdprobe.sweep.tally import ParentRows
+
+        return ParentRows(self.outputs, self.row_sinks, self.summary, self.verdict, self.counted)
+
+
+async def _sweep_with_workers(relayed: Relayed, stats: SweepStats, specs: list[WorkerSpec]) -> None:
+    """Every share in a child process; this one relays their rows (measured: a parent that also
+    probes becomes the bottleneck). Ctrl-C: the children finish their rows and stop, and every
+    row they finished is relayed before this returns."""
     from rdprobe.sweep.workers import relay_until_done, start_children
 
     procs = await start_children(specs)
-
-    def counted(row: dict[str, Any]) -> None:
-        sink(row)
-        stats.rows += 1
-        stats.by_outcome[row.get("outcome", "error")] += 1
-
-    codes, interrupted = await relay_until_done(procs, counted)
+    codes, interrupted = await relay_until_done(procs, relayed.consumer)
     if interrupted or any(code == INTERRUPTED for code in codes):
         stats.interrupted = True
         return  # a child killed after the grace time is part of the interruption

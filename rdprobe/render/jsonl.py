@@ -130,8 +130,17 @@ def dumps(row: dict[str, Any]) -> str:
 def report_line(report: Report) -> str:
     """``dumps(report_dict(report))``, the same bytes; a row where nothing listened (most rows of a
     sweep) is filled into the encoded row of its shape (LINES) instead of being built and encoded."""
-    line = LINES.line(report)
-    return line if line is not None else dumps(report_dict(report))
+    return line_and_row(report)[0]
+
+
+def line_and_row(report: Report) -> tuple[str, dict[str, Any]]:
+    """``report_line`` and a row for counting: ``report_dict(report)``, or for a filled line its
+    shape's row, which differs from it only in the address, the start and the connect time."""
+    filled = LINES.line(report)
+    if filled is not None:
+        return filled
+    row = report_dict(report)
+    return dumps(row), row
 
 
 #: Stand-ins for what differs between rows of one shape: no finding text holds these.
@@ -158,10 +167,10 @@ class _Lines:
     LIMIT = 256  #: shapes kept (error texts differ by errno: a handful in practice)
 
     def __init__(self) -> None:
-        self._shapes: dict[tuple[Any, ...], str | None] = {}
+        self._shapes: dict[tuple[Any, ...], tuple[str, dict[str, Any]] | None] = {}
         self._uses = 0
 
-    def line(self, report: Report) -> str | None:
+    def line(self, report: Report) -> tuple[str, dict[str, Any]] | None:
         obs = report.observation
         host = obs.host
         if (
@@ -200,15 +209,15 @@ class _Lines:
             made = self._shapes[key] = self._make(report, error)
             if made is None or not self._verified(key, made, report):
                 return None
-        parts = self._shapes[key]
-        if parts is None:
+        shape = self._shapes[key]
+        if shape is None:
             return None  # a shape that did not fill right
         self._uses += 1
-        if self._uses % self.VERIFY_EVERY == 0 and not self._verified(key, parts, report):
+        if self._uses % self.VERIFY_EVERY == 0 and not self._verified(key, shape, report):
             return None
-        return _fill(parts, report)
+        return _fill(shape[0], report), shape[1]
 
-    def _make(self, report: Report, error: str | None) -> str | None:
+    def _make(self, report: Report, error: str | None) -> tuple[str, dict[str, Any]] | None:
         """The encoded row of the stand-in for ``report``'s shape, as a str.format template
         (fields h: the address, s: the start time, m: the connect time)."""
         obs = report.observation
@@ -222,13 +231,16 @@ class _Lines:
             f.id for f in report.findings
         ]:
             return None
-        text = dumps(report_dict(model)).replace("{", "{{").replace("}", "}}")
+        row = report_dict(model)
+        text = dumps(row).replace("{", "{{").replace("}", "}}")
         for value, name in ((_HOST, "h"), (_STARTED.isoformat(), "s"), (repr(_MS), "m")):
             text = text.replace(value, "{" + name + "}")
-        return text
+        return text, row
 
-    def _verified(self, key: tuple[Any, ...], parts: str, report: Report) -> bool:
-        if _fill(parts, report) == dumps(report_dict(report)):
+    def _verified(
+        self, key: tuple[Any, ...], shape: tuple[str, dict[str, Any]], report: Report
+    ) -> bool:
+        if _fill(shape[0], report) == dumps(report_dict(report)):
             return True
         self._shapes[key] = None
         return False

@@ -28,7 +28,7 @@ from rdprobe.defaults import DEFAULT_SWEEP_PER_HOST
 from rdprobe.live.check import CheckOptions, check_target, probe_address
 from rdprobe.live.target import Target
 from rdprobe.protocol.errors import internal_error
-from rdprobe.render.jsonl import report_dict, report_line
+from rdprobe.render.jsonl import line_and_row, report_dict
 
 #: Times one target is put back after running out of file descriptors before it gets an error row.
 FD_RETRY_LIMIT = 200
@@ -240,8 +240,8 @@ async def run_sweep(
 
     ``stats`` (pass your own to read it after a cancellation) is updated as rows come;
     ``on_report`` (the library's ``rdprobe.sweep``) gets each Report before its row is made.
-    With ``lines``, ``sink`` gets each row's JSON line instead (``report_line``: a worker only
-    hands its rows on).
+    With ``lines``, ``sink`` gets (JSON line, row to count) instead (``line_and_row``: a worker
+    hands its rows on and counts them).
     """
     stats = stats if stats is not None else SweepStats()
     if opts.check.depth == "full":
@@ -296,7 +296,7 @@ async def run_sweep(
             report = await one(target)
             if on_report is not None:
                 on_report(report)
-            sink(report_line(report) if lines else report_dict(report))
+            sink(line_and_row(report) if lines else report_dict(report))
             stats.rows += 1
             stats.by_outcome[report.outcome] += 1
 

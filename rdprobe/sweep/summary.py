@@ -8,10 +8,13 @@ challenge revealed, when it ran).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+from rdprobe.analysis.severity import ExitCode, exit_code
+
+if TYPE_CHECKING:  # rich loads when the summary is shown (a sweep worker only counts)
+    from rich.console import Console
+    from rich.table import Table
 
 CERT_PREFIXES = ("cert", "tls.")
 
@@ -55,6 +58,20 @@ class Summary:
         if build:
             self.os[build] += 1
 
+    def merge(self, counts: dict[str, Any]) -> None:
+        """Add counts in the form of ``to_dict`` (a worker's, rdprobe.sweep.workers.Tally)."""
+        self.rows += int(counts.get("rows", 0))
+        for key, counter in self._counters():
+            counter.update({str(k): int(v) for k, v in dict(counts.get(key) or {}).items()})
+
+    def _counters(self) -> tuple[tuple[str, Counter[str]], ...]:
+        return (
+            ("by_outcome", self.outcome),
+            ("by_setting", self.setting),
+            ("by_certificate_problem", self.cert),
+            ("by_os_build", self.os),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
@@ -65,6 +82,8 @@ class Summary:
         }
 
     def tables(self) -> list[Table]:
+        from rich.table import Table
+
         out = []
         for title, counter in (
             ("by outcome", self.outcome),
@@ -86,3 +105,26 @@ class Summary:
         console.print(headline, soft_wrap=True)
         for table in self.tables():
             console.print(table)
+
+
+class Verdict:
+    """The exit code of a sweep, from its rows as they pass (the same rule as `check`)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.problem = False
+
+    def add(self, row: dict[str, Any]) -> None:
+        from rdprobe.render.rows import severity
+
+        self.rows += 1
+        if not self.problem:
+            pair = (str(row.get("outcome")), severity(row.get("worst")))
+            self.problem = exit_code([pair]) is not ExitCode.OK
+
+    def merge(self, rows: int, problem: bool) -> None:
+        self.rows += rows
+        self.problem = self.problem or problem
+
+    def code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.problem or not self.rows else ExitCode.OK

@@ -21,7 +21,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     from rdprobe.live.target import Target
@@ -135,12 +135,13 @@ class RelayedRow(dict[str, Any]):
 READ_CHUNK = 1 << 16
 
 
-def _rows(data: bytes) -> list[RelayedRow]:
-    """The whole rows in ``data`` (complete lines); a line that does not parse is left out
-    (a partial last line of a killed child: its target was not finished)."""
+def _rows(data: bytes | list[bytes]) -> list[RelayedRow]:
+    """The whole rows in ``data`` (complete lines, or a list of lines); a line that does not
+    parse is left out (a partial last line of a killed child: its target was not finished), and
+    so is a worker's count line (TALLY_MARK)."""
     out = []
-    for raw in data.split(b"\n"):
-        if not raw:
+    for raw in data.split(b"\n") if isinstance(data, bytes) else data:
+        if not raw or raw[:1] == TALLY_MARK:
             continue
         try:
             text = raw.decode("utf-8")
@@ -159,15 +160,25 @@ BATCH_BYTES = 1 << 16
 FLUSH_S = 0.05
 
 
+#: The first byte of a worker's count line (no row starts with it: rows are JSON objects).
+TALLY_MARK = b"#"
+
+
 class WorkerRows:
     """A worker's JSON Lines rows to its parent, batched (a context manager: what is left is
     written at the end). A worker killed outright loses at most the batch waiting, rows the
-    parent never saw, which --resume probes again."""
+    parent never saw, which --resume probes again.
+
+    Each batch ends with a count line: TALLY_MARK and the JSON of the batch's summary counts
+    and verdict (rdprobe.sweep.tally), so the parent need not parse the rows it only writes."""
 
     def __init__(self, out: TextIO) -> None:
+        from rdprobe.sweep.tally import Tally
+
         self._out = out.buffer
         self._buf = bytearray()
         self._timer: asyncio.TimerHandle | None = None
+        self._tally = Tally()
 
     def __enter__(self) -> WorkerRows:
         return self
@@ -175,10 +186,12 @@ class WorkerRows:
     def __exit__(self, *exc: object) -> None:
         self.flush()
 
-    def write(self, line: str) -> None:
-        """One row's JSON line (``rdprobe.render.jsonl.report_line``)."""
+    def write(self, item: tuple[str, dict[str, Any]]) -> None:
+        """One row: its JSON line and a row to count (``rdprobe.render.jsonl.line_and_row``)."""
+        line, row = item
         self._buf += line.encode("utf-8")
         self._buf += b"\n"
+        self._tally.add(row)
         if len(self._buf) >= BATCH_BYTES:
             self.flush()
         elif self._timer is None:
@@ -192,6 +205,7 @@ class WorkerRows:
             self._timer.cancel()
             self._timer = None
         if self._buf:
+            self._buf += self._tally.take()
             data, self._buf = bytes(self._buf), bytearray()
             try:
                 self._out.write(data)
@@ -200,37 +214,66 @@ class WorkerRows:
                 pass
 
 
+class Consumer(Protocol):
+    """What the parent does with one worker's output: ``lines`` gets its whole lines (without
+    the newline) as they come, many at a time; ``end`` is called when it ends."""
+
+    def lines(self, lines: list[bytes]) -> None: ...
+
+    def end(self) -> None: ...
+
+
+class RowSink:
+    """A Consumer that hands every row to ``sink``, parsed (RelayedRow), count lines left out."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        self.sink = sink
+
+    def lines(self, lines: list[bytes]) -> None:
+        for row in _rows(lines):
+            self.sink(row)
+
+    def end(self) -> None:
+        pass
+
+
 async def relay(
-    procs: list[asyncio.subprocess.Process], sink: Callable[[dict[str, Any]], None]
+    procs: list[asyncio.subprocess.Process],
+    sink: Callable[[dict[str, Any]], None] | Callable[[], Consumer],
+    *,
+    consumers: bool = False,
 ) -> list[int]:
-    """Pass every row the children print to ``sink``; their exit codes. Output is read in
-    chunks of many rows, each row handed on with its line (RelayedRow)."""
+    """Pass what the children print on, in chunks of many lines; their exit codes. ``sink``
+    gets every row with its line (RelayedRow); with ``consumers``, ``sink`` makes one Consumer
+    per child instead."""
 
     async def one(proc: asyncio.subprocess.Process) -> int:
         assert proc.stdout is not None
-        pending = b""
+        use: Consumer = sink() if consumers else RowSink(sink)  # type: ignore[arg-type,call-arg,assignment]
+        carry = b""
         while True:
             data = await proc.stdout.read(READ_CHUNK)
             if not data:
                 break
             cut = data.rfind(b"\n")
             if cut < 0:
-                pending += data
-                if len(pending) > LINE_LIMIT:  # no row is this long: drop what cannot be one
-                    pending = b""
+                carry += data
+                if len(carry) > LINE_LIMIT:  # no row is this long: drop what cannot be one
+                    carry = b""
                 continue
-            whole, pending = pending + data[: cut + 1], data[cut + 1 :]
-            for row in _rows(whole):
-                sink(row)
-        for row in _rows(pending):  # a last line without its newline, if it is whole
-            sink(row)
+            whole, carry = carry + data[:cut], data[cut + 1 :]
+            use.lines(whole.split(b"\n"))
+        if carry:  # a last line without its newline: a row only if it is whole
+            if _rows([carry]):
+                use.lines([carry])
+        use.end()
         return await proc.wait()
 
     return list(await asyncio.gather(*(one(p) for p in procs)))
 
 
 async def relay_until_done(
-    procs: list[asyncio.subprocess.Process], sink: Callable[[dict[str, Any]], None]
+    procs: list[asyncio.subprocess.Process], make: Callable[[], Consumer]
 ) -> tuple[list[int], bool]:
     """Relay until every child has exited: (exit codes, whether we were interrupted).
 
@@ -239,7 +282,7 @@ async def relay_until_done(
     does not), and their finished rows are still relayed; a child that does not stop within the
     grace time is killed, and the targets it had not finished are left for --resume.
     """
-    task = asyncio.ensure_future(relay(procs, sink))
+    task = asyncio.ensure_future(relay(procs, make, consumers=True))
     try:
         return await asyncio.shield(task), False
     except asyncio.CancelledError:
