@@ -116,8 +116,10 @@ def child_env() -> dict[str, str]:
     return env
 
 
-#: When the watched output file of the last child got its first bytes (seconds after spawn).
+#: When the watched output file of the last child got its first bytes and its last ones
+#: (seconds after spawn).
 FIRST_OUTPUT: list[float | None] = [None]
+LAST_OUTPUT: list[float | None] = [None]
 
 
 async def run_child(
@@ -131,10 +133,11 @@ async def run_child(
     ``watch``, FIRST_OUTPUT[0] says when that file got its first row."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=child_env())
-    FIRST_OUTPUT[0] = None
+    FIRST_OUTPUT[0] = LAST_OUTPUT[0] = None
 
     peak = [0]
     cpu = [0.0]
+    sizes = [0]
 
     def wait() -> int:
         # the whole tree's RSS, polled (wait4's ru_maxrss would count this process's memory
@@ -142,12 +145,16 @@ async def run_child(
         deadline = time.monotonic() + CHILD_LIMIT_S
         while time.monotonic() < deadline:
             peak[0] = max(peak[0], tree_rss_kib(proc.pid))
-            if watch is not None and FIRST_OUTPUT[0] is None:
+            if watch is not None:
                 try:
-                    if watch.stat().st_size:
-                        FIRST_OUTPUT[0] = time.monotonic() - start
+                    size = watch.stat().st_size
                 except OSError:
-                    pass
+                    size = 0
+                if size and FIRST_OUTPUT[0] is None:
+                    FIRST_OUTPUT[0] = time.monotonic() - start
+                if size != sizes[-1]:
+                    sizes.append(size)
+                    LAST_OUTPUT[0] = time.monotonic() - start
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 cpu[0] = usage.ru_utime + usage.ru_stime  # with its reaped workers
@@ -427,11 +434,14 @@ async def main() -> int:
             f"  {rows} rows in {t_rd:.2f} s: {rd_rate:,.0f} targets/s, peak RSS {rss_kib / 1024:.1f} MB"
         )
         print(cpu_line("rdprobe", t_rd, rd_cpu, rd_em))
+        last_row = LAST_OUTPUT[0]
         if first_row is not None and t_rd > first_row:
             print(
                 f"  first row {first_row:.2f} s after start (start-up), then "
                 f"{rows / (t_rd - first_row):,.0f} rows/s"
             )
+        if last_row is not None:
+            print(f"  last row written {t_rd - last_row:.2f} s before the exit (shutdown)")
 
         print("floor: bare asyncio connect + X.224 request + read ...")
         from rdprobe.protocol import x224

@@ -105,14 +105,10 @@ def test_port_exhaustion_backs_off_like_emfile(text):
 
 def _spec(host: str, ports: list[int], timeout: float) -> workers.WorkerSpec:
     """What `rdprobe sweep HOST --ports ... --depth x224 --timeout T` hands its one worker."""
-    from rdprobe.live.check import CheckOptions
-    from rdprobe.live.timing import Timeouts
-    from rdprobe.sweep.runner import SweepOptions
     from rdprobe.sweep.targets import parse_spec
 
-    check = CheckOptions(timeouts=Timeouts.from_timeout(timeout), depth="x224", session=False)
     return workers.WorkerSpec(
-        (parse_spec(host),), tuple(ports), (), (1, 1), 0, 1, SweepOptions(check=check)
+        (parse_spec(host),), tuple(ports), (), (1, 1), 0, 1, "x224", timeout, "rdprobe", 64, 8
     )
 
 

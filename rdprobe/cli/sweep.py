@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from rdprobe.sweep.resume import ResumeState
-    from rdprobe.sweep.runner import SweepStats
+    from rdprobe.sweep.stats import SweepStats
     from rdprobe.sweep.summary import Summary, Verdict
     from rdprobe.sweep.tally import ParentRows
     from rdprobe.sweep.workers import WorkerSpec
@@ -188,13 +188,11 @@ def sweep(
 
     import rdprobe.render.rows  # loaded now: at the fd limit mid-sweep an import would fail
     from rdprobe.cli.progress import sweep_progress
-    from rdprobe.live.check import CheckOptions
     from rdprobe.live.target import TargetError, parse_ports
-    from rdprobe.live.timing import Timeouts
     from rdprobe.render.csv import CsvWriter
     from rdprobe.sweep.resume import load_done, prepare_append
-    from rdprobe.sweep.runner import SweepOptions, SweepStats, run_sweep
     from rdprobe.sweep.shard import resolve_shard
+    from rdprobe.sweep.stats import SweepStats
     from rdprobe.sweep.summary import Summary, Verdict
     from rdprobe.sweep.targets import TargetSet, load_specs
     from rdprobe.sweep.workers import WorkerSpec, pending, resolve_workers
@@ -271,43 +269,38 @@ def sweep(
                 s(row)
             advance(1)
 
-        opts = SweepOptions(
-            check=CheckOptions(
-                timeouts=Timeouts.from_timeout(timeout),
-                cookie=cookie,
-                per_host=min(per_host, 64),
-                depth="full" if depth == "session" else depth,
-                session=depth == "session",
-            ),
-            concurrency=max(1, concurrency // n_workers),
-            rate=rate / n_workers if rate else None,
-            per_host=per_host,
-            retries=retries,
-        )
+        shares = [
+            WorkerSpec(
+                tuple(specs),
+                tuple(port_list),
+                tuple(excludes),
+                shard_kn,
+                index,
+                n_workers,
+                depth,
+                timeout,
+                cookie,
+                concurrency,
+                per_host,
+                rate,
+                retries,
+                resume,
+            )
+            for index in range(n_workers)
+        ]
         gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
         # fewer young passes over short-lived rows, but full passes often enough to free the
         # reference cycles every refused connection's exception leaves (flat memory)
         gc.set_threshold(5_000, 5, 5)
         try:
-            if n_workers > 1:
-                shares = [
-                    WorkerSpec(
-                        tuple(specs),
-                        tuple(port_list),
-                        tuple(excludes),
-                        shard_kn,
-                        index,
-                        n_workers,
-                        opts,
-                        resume,
-                    )
-                    for index in range(n_workers)
-                ]
+            if n_workers > 1:  # the prober is never imported in this process
                 relayed = Relayed(outputs, row_sinks, summary, verdict, stats, advance)
                 asyncio.run(_sweep_with_workers(relayed, stats, shares))
             else:
+                from rdprobe.sweep.runner import run_sweep
+
                 mine = pending(target_set, shard_kn, state, skipped)
-                asyncio.run(run_sweep(mine, opts, sink, stats=stats))
+                asyncio.run(run_sweep(mine, shares[0].options(), sink, stats=stats))
         except KeyboardInterrupt:
             stats.interrupted = True
         if progress is not None:

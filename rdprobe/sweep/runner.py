@@ -15,7 +15,7 @@ import asyncio
 import errno
 import re
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +29,9 @@ from rdprobe.live.check import CheckOptions, check_target, probe_address
 from rdprobe.live.target import Target
 from rdprobe.protocol.errors import internal_error
 from rdprobe.render.jsonl import line_and_row, report_dict
+from rdprobe.sweep.stats import SweepStats
+
+__all__ = ["SweepOptions", "SweepStats", "run_sweep"]
 
 #: Times one target is put back after running out of file descriptors before it gets an error row.
 FD_RETRY_LIMIT = 200
@@ -74,22 +77,6 @@ class SweepOptions:
     per_host: int = DEFAULT_SWEEP_PER_HOST  #: targets in flight per host
     retries: int = 0  #: extra tries for a target whose outcome is a TCP timeout
     fd_retry_limit: int = FD_RETRY_LIMIT
-
-
-@dataclass
-class SweepStats:
-    rows: int = 0
-    by_outcome: Counter[str] = field(default_factory=Counter)
-    timeout_retries: int = 0
-    fd_backoffs: int = 0  #: times a target was put back after fd exhaustion
-    probe_errors: int = 0  #: probes that raised (each still got an error row)
-    interrupted: bool = False
-    started: float = field(default_factory=time.monotonic)
-    connection_limit: int = 0  #: the open-connection limit at the end (lower after fd pressure)
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
 
 
 class Pacer:

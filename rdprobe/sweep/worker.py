@@ -34,7 +34,8 @@ def run() -> int:
     import asyncio
 
     from rdprobe.sweep.resume import load_done
-    from rdprobe.sweep.runner import SweepStats, run_sweep
+    from rdprobe.sweep.runner import run_sweep
+    from rdprobe.sweep.stats import SweepStats
     from rdprobe.sweep.workers import WorkerRows, pending, until_stopped
 
     state = load_done(spec.resume) if spec.resume is not None else None
@@ -46,7 +47,7 @@ def run() -> int:
         try:
             asyncio.run(
                 until_stopped(
-                    run_sweep(targets, spec.options, rows.write, stats=stats, lines=True),
+                    run_sweep(targets, spec.options(), rows.write, stats=stats, lines=True),
                     lambda: setattr(stats, "interrupted", True),
                 )
             )

@@ -49,8 +49,10 @@ def resolve_workers(requested: int) -> int:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What one worker sweeps, as the parent parsed and checked it (the `sweep` command's
-    options stay the one definition; this only carries their values). ``index`` is 0-based."""
+    """What one process sweeps, as the `sweep` command parsed and checked it (its typer
+    options stay the one definition; this carries their values, and ``options`` is the one
+    place they become SweepOptions). ``index`` is 0-based; rate and concurrency are the whole
+    sweep's (each of ``workers`` processes takes its part)."""
 
     specs: tuple[Spec, ...]
     ports: tuple[int, ...]
@@ -58,8 +60,34 @@ class WorkerSpec:
     shard: tuple[int, int]
     index: int
     workers: int
-    options: SweepOptions
+    depth: str
+    timeout: float
+    cookie: str | None
+    concurrency: int
+    per_host: int
+    rate: float | None = None
+    retries: int = 0
     resume: str | None = None
+
+    def options(self) -> SweepOptions:
+        """The prober's options (imported here: the parent of workers never needs them)."""
+        from rdprobe.live.check import CheckOptions
+        from rdprobe.live.timing import Timeouts
+        from rdprobe.sweep.runner import SweepOptions
+
+        return SweepOptions(
+            check=CheckOptions(
+                timeouts=Timeouts.from_timeout(self.timeout),
+                cookie=self.cookie,
+                per_host=min(self.per_host, 64),
+                depth="full" if self.depth == "session" else self.depth,
+                session=self.depth == "session",
+            ),
+            concurrency=max(1, self.concurrency // self.workers),
+            rate=self.rate / self.workers if self.rate else None,
+            per_host=self.per_host,
+            retries=self.retries,
+        )
 
     def targets(self) -> TargetSet:
         from rdprobe.sweep.targets import TargetSet
@@ -179,6 +207,7 @@ class WorkerRows:
         self._buf = bytearray()
         self._timer: asyncio.TimerHandle | None = None
         self._tally = Tally()
+        self._first = True  #: the first row goes at once (the sweep's first sign of life)
 
     def __enter__(self) -> WorkerRows:
         return self
@@ -192,7 +221,8 @@ class WorkerRows:
         self._buf += line.encode("utf-8")
         self._buf += b"\n"
         self._tally.add(row)
-        if len(self._buf) >= BATCH_BYTES:
+        if len(self._buf) >= BATCH_BYTES or self._first:
+            self._first = False
             self.flush()
         elif self._timer is None:
             try:
