@@ -343,3 +343,34 @@ async def test_fd_exhaustion_in_a_low_ulimit_process(tmp_path):
     assert sorted(r["host"] for r in rows) == sorted(hosts)
     assert {r["outcome"] for r in rows} == {"rdp"}, {r["outcome"] for r in rows}
     assert b"slow-downs at the file-descriptor limit" in err
+
+
+async def test_host_limits_hold_through_the_switch_to_a_gate_and_back():
+    """HostLimits counts a host's probes until it is full, then queues the rest on a Gate: the
+    limit holds, every waiter gets its turn (also after one is cancelled) and nothing is left."""
+    import random
+
+    from rdprobe.sweep.runner import HostLimits
+
+    limits = HostLimits(3)
+    inside: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    rng = random.Random(7)
+
+    async def probe(host: str) -> None:
+        await limits.acquire(host)
+        try:
+            inside[host] = inside.get(host, 0) + 1
+            peak[host] = max(peak.get(host, 0), inside[host])
+            await asyncio.sleep(rng.random() / 200)
+            inside[host] -= 1
+        finally:
+            limits.release(host)
+
+    tasks = [asyncio.create_task(probe(f"h{i % 4}")) for i in range(200)]
+    await asyncio.sleep(0.001)
+    tasks[-1].cancel()  # a waiter cancelled while queued
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 1
+    assert peak == {f"h{i}": 3 for i in range(4)}
+    assert len(limits) == 0 and not limits._active and not limits._gates

@@ -165,3 +165,23 @@ def test_parent_counts_come_from_count_lines_and_uncounted_rows_one_by_one(tmp_p
     assert counted == [4, 1, 1, 1] and summary.rows == verdict.rows == 7
     assert summary.outcome == {"refused": 6, "rdp": 1}
     assert summary.setting == {"NLA required": 1} and verdict.problem
+
+
+def test_tally_counts_a_shared_row_as_often_as_it_was_added():
+    """A worker's filled lines share their shape's row: counted once per row all the same."""
+    from rdprobe.sweep.summary import Summary, Verdict
+    from rdprobe.sweep.tally import Tally
+
+    shared = {"outcome": "refused", "worst": "error", "findings": [{"id": "tcp.refused"}]}
+    cert = {"outcome": "rdp", "worst": "warning", "setting": {"summary": "TLS"},
+            "findings": [{"id": "cert.self_signed"}, {"id": "tls.old"}, {"id": "x"}]}  # fmt: skip
+    added = [shared] * 5 + [cert, dict(cert)] + [shared] * 2
+    tally, one_by_one, verdict = Tally(), Summary(), Verdict()
+    for row in added:
+        tally.add(row)
+        one_by_one.add(row)
+        verdict.add(row)
+    counts = json.loads(tally.take()[1:])
+    assert counts["summary"] == one_by_one.to_dict()
+    assert counts["summary"]["rows"] == 9 and counts["problem"] is verdict.problem is True
+    assert json.loads(tally.take()[1:])["summary"]["rows"] == 0  # counting starts over

@@ -158,26 +158,41 @@ class Gate:
 
 
 class HostLimits:
-    """One Gate per host with probes in flight; dropped when the host goes idle."""
+    """The per-host limit: a count per host with probes in flight, and a Gate only for a host
+    at its limit (most sweeps probe each host once: no Gate per target). Dropped when idle."""
 
     def __init__(self, per_host: int) -> None:
         self.per_host = per_host
+        self._active: dict[str, int] = {}
         self._gates: dict[str, Gate] = {}
 
     async def acquire(self, host: str) -> None:
         gate = self._gates.get(host)
         if gate is None:
-            gate = self._gates[host] = Gate(self.per_host)
+            n = self._active.get(host, 0)
+            if n < self.per_host:
+                self._active[host] = n + 1
+                return
+            gate = self._gates[host] = Gate(self.per_host)  # full: waiters queue here
+            gate.active = n
+            del self._active[host]
         await gate.acquire()
 
     def release(self, host: str) -> None:
-        gate = self._gates[host]
-        gate.release()
-        if gate.idle:
-            del self._gates[host]
+        gate = self._gates.get(host)
+        if gate is not None:
+            gate.release()
+            if gate.idle:
+                del self._gates[host]
+            return
+        n = self._active[host] - 1
+        if n:
+            self._active[host] = n
+        else:
+            del self._active[host]
 
     def __len__(self) -> int:
-        return len(self._gates)
+        return len(self._active) + len(self._gates)
 
 
 async def probe_target(target: Target, opts: CheckOptions) -> list[Report]:

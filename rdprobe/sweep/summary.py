@@ -42,21 +42,23 @@ class Summary:
         self.cert: Counter[str] = Counter()
         self.os: Counter[str] = Counter()
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows += 1
-        self.outcome[str(row.get("outcome"))] += 1
+    def add(self, row: dict[str, Any], times: int = 1) -> None:
+        """Count ``row`` (``times`` rows alike)."""
+        self.rows += times
+        self.outcome[str(row.get("outcome"))] += times
         setting = row.get("setting")
         if isinstance(setting, dict) and setting.get("summary"):
-            self.setting[str(setting["summary"])] += 1
+            self.setting[str(setting["summary"])] += times
         ids = {
             str(f.get("id"))
             for f in row.get("findings") or ()
             if isinstance(f, dict) and str(f.get("id", "")).startswith(CERT_PREFIXES)
         }
-        self.cert.update(ids)
+        for i in ids:
+            self.cert[i] += times
         build = os_build(row)
         if build:
-            self.os[build] += 1
+            self.os[build] += times
 
     def merge(self, counts: dict[str, Any]) -> None:
         """Add counts in the form of ``to_dict`` (a worker's, rdprobe.sweep.workers.Tally)."""
@@ -114,10 +116,10 @@ class Verdict:
         self.rows = 0
         self.problem = False
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], times: int = 1) -> None:
         from rdprobe.render.rows import severity
 
-        self.rows += 1
+        self.rows += times
         if not self.problem:
             pair = (str(row.get("outcome")), severity(row.get("worst")))
             self.problem = exit_code([pair]) is not ExitCode.OK

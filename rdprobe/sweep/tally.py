@@ -16,21 +16,47 @@ from typing import IO, Any
 from rdprobe.sweep.summary import Summary, Verdict
 
 
+def _write(out: IO[str], data: bytes) -> None:
+    """Rows as the bytes they came in: to the binary buffer under a text stream when it has
+    one (no decoding and encoding again), flushed."""
+    raw = getattr(out, "buffer", None)
+    if raw is None:
+        out.write(data.decode("utf-8", "replace"))
+    else:
+        out.flush()  # whatever the text layer holds goes first
+        raw.write(data)
+        raw.flush()
+    out.flush()
+
+
 class Tally:
-    """A worker's counts since its last count line."""
+    """A worker's counts since its last count line. A row that is the very object added last
+    (the shared row of a filled line, rdprobe.render.jsonl.line_and_row) is counted with it."""
 
     def __init__(self) -> None:
         self.summary = Summary()
         self.verdict = Verdict()
+        self._last: dict[str, Any] | None = None
+        self._times = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        self.summary.add(row)
-        self.verdict.add(row)
+        if row is self._last:
+            self._times += 1
+            return
+        self._count()
+        self._last, self._times = row, 1
+
+    def _count(self) -> None:
+        if self._last is not None:
+            self.summary.add(self._last, self._times)
+            self.verdict.add(self._last, self._times)
+        self._last, self._times = None, 0
 
     def take(self) -> bytes:
         """The count line of the rows added since the last one (then counting starts over)."""
         from rdprobe.sweep.workers import TALLY_MARK
 
+        self._count()
         counts = {"summary": self.summary.to_dict(), "problem": self.verdict.problem}
         self.summary, self.verdict = Summary(), Verdict()
         return TALLY_MARK + json.dumps(counts).encode("utf-8") + b"\n"
@@ -71,10 +97,9 @@ class ParentRows:
                 self.uncounted.append(raw)
         if not rows:
             return
-        text = (b"\n".join(rows) + b"\n").decode("utf-8", "replace")
+        data = b"\n".join(rows) + b"\n"
         for out in self.outputs:
-            out.write(text)
-            out.flush()
+            _write(out, data)
         if self.row_sinks:
             for row in _rows(rows):
                 for sink in self.row_sinks:
