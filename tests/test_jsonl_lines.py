@@ -53,7 +53,7 @@ def test_real_refused_sweep_rows_are_filled_and_identical(fresh_shapes):
     assert len(reports) == 64 * 3 and {r.outcome for r in reports} == {"refused"}
     for r in reports:
         assert report_line(r) == dumps(report_dict(r))
-    # one shape per port (the error names the port), each filled, none given up
+    # one shape per port (a finding names it), each filled, none given up
     assert len(fresh_shapes._shapes) == 3
     assert all(t is not None for t in fresh_shapes._shapes.values())
 
