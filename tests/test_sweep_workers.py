@@ -185,3 +185,28 @@ def test_tally_counts_a_shared_row_as_often_as_it_was_added():
     assert counts["summary"] == one_by_one.to_dict()
     assert counts["summary"]["rows"] == 9 and counts["problem"] is verdict.problem is True
     assert json.loads(tally.take()[1:])["summary"]["rows"] == 0  # counting starts over
+
+
+def test_the_parent_of_workers_never_loads_the_prober(tmp_path):
+    """The parent checks options and relays rows: the prober and classifier load in the
+    workers only (the parent's start-up is what every worker waits for)."""
+    from rig.ports import loopback_address
+
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write('loaded: %s\\n' % sorted(m for m in ("
+        "'rdprobe.analysis.classify', 'rdprobe.live.check', 'rdprobe.sweep.runner') "
+        "if m in sys.modules)))\n"
+        "from rdprobe.cli import main\n"
+        "sys.argv[0] = 'rdprobe'\n"
+        "main()\n"
+    )
+    host = loopback_address()
+    out = tmp_path / "rows.jsonl"
+    argv = [sys.executable, "-c", code, "sweep", host, "--ports", "1-40", "--depth", "x224",
+            "--workers", "2", "--timeout", "1", "-o", str(out)]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr  # refused ports
+    assert "loaded: []" in done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["port"] for r in rows) == list(range(1, 41))

@@ -262,13 +262,6 @@ def sweep(
             def advance(n: int) -> None:
                 progress.advance(task, n)
 
-        sinks = [_jsonl_sink(out) for out in outputs] + row_sinks + [verdict.add, summary.add]
-
-        def sink(row: dict[str, Any]) -> None:
-            for s in sinks:
-                s(row)
-            advance(1)
-
         shares = [
             WorkerSpec(
                 tuple(specs),
@@ -288,6 +281,15 @@ def sweep(
             )
             for index in range(n_workers)
         ]
+        if n_workers == 1:  # the prober runs here: loaded before the freeze (and the sweep)
+            from rdprobe.sweep.runner import run_sweep
+
+            sinks = [_jsonl_sink(out) for out in outputs] + row_sinks + [verdict.add, summary.add]
+
+            def sink(row: dict[str, Any]) -> None:
+                for s in sinks:
+                    s(row)
+                advance(1)
         gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
         # fewer young passes over short-lived rows, but full passes often enough to free the
         # reference cycles every refused connection's exception leaves (flat memory)
@@ -297,8 +299,6 @@ def sweep(
                 relayed = Relayed(outputs, row_sinks, summary, verdict, stats, advance)
                 asyncio.run(_sweep_with_workers(relayed, stats, shares))
             else:
-                from rdprobe.sweep.runner import run_sweep
-
                 mine = pending(target_set, shard_kn, state, skipped)
                 asyncio.run(run_sweep(mine, shares[0].options(), sink, stats=stats))
         except KeyboardInterrupt:

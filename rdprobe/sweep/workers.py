@@ -4,8 +4,8 @@ One process probes at a few thousand targets per second on loopback, most of it 
 target (classification, JSON), so more cores give more speed. The parent (the `sweep` command)
 parses and checks every option, then starts N workers (``python -m rdprobe.sweep.worker``) and
 hands each its WorkerSpec, the already-parsed values, on stdin: a worker imports only what
-probing needs (no typer, rich or option parsing of its own, measured: about half of a
-worker's start-up). Worker K probes share K (every N-th index of the --shard,
+probing needs (no typer, rich or option parsing of its own: 0.19 instead of 0.26 s of CPU per
+worker, measured), and the parent never imports the prober. Worker K probes share K (every N-th index of the --shard,
 `rdprobe.sweep.shard.select`, before --resume), writing JSON Lines rows to a pipe; the parent
 relays their rows to the outputs, the summary and the progress bar.
 """
