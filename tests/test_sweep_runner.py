@@ -374,3 +374,35 @@ async def test_host_limits_hold_through_the_switch_to_a_gate_and_back():
     assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 1
     assert peak == {f"h{i}": 3 for i in range(4)}
     assert len(limits) == 0 and not limits._active and not limits._gates
+
+
+@pytest.mark.parametrize("depth", ["tcp", "x224", "full"])
+async def test_first_connect_on_the_loop_gives_the_probers_rows(depth):
+    """The sweep's first connect (rdprobe.sweep.first) judges a refusal at once and hands a
+    connection to the prober: the rows are those of the prober alone, whatever the port does."""
+    from rdprobe.emulate.server import serve
+    from rdprobe.live.check import CheckOptions, probe_address
+    from rdprobe.live.target import Target
+    from rdprobe.live.timing import Timeouts
+    from rdprobe.render.jsonl import report_dict
+    from rdprobe.sweep.runner import probe_target
+    from rig.ports import loopback_address
+
+    def timeless(value):
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items()
+                    if k != "started" and not k.endswith("_ms") and k != "elapsed_s"}  # fmt: skip
+        if isinstance(value, list):
+            return [timeless(v) for v in value]
+        return value
+
+    opts = CheckOptions(timeouts=Timeouts.from_timeout(1), depth=depth, session=False)
+    rdp, silent, refused = loopback_address(), loopback_address(), loopback_address()
+    async with await serve("win2012-negotiate", rdp, 3389), await serve("silent", silent, 3389):
+        for host in (rdp, silent, refused):
+            target = Target(host, 3389, is_literal=True)
+            (new,) = await probe_target(target, opts)
+            old = await probe_address(target, host, opts)
+            assert timeless(report_dict(new)) == timeless(report_dict(old)), host
+            assert new.observation.started <= old.observation.started
+    assert (new.outcome, old.outcome) == ("refused", "refused")

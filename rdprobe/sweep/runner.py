@@ -25,10 +25,11 @@ from rdprobe.analysis.classify import Report, classify
 from rdprobe.analysis.observations import Attempt, TargetObservation, TcpOutcome
 from rdprobe.defaults import DEFAULT_SWEEP_CONCURRENCY as DEFAULT_CONCURRENCY
 from rdprobe.defaults import DEFAULT_SWEEP_PER_HOST
-from rdprobe.live.check import CheckOptions, check_target, probe_address
+from rdprobe.live.check import CheckOptions, check_target
 from rdprobe.live.target import Target
 from rdprobe.protocol.errors import internal_error
 from rdprobe.render.jsonl import line_and_row, report_dict
+from rdprobe.sweep.first import probe_literal
 from rdprobe.sweep.stats import SweepStats
 
 __all__ = ["SweepOptions", "SweepStats", "run_sweep"]
@@ -196,9 +197,10 @@ class HostLimits:
 
 
 async def probe_target(target: Target, opts: CheckOptions) -> list[Report]:
-    """``check_target``, without its resolver and gather steps for an address literal."""
+    """``check_target``, without its resolver and gather steps for an address literal, whose
+    first connect is made by rdprobe.sweep.first (a refusal is judged at once)."""
     if target.is_literal:
-        return [await probe_address(target, target.host, opts)]
+        return [await probe_literal(target, opts)]
     return await check_target(target, opts)
 
 
