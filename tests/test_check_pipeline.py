@@ -12,31 +12,82 @@ import subprocess
 import sys
 
 from rdprobe.emulate.server import serve
+from rdprobe.live import mcs as live_mcs
+from rdprobe.live import tls as live_tls
 from rdprobe.live.check import CheckOptions, check_target
 from rdprobe.live.target import Target
+from rdprobe.protocol import x224
+from rdprobe.protocol.x224_values import Protocol
 
 CONFIRM_SSL = bytes.fromhex("030000130ed00000123400020f080001000000")
 
 
 async def test_stages_go_on_from_the_matrix_connections():
-    """win-tls-selfsigned at depth full: 6 matrix rows; TLS goes on from the SSL row's own
-    connection, NLA from SSL|HYBRID's, MCS from RDP's; then 3 pinned TLS versions (TLS 1.3 was
-    seen in the stage's own handshake) and 4 encryption methods: 13 connections, not 17; plus
-    the walk to the logon screen on a fresh connection of its own (issue 10): 14."""
+    """win-tls-selfsigned at depth full: 6 matrix rows; TLS goes on from the SSL|HYBRID row's own
+    connection (it selected HYBRID) and NLA after it on that same TLS connection, one handshake
+    for both; MCS from RDP's; the SSL row's connection is closed unused; then 3 pinned TLS versions (TLS 1.3 was
+    seen in the stage's own handshake) and 3 encryption methods (128BIT was the first MCS
+    probe's choice): 12 connections, not 17; plus the walk to the logon screen on a fresh
+    connection of its own (issue 10): 13."""
     em = await serve("win-tls-selfsigned", "127.0.0.1", 0)
     try:
         (report,) = await check_target(Target("127.0.0.1", em.port, True), CheckOptions())
     finally:
         await em.close()
     obs = report.observation
-    assert obs.tls.version == "TLSv1.3" and obs.tls.request == "SSL"
+    assert obs.tls.version == "TLSv1.3" and obs.tls.request == "SSL|HYBRID"
+    assert obs.nla.selected == obs.tls.selected == "HYBRID"
     assert obs.tls_versions.versions["TLSv1.3"] == "accepted"
     assert obs.tls_versions.accepted == ["TLSv1.2", "TLSv1.3"]
     assert obs.mcs.server_data is not None and len(obs.mcs.methods) == 4
     assert obs.nla.selected
     assert obs.session is not None and obs.session.path == "tls"
-    assert em.connections == 14
+    assert obs.mcs.methods["128BIT"].accepted
+    assert em.connections == 13
     assert len(report.observation.attempts) == 6
+
+
+async def _alone(port: int, requested: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A fresh connection to the emulator, through its Connection Confirm for ``requested``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(x224.build_request(requested=requested))
+    await writer.drain()
+    await live_mcs.read_tpkt(reader, 5)
+    return reader, writer
+
+
+async def test_what_the_first_answers_show_is_not_asked_again():
+    """win2012-tls-nla (TLS 1.0 to 1.2): the TLS stage's handshake agrees on TLS 1.2, which
+    answers for TLS 1.2 (accepted) and 1.3 (refused), so only 1.0 and 1.1 are pinned; the first
+    MCS probe chose 128BIT, so 40BIT, 56BIT and FIPS alone are asked: 6 + 2 + 3 connections and
+    the logon walk's, 12 (15 before). The NTLM challenge comes over the TLS stage's own handshake,
+    on the SSL|HYBRID row. What is reported is what asking every version and every method alone
+    on a connection of its own gets."""
+    em = await serve("win2012-tls-nla", "127.0.0.1", 0)
+    try:
+        (report,) = await check_target(Target("127.0.0.1", em.port, True), CheckOptions())
+        probed = em.connections
+
+        async def tls_stream():
+            return await _alone(em.port, Protocol.SSL)
+
+        async def rdp_stream():
+            return (*await _alone(em.port, Protocol.RDP), 0)
+
+        versions = await live_tls.version_matrix(tls_stream, timeout=5)
+        methods = await live_mcs.encryption_matrix(rdp_stream, timeout=5)
+    finally:
+        await em.close()
+    obs = report.observation
+    assert obs.tls.version == "TLSv1.2" and obs.mcs.server_data.security.method_name == "128BIT"
+    assert obs.tls.request == "SSL|HYBRID" and obs.nla.challenge is not None
+    assert obs.tls_versions.versions == versions
+    assert versions == {
+        "TLSv1": "accepted", "TLSv1.1": "accepted", "TLSv1.2": "accepted", "TLSv1.3": "refused"
+    }  # fmt: skip
+    assert obs.mcs.methods == methods
+    assert [o.accepted for o in methods.values()] == [False, False, True, False]
+    assert probed == 12
 
 
 async def test_matrix_starts_while_the_primary_lingers():

@@ -287,8 +287,10 @@ class TlsFacts:
 
 @dataclass(frozen=True)
 class TlsVersionsFacts:
-    """Which TLS versions a handshake offering only that version got (one connection each; the
-    version the TLS stage's own handshake, offering them all, agreed on counts as seen there)."""
+    """Which TLS versions a handshake offering only that version got (one connection each). The
+    TLS stage's own handshake, offering them all, answers for the version it agreed on (accepted)
+    and the newer ones (refused: a server agrees on the newest both ends speak, RFC 8446 4.2.1),
+    which are not asked again (rdprobe.live.tls.seen_in_handshake)."""
 
     versions: dict[str, str]  #: TLSv1 ... TLSv1.3 -> accepted, refused, error: ...
 

@@ -149,11 +149,26 @@ async def _one(open_stream: OpenStream, name: str, method: int, timeout: float) 
     return summarize(name, result)
 
 
+#: The method not offered alone while the first probe (every method) runs: the one servers
+#: choose most (High and Client Compatible levels with a 128-bit client, xrdp's default); when the
+#: first probe chose it, that answer is its answer alone too (``answer_alone``), else it is asked.
+EXPECTED_METHOD = "128BIT"
+
+
+def answer_alone(first: McsResult) -> MethodOutcome | None:
+    """The outcome of offering alone the method the server chose from all of them: the server
+    chooses among the methods offered (MS-RDPBCGR 5.3.2), so the chosen one offered alone is
+    chosen again. None when the first probe got no security data to tell."""
+    sec = first.server_data.security if first.server_data else None
+    return None if sec is None else summarize(sec.method_name, first)
+
+
 async def encryption_matrix(
-    open_stream: OpenStream, *, timeout: float = 5.0
+    open_stream: OpenStream, *, timeout: float = 5.0, names: tuple[str, ...] = tuple(MATRIX_METHODS)
 ) -> dict[str, MethodOutcome]:
-    """Offer 40BIT, 56BIT, 128BIT and FIPS alone, one fresh connection each, concurrently."""
+    """Offer each method of ``names`` (40BIT, 56BIT, 128BIT and FIPS) alone, one fresh
+    connection each, concurrently."""
     outcomes = await asyncio.gather(
-        *(_one(open_stream, name, method, timeout) for name, method in MATRIX_METHODS.items())
+        *(_one(open_stream, name, MATRIX_METHODS[name], timeout) for name in names)
     )
     return {o.offered: o for o in outcomes}

@@ -1,9 +1,13 @@
 """The later stages of `check` (depth full): TLS, TLS versions, NLA, MCS, UDP.
 
 Each stage goes on from the X.224 exchange the matrix showed works (the matrix row's own
-connection when check kept it open for it, else a fresh one), asks the server one more question, and sets its typed facts (``rdprobe.analysis.facts``) on the
-observation. Judgement of those facts lives in rdprobe.analysis.judges, so the pcap path and the
-tests judge the same objects. ``STAGES`` is the ordered list ``check`` runs.
+connection when check kept it open for it, else a fresh one), asks the server one more question,
+and sets its typed facts (``rdprobe.analysis.facts``) on the observation. A server is not asked
+again what an earlier answer already showed: the TLS versions the stage's handshake settled, the
+encryption method the first MCS probe chose; and one TLS handshake serves the TLS and NLA stages
+when the row they both prefer selected HYBRID. Judgement of those facts lives in
+rdprobe.analysis.judges, so the pcap path and the tests judge the same objects. ``STAGES`` is the
+ordered list ``check`` runs.
 """
 
 from __future__ import annotations
@@ -60,6 +64,15 @@ class StageContext:
         default_factory=dict
     )
 
+    #: the TLS stage's word to the NLA stage when both run: True once it has left its TLS
+    #: connection, selecting HYBRID, in ``kept`` under HANDED_TLS for the CredSSP round trip
+    tls_for_nla: asyncio.Future[bool] | None = None
+
+    def __post_init__(self) -> None:
+        runs = self.options.stages
+        if runs is None or {"tls", "nla"} <= runs:
+            self.tls_for_nla = asyncio.get_running_loop().create_future()
+
     async def row(self, label: str) -> Attempt | None:
         """The matrix attempt ``label`` once it has finished (None: the row was not run)."""
         fut = self.rows.get(label)
@@ -72,6 +85,8 @@ class StageSkipped(Exception):
 
 TLS_PROTOCOLS = Protocol.SSL | Protocol.HYBRID | Protocol.HYBRID_EX
 NLA_PROTOCOLS = Protocol.HYBRID | Protocol.HYBRID_EX
+#: The ``kept`` key of the TLS stage's connection, handed on to the NLA stage after its handshake.
+HANDED_TLS = "TLS handed to NLA"
 
 
 def _selected(a: Attempt) -> int | None:
@@ -191,18 +206,46 @@ async def _open_tls(
 
 
 async def tls_stage(ctx: StageContext) -> None:
-    order = ("SSL", "SSL|HYBRID", "SSL|HYBRID|HYBRID_EX")
-    request = await _request_selecting(ctx, TLS_PROTOCOLS, order)
-    if request is None:
-        return
-    # the pinned-version probes need only the request: they run while this handshake does, all
-    # but the version a handshake offering every version is expected to agree on (asked after,
-    # if it did not)
-    expected = live_tls.HIGHEST_LOCAL
-    others = asyncio.create_task(_probe_versions(ctx, request, skip=expected))
+    handed = False
     try:
-        _reader, writer, selected, result = await _open_tls(ctx, request, "tls: TLS handshake")
-        await close_writer(writer, _close(ctx, "tls: close"))
+        handed = await _tls_stage(ctx)
+    finally:
+        if ctx.tls_for_nla is not None and not ctx.tls_for_nla.done():
+            ctx.tls_for_nla.set_result(handed)
+
+
+async def _tls_stage(ctx: StageContext) -> bool:
+    """The handshake, the pinned versions and the certificate's names; True when the connection
+    was left open for the NLA stage (``StageContext.tls_for_nla``)."""
+    # one handshake serves both stages when the NLA stage will go on from the same row: it is
+    # the NLA stage's first choice, and the server selected HYBRID on it
+    nla_row = await ctx.row("SSL|HYBRID") if ctx.tls_for_nla is not None else None
+    share = nla_row is not None and bool((_selected(nla_row) or 0) & NLA_PROTOCOLS)
+    if share:
+        request: Request | None = next(r for r in MATRIX if r.label == "SSL|HYBRID")
+        unused = ctx.kept.pop("SSL", None)  # kept for this stage, which goes on from another row
+        if unused is not None:
+            await close_writer(unused[1], _close(ctx))
+    else:
+        order = ("SSL", "SSL|HYBRID", "SSL|HYBRID|HYBRID_EX")
+        request = await _request_selecting(ctx, TLS_PROTOCOLS, order)
+    if request is None:
+        return False
+    # the pinned-version probes need only the request: the oldest versions are asked while this
+    # handshake runs, the ones it says nothing of (rdprobe.live.tls.seen_in_handshake) right after
+    probes = [asyncio.create_task(_probe_versions(ctx, request, live_tls.PROBED_EARLY))]
+    try:
+        reader, writer, selected, result = await _open_tls(ctx, request, "tls: TLS handshake")
+        seen = live_tls.seen_in_handshake(result.version)
+        later = tuple(
+            n for n in live_tls.VERSIONS if n not in seen and n not in live_tls.PROBED_EARLY
+        )
+        probes.append(asyncio.create_task(_probe_versions(ctx, request, later)))
+        if share and result.error is None and ctx.tls_for_nla is not None:
+            ctx.kept[HANDED_TLS] = (reader, writer, selected)
+            ctx.tls_for_nla.set_result(True)
+        else:
+            await close_writer(writer, _close(ctx, "tls: close"))
         fallback = await _tls_fallback(ctx, request) if result.error else None
         facts = TlsFacts(
             request=request.label,
@@ -218,18 +261,17 @@ async def tls_stage(ctx: StageContext) -> None:
         )
         # the certificate's names are looked up while the version probes run
         lookups = await _certificate_name_lookups(ctx, facts)
+        versions = dict(seen)
+        for task in probes:  # a probe's own answer, where there is one, is what is reported
+            versions.update(await task)
     except BaseException:
-        others.cancel()
-        await asyncio.gather(others, return_exceptions=True)
+        for task in probes:
+            task.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
         raise
     ctx.observation.tls = replace(facts, name_lookups=lookups)
-    versions = await others
-    if expected is not None:
-        if result.version == expected:  # seen: this handshake offered them all and got it
-            versions[expected] = live_tls.ACCEPTED
-        else:
-            versions.update(await _probe_versions(ctx, request, only=expected))
     ctx.observation.tls_versions = TlsVersionsFacts({v: versions[v] for v in live_tls.VERSIONS})
+    return share and result.error is None
 
 
 async def _certificate_name_lookups(ctx: StageContext, facts: TlsFacts) -> tuple[NameLookup, ...]:
@@ -275,15 +317,14 @@ async def _tls_fallback(ctx: StageContext, request: Request) -> TlsFallbackFacts
 
 
 async def _probe_versions(
-    ctx: StageContext, request: Request, *, skip: str | None = None, only: str | None = None
+    ctx: StageContext, request: Request, names: tuple[str, ...]
 ) -> dict[str, str]:
-    """TLS versions pinned one at a time, one fresh connection each, all at once."""
+    """The TLS versions ``names``, pinned one at a time, one fresh connection each, all at once."""
 
     async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer, _sel = await _open_fresh(ctx, request)
         return reader, writer
 
-    names = [n for n in live_tls.VERSIONS if n != skip and (only is None or n == only)]
     results = await asyncio.gather(
         *(
             live_tls.probe_version(
@@ -300,11 +341,19 @@ async def nla_stage(ctx: StageContext) -> None:
     request = await _request_selecting(ctx, NLA_PROTOCOLS, order)
     if request is None:
         return
-    reader, writer, selected, tls = await _open_tls(ctx, request, "nla: TLS handshake")
+    handed = None
+    if ctx.tls_for_nla is not None and await asyncio.shield(ctx.tls_for_nla):
+        handed = ctx.kept.pop(HANDED_TLS, None)
+    if handed is not None:  # the TLS stage's handshake, on this same row (request)
+        reader, writer, selected = handed
+        tls_error = None
+    else:
+        reader, writer, selected, tls = await _open_tls(ctx, request, "nla: TLS handshake")
+        tls_error = tls.error
     try:
-        if tls.error:
+        if tls_error:
             ctx.observation.nla = NlaFacts(
-                protocol_name(selected), None, None, f"TLS before CredSSP failed: {tls.error}"
+                protocol_name(selected), None, None, f"TLS before CredSSP failed: {tls_error}"
             )
             return
         result = await live_nla.nla_probe(
@@ -334,9 +383,12 @@ async def mcs_stage(ctx: StageContext) -> None:
     async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
         return await _open_fresh(ctx, request)
 
-    # the methods offered alone need only the request: asked while the first probe runs
+    # the methods offered alone need only the request: asked while the first probe runs, but for
+    # the one it is expected to choose (rdprobe.live.mcs.EXPECTED_METHOD), asked after if it did not
+    early = tuple(n for n in live_mcs.MATRIX_METHODS if n != live_mcs.EXPECTED_METHOD)
+    timeout = _step(ctx, "mcs: encryption matrix")
     matrix = asyncio.create_task(
-        live_mcs.encryption_matrix(open_stream, timeout=_step(ctx, "mcs: encryption matrix"))
+        live_mcs.encryption_matrix(open_stream, timeout=timeout, names=early)
     )
     try:
         reader, writer, selected = await _open(ctx, request)
@@ -350,6 +402,15 @@ async def mcs_stage(ctx: StageContext) -> None:
     methods = {}
     if first.server_data is not None:
         methods = await matrix
+        chosen = live_mcs.answer_alone(first)
+        if chosen is not None and chosen.offered in live_mcs.MATRIX_METHODS:
+            methods.setdefault(chosen.offered, chosen)  # a probe's own answer comes first
+        if live_mcs.EXPECTED_METHOD not in methods:
+            methods |= await live_mcs.encryption_matrix(
+                open_stream, timeout=_step(ctx, "mcs: encryption matrix"),
+                names=(live_mcs.EXPECTED_METHOD,),
+            )  # fmt: skip
+        methods = {n: methods[n] for n in live_mcs.MATRIX_METHODS}
     else:  # without a first answer the methods mean nothing: not waited for, not reported
         matrix.cancel()
         await asyncio.gather(matrix, return_exceptions=True)

@@ -41,11 +41,22 @@ _LOCALLY_AVAILABLE = {
 }
 ACCEPTED, REFUSED = tlsprobe.ACCEPTED, tlsprobe.REFUSED
 READ_SIZE = 16 * 1024
-#: The newest version this OpenSSL speaks: what a handshake offering every version agrees on
-#: with a server that speaks it too.
-HIGHEST_LOCAL: str | None = next(
-    (name for name in reversed(VERSIONS) if _LOCALLY_AVAILABLE[name]), None
-)
+#: The versions probed while the stage's own handshake runs: one offering every version agrees on
+#: one of these only with a server from before TLS 1.2, so whatever it agrees on, these are asked.
+PROBED_EARLY: tuple[str, ...] = ("TLSv1", "TLSv1.1")
+
+
+def seen_in_handshake(version: str | None) -> dict[str, str]:
+    """What a handshake offering every version this OpenSSL speaks (``upgrade``'s default
+    context) says of the versions, when it agreed on *version*: that one is accepted, and every
+    newer one it offered is refused, for a server agrees on the newest version both ends speak
+    (RFC 8446 section 4.2.1, RFC 5246 appendix E.1). Of older versions it says nothing."""
+    names = list(VERSIONS)
+    if version not in VERSIONS:
+        return {}
+    newer = names[names.index(version) + 1 :]
+    return {version: ACCEPTED} | {n: REFUSED for n in newer if _LOCALLY_AVAILABLE[n]}
+
 
 OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
