@@ -1,4 +1,4 @@
-"""`rdprobe check TARGET...` without options takes the quick path (rdprobe.cli.main straight to
+"""`rdprobe check TARGET...` without options but --json and --depth takes the quick path (rdprobe.cli.main straight to
 rdprobe.cli.check_run, no typer): the same stdout, stderr and exit code as the typer path
 (RDPROBE_CLI_TYPER=1 forces it), and on a refused port neither typer, asyncio nor the stage facts
 are loaded."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 
-from rdprobe.cli import TYPER_ENV, quick_check_targets
+from rdprobe.cli import TYPER_ENV, quick_check
 from rdprobe.emulate.server import serve
 from rig.ports import loopback_address
 
@@ -42,12 +43,32 @@ def _timings_out(text: str) -> str:
     return re.sub(r" +\d+\.\d(?= │)", " #", text)
 
 
+def _clock_out(value: object) -> object:
+    """A JSON row without what the clock says (when it started, how many milliseconds)."""
+    if isinstance(value, dict):
+        return {
+            k: _clock_out(v)
+            for k, v in value.items()
+            if k not in ("started", "observed_at", "ms") and not k.endswith("_ms")
+        }
+    if isinstance(value, list):
+        return [_clock_out(v) for v in value]
+    return value
+
+
+def _rows(text: str) -> list[object]:
+    return [_clock_out(json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
 def assert_same(
     quick: subprocess.CompletedProcess[str], typer: subprocess.CompletedProcess[str]
 ) -> None:
     assert quick.returncode == typer.returncode, (quick.stderr, typer.stderr)
     assert quick.stderr == typer.stderr
-    assert _timings_out(quick.stdout) == _timings_out(typer.stdout)
+    if quick.stdout.startswith("{"):
+        assert _rows(quick.stdout) == _rows(typer.stdout)
+    else:
+        assert _timings_out(quick.stdout) == _timings_out(typer.stdout)
 
 
 def test_refused_port_reads_the_same_on_both_paths():
@@ -86,6 +107,22 @@ def test_listening_server_reads_the_same_on_both_paths(profile):
     assert_same(quick, typer)
     expected = "RDP answers" if profile == "win2012-negotiate" else "Port conflict: SSH"
     assert expected in quick.stdout
+
+
+@pytest.mark.parametrize(
+    "options", [["--json"], ["--depth", "full", "--json"], ["--depth=tcp"], ["--depth", "nope"]]
+)
+def test_json_and_depth_read_the_same_on_both_paths(options):
+    async def main():
+        async with await serve("win2012-negotiate", "127.0.0.1", 0) as server:
+            return await asyncio.to_thread(both, "check", f"127.0.0.1:{server.port}", *options)
+
+    quick, typer = asyncio.run(main())
+    assert_same(quick, typer)
+    if "nope" in options:
+        assert quick.returncode == 2 and "--depth" in quick.stderr
+    else:
+        assert quick.returncode in (0, 1) and quick.stdout
 
 
 PROBE = (
@@ -129,8 +166,12 @@ def test_refused_port_loads_no_typer_asyncio_or_stage_facts():
     assert code == 1
     assert loaded == {"rich"}  # the human report is rich's; nothing else on the list
     assert not gc_on  # start-up and the verdict ran without the garbage collector
-    # an option goes through typer, and the refused port is still judged without asyncio
-    code, gc_on, loaded = _loaded(["check", target, "--json"], {})
+    # --json stays on the quick path, and JSON needs no rich
+    code, gc_on, loaded = _loaded(["check", target, "--json", "--depth", "full"], {})
+    assert code == 1 and not gc_on
+    assert not loaded & {"typer", "pydantic", "asyncio", "rich"}, loaded
+    # another option goes through typer, and the refused port is still judged without asyncio
+    code, gc_on, loaded = _loaded(["check", target, "--json", "--timeout", "2"], {})
     assert code == 1 and gc_on
     assert "typer" in loaded and "asyncio" not in loaded and "rich" not in loaded
     # the consistency check still runs when asked for
@@ -156,10 +197,17 @@ def test_listening_port_goes_on_to_the_prober():
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["check", "10.0.0.1"], ["10.0.0.1"]),
-        (["check", "a:3389", "[::1]:3390"], ["a:3389", "[::1]:3390"]),
+        (["check", "10.0.0.1"], (["10.0.0.1"], "full", False)),
+        (["check", "a:3389", "[::1]:3390"], (["a:3389", "[::1]:3390"], "full", False)),
         (["check"], None),  # typer says what is missing
-        (["check", "a", "--json"], None),
+        (["check", "a", "--json"], (["a"], "full", True)),
+        (["check", "--depth", "full", "a", "b"], (["a", "b"], "full", False)),
+        (["check", "a", "--depth=tcp", "--json"], (["a"], "tcp", True)),
+        (["check", "a", "--depth", "nope"], (["a"], "nope", False)),  # run_check says no
+        (["check", "a", "--depth"], None),  # typer says the value is missing
+        (["check", "a", "--depth", "--json"], None),
+        (["check", "--json"], None),
+        (["check", "a", "--timeout", "2"], None),
         (["check", "-v", "a"], None),
         (["check", "--", "a"], None),
         (["check", "-"], None),
@@ -170,17 +218,17 @@ def test_listening_port_goes_on_to_the_prober():
 )
 def test_only_check_with_bare_targets_takes_the_quick_path(argv, expected, monkeypatch):
     monkeypatch.delenv(TYPER_ENV, raising=False)
-    assert quick_check_targets(argv) == expected
+    assert quick_check(argv) == expected
     monkeypatch.setenv(TYPER_ENV, "1")
-    assert quick_check_targets(argv) is None
+    assert quick_check(argv) is None
 
 
 @pytest.mark.parametrize("target", ["~", "%HOME%", "$HOME", "h*", "h?", "[::1]:3389"])
 def test_what_click_expands_on_windows_goes_to_typer_there(target, monkeypatch):
     monkeypatch.delenv(TYPER_ENV, raising=False)
     monkeypatch.setattr(sys, "platform", "win32")
-    assert quick_check_targets(["check", target]) is None
-    assert quick_check_targets(["check", "10.0.0.1:3389"]) == ["10.0.0.1:3389"]
+    assert quick_check(["check", target]) is None
+    assert quick_check(["check", "10.0.0.1:3389"]) == (["10.0.0.1:3389"], "full", False)
 
 
 def test_the_quick_path_uses_the_typer_commands_defaults():

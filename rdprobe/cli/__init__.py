@@ -10,40 +10,57 @@ from __future__ import annotations
 import os
 import sys
 
+from rdprobe.defaults import DEFAULT_DEPTH
+
 #: Set to "1" to send every command line through typer (the tests compare both paths).
 TYPER_ENV = "RDPROBE_CLI_TYPER"
 #: What Click expands in arguments on Windows (user home, variables, wildcards).
 WINDOWS_EXPANDED = "~$%*?["
 
 
-def quick_check_targets(argv: list[str]) -> list[str] | None:
-    """The targets of ``check TARGET...`` with no option (nothing to parse: every value is its
-    default), or None for any other command line, which typer parses.
+def quick_check(argv: list[str]) -> tuple[list[str], str, bool] | None:
+    """(targets, depth, as_json) of ``check TARGET...`` when it has no option but ``--json`` and
+    ``--depth DEPTH`` (nothing else to parse: run_check checks the depth as typer's path does),
+    or None for any other command line, which typer parses.
 
     On Windows Click expands ``~``, environment variables and wildcards in arguments, so an
     argument that may hold one goes to typer.
     """
     if len(argv) < 2 or argv[0] != "check" or os.environ.get(TYPER_ENV) == "1":
         return None
-    rest = argv[1:]
-    if any(a.startswith("-") for a in rest):
+    if sys.platform == "win32" and any(c in a for a in argv for c in WINDOWS_EXPANDED):
         return None
-    if sys.platform == "win32" and any(c in a for a in rest for c in WINDOWS_EXPANDED):
-        return None
-    return rest
+    targets: list[str] = []
+    depth, as_json = DEFAULT_DEPTH, False
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--json":
+            as_json = True
+        elif arg == "--depth" or arg.startswith("--depth="):
+            value = arg[len("--depth=") :] if "=" in arg else next(rest, None)
+            if value is None or value.startswith("-"):
+                return None  # typer says what is wrong
+            depth = value
+        elif arg.startswith("-"):
+            return None
+        else:
+            targets.append(arg)
+    return (targets, depth, as_json) if targets else None
 
 
 def main() -> None:
     """Console entry point. ``rdprobe --version`` answers before typer is even imported, and so
-    does ``rdprobe check TARGET...`` (rdprobe.cli.check_run, with the check command's defaults)."""
+    does ``rdprobe check TARGET...`` with at most --json and --depth (rdprobe.cli.check_run, with
+    the check command's defaults for every other option): typer and its pydantic adapters cost
+    about a quarter of a second to import on a slow machine."""
     argv = sys.argv[1:]
     if argv == ["--version"]:
         from rdprobe._version import __version__
 
         sys.stdout.write(f"rdprobe {__version__}\n")
         sys.exit(0)
-    targets = quick_check_targets(argv)
-    if targets is not None:
+    quick_args = quick_check(argv)
+    if quick_args is not None:
         import gc
 
         # Start-up makes thousands of long-lived objects (modules, classes) and no garbage, so
@@ -54,7 +71,8 @@ def main() -> None:
         from rdprobe.cli.errors import guard
 
         def quick() -> int:
-            code = run_check(targets)
+            targets, depth, as_json = quick_args
+            code = run_check(targets, depth=depth, as_json=as_json)
             if not gc.isenabled():  # judged without the prober: nothing to collect at exit
                 gc.freeze()  # (the interpreter's last collection would walk every object)
             return code

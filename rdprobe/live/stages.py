@@ -443,7 +443,9 @@ async def udp_stage(ctx: StageContext) -> None:
 
 
 async def _auth_stage(ctx: StageContext) -> None:
-    """check --user only (rdprobe.live.auth_stage)."""
+    """check --user only (rdprobe.live.auth_stage, loaded only then)."""
+    if ctx.options.credentials is None:
+        return
     from rdprobe.live.auth_stage import auth_stage
 
     await auth_stage(ctx)
