@@ -98,6 +98,19 @@ async def rdp_tls_server(context: ssl.SSLContext, after_tls=None):
         await asyncio.wait_for(server.wait_closed(), TIMEOUT)
 
 
+@pytest.mark.skipif(not ssl.HAS_TLSv1_3, reason="the local OpenSSL offers no TLS 1.3")
+def test_a_handshake_offering_every_version_settles_the_newest_ones():
+    """Agreeing on TLS 1.2 shows 1.2 accepted and 1.3 refused; of 1.0 and 1.1 it says nothing,
+    so they are the versions probed while it runs; a failed handshake settles nothing."""
+    assert tls.seen_in_handshake("TLSv1.2") == {"TLSv1.2": "accepted", "TLSv1.3": "refused"}
+    assert tls.seen_in_handshake("TLSv1.3") == {"TLSv1.3": "accepted"}
+    assert tls.seen_in_handshake("TLSv1") == {
+        "TLSv1": "accepted", "TLSv1.1": "refused", "TLSv1.2": "refused", "TLSv1.3": "refused"
+    }  # fmt: skip
+    assert tls.seen_in_handshake(None) == {} and tls.seen_in_handshake("SSLv3") == {}
+    assert set(tls.PROBED_EARLY) == set(tls.VERSIONS) - set(tls.seen_in_handshake("TLSv1.2"))
+
+
 def test_confirm_bytes_select_ssl():
     assert len(X224_CONFIRM_SSL) == 19 and X224_CONFIRM_SSL[11] == 0x02  # RDP_NEG_RSP
     assert X224_CONFIRM_SSL[-4:] == b"\x01\x00\x00\x00"  # selectedProtocol PROTOCOL_SSL

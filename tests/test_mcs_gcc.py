@@ -330,6 +330,15 @@ async def test_mcs_probe_reports_ultimatum_close_and_garbage() -> None:
         assert result.server_data is None and expect in result.error, (reply, result.error)
 
 
+def test_the_method_chosen_from_all_stands_for_it_offered_alone() -> None:
+    win = parse_cr(CRS[2][1])  # Windows 2003 answers 128BIT / CLIENT_COMPATIBLE
+    first = live_mcs.McsResult(0, live_mcs.ALL_METHODS, server_data=win)
+    outcome = live_mcs.answer_alone(first)
+    assert outcome is not None and (outcome.offered, outcome.accepted) == ("128BIT", True)
+    assert (outcome.encryption_method, outcome.encryption_level) == ("128BIT", "CLIENT_COMPATIBLE")
+    assert live_mcs.answer_alone(live_mcs.McsResult(0, live_mcs.ALL_METHODS)) is None
+
+
 async def test_encryption_matrix_and_level_inference() -> None:
     win = parse_cr(CRS[2][1])  # Windows 2003 answers 128BIT / CLIENT_COMPATIBLE
 
