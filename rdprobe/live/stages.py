@@ -240,7 +240,8 @@ async def _tls_stage(ctx: StageContext) -> bool:
         later = tuple(
             n for n in live_tls.VERSIONS if n not in seen and n not in live_tls.PROBED_EARLY
         )
-        probes.append(asyncio.create_task(_probe_versions(ctx, request, later)))
+        if later:  # none once the handshake agreed on TLS 1.2 (a task less per listener)
+            probes.append(asyncio.create_task(_probe_versions(ctx, request, later)))
         if share and result.error is None and ctx.tls_for_nla is not None:
             ctx.kept[HANDED_TLS] = (reader, writer, selected)
             ctx.tls_for_nla.set_result(True)
