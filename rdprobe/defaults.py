@@ -6,8 +6,7 @@ without loading asyncio, ssl or cryptography (``rdprobe --help`` stays fast).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
 if TYPE_CHECKING:  # annotations only (not evaluated): the module stays import-free at run time
     from typing import Final
 

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from rdprobe.live.check import CheckOptions, check_target
 from rdprobe.live.credentials import PASSWORD_ENV, Credentials
@@ -26,6 +25,7 @@ from rdprobe.live.target import Target
 from rdprobe.live.timing import Timeouts
 from rdprobe.render import csv as csv_render
 from rdprobe.render import human, jsonl
+from rdprobe.render.terminal import Terminal
 from rig import require_binaries
 from rig.ports import loopback_address
 from rig.shadow import start_shadow
@@ -173,13 +173,13 @@ async def test_in_process_outputs_and_logs_hold_no_password(shadow, caplog):
     jsonl.write_jsonl([report], out)
     csv_out = io.StringIO()
     csv_render.CsvWriter(csv_out).write(jsonl.report_dict(report))
-    console = Console(file=io.StringIO(), width=120)
-    human.render([report], console, verbose=True)
+    human_out = io.StringIO()
+    human.render([report], human_out, verbose=True, terminal=Terminal(width=120))
     assert_no_secret(
         PASSWORD,
         out.getvalue(),
         csv_out.getvalue(),
-        console.file.getvalue(),
+        human_out.getvalue(),
         caplog.text,
         repr(opts),
         repr(report),

@@ -39,8 +39,9 @@ def both(*args: str) -> tuple[subprocess.CompletedProcess[str], subprocess.Compl
 
 
 def _timings_out(text: str) -> str:
-    """The report without its measured milliseconds (the negotiation table's last columns)."""
-    return re.sub(r" +\d+\.\d(?= │)", " #", text)
+    """The report without its measured milliseconds (the negotiation table's last columns, each
+    followed by the gap to the next column or by the box's side)."""
+    return re.sub(r" +\d+\.\d(?=  | │)", " #", text)
 
 
 def _clock_out(value: object) -> object:
@@ -129,6 +130,11 @@ PROBE = (
     "import sys\n"
     "sys.argv = ['rdprobe', *sys.argv[1:]]\n"
     "from rdprobe.cli import main\n"
+    "import rdprobe.cli.errors\n"
+    "def finish(code):  # the quick path's exit without teardown: this script reports first\n"
+    "    sys.stdout.flush()\n"
+    "    raise SystemExit(code)\n"
+    "rdprobe.cli.errors.finish = finish\n"
     "try:\n"
     "    main()\n"
     "except SystemExit as exc:\n"
@@ -136,7 +142,7 @@ PROBE = (
     "names = ('typer', 'click', 'pydantic', 'asyncio', 'ssl', 'cryptography', 'rdprobe.api',\n"
     "         'rdprobe.live.check', 'rdprobe.live.negotiate', 'rdprobe.analysis.facts',\n"
     "         'rdprobe.analysis.judges', 'rdprobe.analysis.consistency',\n"
-    "         'rdprobe.analysis.certificate_verdict', 'rdprobe.protocol.x224', 'rich')\n"
+    "         'rdprobe.analysis.certificate_verdict', 'rdprobe.protocol.x224', 'rich', 'typing')\n"
     "import gc\n"
     "loaded = ','.join(n for n in names if n in sys.modules)\n"
     "sys.stderr.write(f'EXIT={code} GC={gc.isenabled()} LOADED={loaded}')\n"
@@ -164,7 +170,7 @@ def test_refused_port_loads_no_typer_asyncio_or_stage_facts():
     target = f"{loopback_address()}:3389"
     code, gc_on, loaded = _loaded(["check", target], {})
     assert code == 1
-    assert loaded == {"rich"}  # the human report is rich's; nothing else on the list
+    assert loaded == set(), loaded  # the report is laid out without rich, and no typing loads
     assert not gc_on  # start-up and the verdict ran without the garbage collector
     # --json stays on the quick path, and JSON needs no rich
     code, gc_on, loaded = _loaded(["check", target, "--json", "--depth", "full"], {})
@@ -245,3 +251,30 @@ def test_the_quick_path_uses_the_typer_commands_defaults():
             assert run_params[name].default is inspect.Parameter.empty
             continue
         assert run_params[name].default == param.default, name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check"],  # the quick path: the human report, then its exit without teardown
+        ["check", "--json"],
+        ["check", "--timeout", "2"],  # through typer
+        ["sweep"],
+    ],
+)
+def test_a_closed_output_ends_quietly_with_141(args):
+    """`rdprobe ... | head`: once the reader is gone, no error line and no traceback."""
+    command, *options = args
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader went away before the first row
+    try:
+        done = subprocess.run(
+            [*RDPROBE, command, f"{loopback_address()}:3389", *options],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from rich.console import Console
 from test_rdpsec import PROPRIETARY, X509
 
 from rdprobe.analysis.consistency import violations
@@ -18,6 +17,7 @@ from rdprobe.live.target import Target
 from rdprobe.live.timing import Timeouts
 from rdprobe.protocol import gcc_server, rdpsec
 from rdprobe.render.human import render
+from rdprobe.render.terminal import Terminal
 
 TIMEOUTS = Timeouts(connect=2.0, read=3.0, total=20.0)
 
@@ -58,6 +58,6 @@ async def test_key_type_on_the_report_line_live():
     expected = f"RSA {cert['bit_length']}-bit, exponent {cert['public_exponent']}"
     assert expected in mcs["summary"]
     out = io.StringIO()
-    render([report], Console(file=out, width=200, color_system=None))
+    render([report], out, terminal=Terminal(width=200))
     line = next(x for x in out.getvalue().splitlines() if "MCS:" in x)
     assert f"proprietary certificate ({expected}), signature OK" in line

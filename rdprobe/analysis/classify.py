@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 from rdprobe.analysis.findings import Finding, finding
 from rdprobe.analysis.observations import (
@@ -22,7 +21,10 @@ from rdprobe.analysis.observations import (
 from rdprobe.analysis.run_facts import STAGES
 from rdprobe.analysis.severity import Severity
 
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
 if TYPE_CHECKING:
+    from typing import Any
+
     from rdprobe.analysis.certificate_verdict import CertificateVerdict
     from rdprobe.analysis.setting import Setting
     from rdprobe.analysis.trust import TrustRoots

@@ -8,9 +8,12 @@ evidence keys in braces; they are filled from the evidence when the finding is m
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from rdprobe.analysis.severity import Severity
+
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
+if TYPE_CHECKING:
+    from typing import Any
 
 INFO, WARN, ERR, CRIT = Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL
 
@@ -41,7 +44,7 @@ class FindingSpec:
     confirm: str = ""
 
 
-class _Keep(dict[str, Any]):
+class _Keep(dict[str, object]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 

@@ -11,12 +11,14 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
 from rdprobe.analysis.run_facts import STAGES, RunConfig
 from rdprobe.protocol.reply_kind import ReplyKind
 
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
 if TYPE_CHECKING:  # the stages' facts load with the stages (or the pcap reader) that make them
+    from typing import Any
+
     from rdprobe.analysis.auth_facts import AuthFacts
     from rdprobe.analysis.facts import (
         McsFacts,

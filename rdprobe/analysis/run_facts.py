@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The later stages, in the order they run and are shown (attribute names of TargetObservation).
 STAGES: tuple[str, ...] = ("tls", "tls_versions", "nla", "mcs", "session", "udp", "auth")

@@ -26,6 +26,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  #: bad arguments or input; nothing was probed
     INTERNAL = 3  #: a bug in rdprobe (reported in one line; please file it)
     INTERRUPTED = 130  #: stopped by Ctrl-C (128 + SIGINT); what finished is printed or written
+    OUTPUT_CLOSED = 141  #: what read the output went away (``| head``; 128 + SIGPIPE), quietly
 
 
 #: Outcomes that count as "answered as asked": RDP answered, or (``--depth tcp``, the telnet

@@ -68,13 +68,13 @@ def main() -> None:
         # (check_run.run_async turns it back on: asyncio makes cyclic garbage).
         gc.disable()
         from rdprobe.cli.check_run import run_check
-        from rdprobe.cli.errors import guard
+        from rdprobe.cli.errors import finish, guard
 
         def quick() -> int:
             targets, depth, as_json = quick_args
             code = run_check(targets, depth=depth, as_json=as_json)
-            if not gc.isenabled():  # judged without the prober: nothing to collect at exit
-                gc.freeze()  # (the interpreter's last collection would walk every object)
+            if not gc.isenabled():  # judged without the prober: no loop, thread or file open
+                finish(code)
             return code
 
         guard(quick)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, cast
 
 from rdprobe.cli.errors import UsageError, excerpt
 from rdprobe.cli.values import check_cookie, check_depth, overrides
@@ -31,9 +30,11 @@ from rdprobe.defaults import (
     TABLE_SORTS,
 )
 
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
 if TYPE_CHECKING:
+    from typing import Any
+
     from rdprobe.analysis.classify import Report
-    from rdprobe.api import Depth
     from rdprobe.live.check import CheckOptions
     from rdprobe.live.credentials import Credentials
     from rdprobe.live.target import Target
@@ -94,7 +95,7 @@ def run_check(
                     all_addresses=all_addresses,
                     repeat=repeat,
                     on_report=finished.append,
-                    **{**options, "depth": cast("Depth", depth)},  # checked above
+                    **{**options, "depth": depth},  # checked above
                 )
             )
     except KeyboardInterrupt:
@@ -165,21 +166,18 @@ def emit(reports: list[Report], as_json: bool, verbose: bool, *, table: str | No
 
         jsonl.write_jsonl(reports, sys.stdout)
         return
-    from rich.console import Console
-
-    from rdprobe.render import human
-
-    console = Console(highlight=False)
     only = table is not None and table.startswith("only:")
     if not only:
-        human.render(reports, console, verbose=verbose)
+        from rdprobe.render import human
+
+        human.render(reports, sys.stdout, verbose=verbose)
     if table is not None:
         from rdprobe.render import jsonl, rows
         from rdprobe.render import table as table_mod
 
         views = [rows.view(jsonl.report_dict(r)) for r in reports]
         if not only:
-            console.print()
+            sys.stdout.write("\n")
         table_mod.render(views, table_mod.wide_console(), sort=table.removeprefix("only:"))
 
 

@@ -38,8 +38,6 @@ def report(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show saved results again: the report, the table, CSV, or a self-contained HTML file."""
-    from rich.console import Console
-
     from rdprobe.analysis.severity import exit_code
     from rdprobe.cli.errors import say
     from rdprobe.render import rows, saved
@@ -67,7 +65,6 @@ def report(
     if not views:
         raise UsageError("no rdprobe result rows in " + ", ".join(excerpt(f) for f in files))
     ordered = table_mod.ordered(views, sort)
-    console = Console(highlight=False)
     if html is not None:
         from rdprobe.render import html as html_mod
 
@@ -85,8 +82,8 @@ def report(
         _write(csv_file, buf.getvalue())
     if (html is None and csv_file is None) or table:
         if not table:
-            saved.render(ordered, console, verbose=verbose)
-            console.print()
+            saved.render(ordered, sys.stdout, verbose=verbose)
+            sys.stdout.write("\n")
         table_mod.render(ordered, table_mod.wide_console(), sort=sort)
     raise typer.Exit(int(exit_code((v.outcome, v.worst) for v in views)))
 

@@ -7,10 +7,9 @@ typer here: ``rdprobe check TARGET...`` runs them on its quick path (rdprobe.cli
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rdprobe.cli.errors import UsageError, excerpt
 
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
 if TYPE_CHECKING:
     from rdprobe.live.target import Target
 

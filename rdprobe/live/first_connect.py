@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from rdprobe.analysis.observations import Attempt, TargetObservation, TcpOutcome
 from rdprobe.analysis.run_facts import RunConfig
@@ -28,6 +27,7 @@ from rdprobe.live.matrix import PRIMARY, TCP_ONLY, Request
 from rdprobe.live.timing import now_ms
 from rdprobe.protocol.errors import one_line
 
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
 if TYPE_CHECKING:
     import socket
 

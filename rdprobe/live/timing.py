@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rdprobe.defaults import DEFAULT_TIMEOUT_S
 
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
 if TYPE_CHECKING:  # asyncio loads with the prober, not with the first connect (live/first_connect)
     import asyncio
 

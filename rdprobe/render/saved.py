@@ -1,46 +1,52 @@
 """The terminal report of saved rows (``rdprobe report FILE``): one block per target, findings
-with why, fix and how to confirm on the server. Live results print through render.human, which
-has the Report objects; this one has only what the JSON rows kept."""
+with why, fix and how to confirm on the server, laid out as ``check`` lays out its own
+(render.human.finding_lines). Live results print through render.human, which has the Report
+objects; this one has only what the JSON rows kept."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.text import Text
-
-from rdprobe.analysis.severity import Severity
+from rdprobe.render.human import HANG, MIN_WIDTH, finding_lines
 from rdprobe.render.rows import RowView
 from rdprobe.render.styles import STYLE
+from rdprobe.render.terminal import Terminal, for_stream
+from rdprobe.render.text import BOX, Line, boxed, wrap
+
+TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
-def block(v: RowView, *, verbose: bool = False) -> Panel:
-    text = Text(v.target, style="bold")
-    text.append(f"  {v.outcome.replace('_', ' ')}", STYLE[v.worst])
-    summary = (v.row.get("setting") or {}).get("summary") if isinstance(v.row, dict) else None
-    if summary:
-        text.append(f"\nSecurity: {summary}")
-    if v.cert_subject:
-        text.append(f"\nCertificate: {v.cert_subject}, expires {v.cert_expiry_text}")
-    if v.os != "-":
-        text.append(f"\nOS: {v.os}")
-    for f in sorted(v.findings, key=lambda f: -f.severity):
-        text.append(f"\n{f.severity!s:8} ", STYLE[f.severity])
-        text.append(f.title, style="bold")
-        if f.severity >= Severity.WARNING or verbose:
-            if f.cause:
-                text.append(f"\n         Why: {f.cause}", style="dim")
-            if f.fix:
-                text.append(f"\n         Fix: {f.fix}")
-            if f.confirm:
-                text.append(f"\n         Confirm on the server: {f.confirm}", style="cyan")
-    where = f" ({v.source})" if v.source else ""
-    return Panel(
-        Group(text), title=f"{v.kind}{where}", title_align="left", border_style=STYLE[v.worst]
+def block(v: RowView, width: int, *, verbose: bool = False, box: str = BOX) -> list[Line]:
+    """One saved row's block, ``width`` columns wide, its kind and file in the top border."""
+    inner = width - 4
+    lines = wrap(
+        [(v.target, "bold"), ("  ", ""), (v.outcome.replace("_", " "), STYLE[v.worst])], inner
     )
+    summary = (v.row.get("setting") or {}).get("summary") if isinstance(v.row, dict) else None
+    facts = [f"Security: {summary}" if summary else ""]
+    if v.cert_subject:
+        facts.append(f"Certificate: {v.cert_subject}, expires {v.cert_expiry_text}")
+    if v.os != "-":
+        facts.append(f"OS: {v.os}")
+    for fact in filter(None, facts):
+        lines += wrap([(fact, "")], inner, hang=HANG)
+    lines += finding_lines(v.findings, verbose, inner)
+    where = f" ({v.source})" if v.source else ""
+    return boxed(lines, width, STYLE[v.worst], box, title=f"{v.kind}{where}")
 
 
-def render(views: Sequence[RowView], console: Console, *, verbose: bool = False) -> None:
+def render(
+    views: Sequence[RowView],
+    stream: TextIO | None = None,
+    *,
+    verbose: bool = False,
+    terminal: Terminal | None = None,
+) -> None:
+    out = stream if stream is not None else sys.stdout
+    term = terminal if terminal is not None else for_stream(out)
+    width = max(term.width, MIN_WIDTH)
     for v in views:
-        console.print(block(v, verbose=verbose))
+        term.write(out, block(v, width, verbose=verbose, box=term.box))
