@@ -14,8 +14,10 @@ if TYPE_CHECKING:  # annotations only (not evaluated): the module stays import-f
 DEFAULT_TIMEOUT_S = 5.0
 #: The mstshash cookie (user name) sent in the X.224 Connection Request.
 DEFAULT_COOKIE = "rdprobe"
-#: `check`: connections at once to one host, and targets at once.
-DEFAULT_PER_HOST = 4
+#: `check`: connections being opened at once to one host (connected or connecting, the server's
+#: reply not yet in: rdprobe.live.negotiate.Opening), and targets at once. xrdp listens with a
+#: backlog of 2: a fourth unanswered connect lost its SYN to a 1 s retransmit (measured).
+DEFAULT_PER_HOST = 3
 DEFAULT_CONCURRENCY = 64
 #: `sweep`: targets in flight (open connections), and targets in flight per host.
 DEFAULT_SWEEP_CONCURRENCY = 256

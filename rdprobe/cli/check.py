@@ -61,7 +61,12 @@ def check(
     ] = DEFAULT_CONCURRENCY,
     per_host: Annotated[
         int,
-        typer.Option(min=1, max=64, metavar="N", help="Connections open at once to one host."),
+        typer.Option(
+            min=1,
+            max=64,
+            metavar="N",
+            help="Connections being opened at once to one host (not yet answered).",
+        ),
     ] = DEFAULT_PER_HOST,
     all_addresses: Annotated[
         bool, typer.Option("--all-addresses", help="Probe every address of a name.")

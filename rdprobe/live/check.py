@@ -237,20 +237,20 @@ async def probe_address(
         on_reply: Callable[[ReplyKind], None] | None = None,
         made: FirstConnect | None = None,
     ) -> Attempt:
-        async with host_limit:
-            a, streams = await attempt(
-                address,
-                target.port,
-                req,
-                cookie=opts.cookie,
-                timeouts=opts.timeouts,
-                deadline=deadline,
-                retries=opts.retries,
-                linger=linger,
-                keep_open=keep.get(req.label, False),
-                on_reply=on_reply,
-                first_connect=made,
-            )
+        a, streams = await attempt(
+            address,
+            target.port,
+            req,
+            cookie=opts.cookie,
+            timeouts=opts.timeouts,
+            deadline=deadline,
+            retries=opts.retries,
+            linger=linger,
+            keep_open=keep.get(req.label, False),
+            on_reply=on_reply,
+            first_connect=made,
+            opening=host_limit,
+        )
         if streams is not None and isinstance(a.tpdu, ConnectionConfirm):  # kept for a stage
             neg = a.tpdu.negotiation
             selected = neg.selected if isinstance(neg, NegotiationResponse) else 0

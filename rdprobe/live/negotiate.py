@@ -191,13 +191,73 @@ async def attempt(
     linger: float = 0.0,
     on_reply: Callable[[ReplyKind], None] | None = None,
     first_connect: FirstConnect | None = None,
+    opening: asyncio.Semaphore | None = None,
 ) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
     """Connect, send the CR, read the reply. With keep_open (True, or a test of the confirm) and
     a confirm, the streams are returned open (the caller closes them); otherwise they are closed
     here. With ``linger``, wait that long after a confirm to see whether the server drops the
     connection right away; ``on_reply`` is called as soon as the reply is read, before the
     linger, so that a caller can start what the reply allows without waiting for it.
-    ``first_connect``: the connect already made (see :func:`connect`)."""
+    ``first_connect``: the connect already made (see :func:`connect`).
+
+    ``opening``: the host's limit of connections being opened (:class:`Opening`)."""
+    async with Opening(opening) as slot:
+        return await _attempt(
+            address, port, request, cookie, timeouts, deadline, retries, keep_open, linger,
+            slot.then(on_reply), first_connect,
+        )  # fmt: skip
+
+
+class Opening:
+    """A slot of a host's limit of connections being opened (``--per-host``), held from before
+    the connect until the server's reply is read, not while the connection lingers or is used
+    afterwards: a server that has replied has accepted the connection, and connections not yet
+    accepted are what overflow a small listen backlog (xrdp's is 2). ``Opening(None)``: no limit.
+    """
+
+    __slots__ = ("_held", "_limit")
+
+    def __init__(self, limit: asyncio.Semaphore | None) -> None:
+        self._limit, self._held = limit, False
+
+    async def __aenter__(self) -> Opening:
+        if self._limit is not None:
+            await self._limit.acquire()
+            self._held = True
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.replied()
+
+    def replied(self, _kind: ReplyKind | None = None) -> None:
+        if self._held and self._limit is not None:
+            self._held = False
+            self._limit.release()
+
+    def then(self, on_reply: Callable[[ReplyKind], None] | None) -> Callable[[ReplyKind], None]:
+        """The reply callback that frees the slot first, then calls ``on_reply``."""
+
+        def replied(kind: ReplyKind) -> None:
+            self.replied()
+            if on_reply is not None:
+                on_reply(kind)
+
+        return replied
+
+
+async def _attempt(
+    address: str,
+    port: int,
+    request: Request,
+    cookie: str | None,
+    timeouts: Timeouts,
+    deadline: Deadline,
+    retries: int,
+    keep_open: bool | Callable[[x224.ConnectionConfirm], bool],
+    linger: float,
+    on_reply: Callable[[ReplyKind], None] | None,
+    first_connect: FirstConnect | None,
+) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
     outcome, error, connect_ms, streams = await connect(
         address, port, timeouts, deadline, retries=retries, first_connect=first_connect
     )

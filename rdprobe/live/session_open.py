@@ -8,11 +8,12 @@ round trip (the yardstick of the "slow to reach the logon screen" finding).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from rdprobe.analysis.session_facts import SessionFacts, Step, StepTime, StopKind
 from rdprobe.live import tls as live_tls
-from rdprobe.live.negotiate import Request, attempt
+from rdprobe.live.negotiate import Opening, Request, attempt
 from rdprobe.live.session import Continuation, walk_session
 from rdprobe.live.timing import Deadline, Timeouts, close_writer
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol
@@ -34,14 +35,17 @@ async def probe_session(
     server_hostname: str | None = None,
     channels: tuple[tuple[str, int], ...] = (),
     continue_with: Continuation | None = None,
+    opening: asyncio.Semaphore | None = None,
 ) -> SessionFacts:
     """One fresh connection for ``request`` (RDP, SSL, or no negotiation), walked to the Demand
-    Active. Never raises for what the network or the server does."""
-    started = time.monotonic()
-    a, streams = await attempt(
-        address, port, request, cookie=cookie, timeouts=timeouts, deadline=deadline,
-        keep_open=True,
-    )  # fmt: skip
+    Active. Never raises for what the network or the server does. ``opening``: the host's limit
+    of connections being opened, held until the Connection Confirm (negotiate.attempt)."""
+    async with Opening(opening) as slot:  # the clock starts once the slot is ours
+        started = time.monotonic()
+        a, streams = await attempt(
+            address, port, request, cookie=cookie, timeouts=timeouts, deadline=deadline,
+            keep_open=True, on_reply=slot.replied,
+        )  # fmt: skip
     requested = request.requested or 0
     if streams is None or not isinstance(a.tpdu, ConnectionConfirm):
         step = (

@@ -8,6 +8,8 @@ screen comes after credentials (neg.nla_required already says so).
 
 from __future__ import annotations
 
+import asyncio
+
 from rdprobe.analysis.observations import Attempt
 from rdprobe.analysis.session_facts import SessionFacts
 from rdprobe.live.negotiate import MATRIX, Request
@@ -53,12 +55,14 @@ async def walk_target(
     timeouts: Timeouts,
     deadline: Deadline,
     server_hostname: str | None,
+    opening: asyncio.Semaphore | None = None,
 ) -> SessionFacts | None:
-    """Walk the chosen path; None when the matrix left nothing to walk."""
+    """Walk the chosen path; None when the matrix left nothing to walk. ``opening``: the
+    host's limit of connections being opened (rdprobe.live.negotiate.attempt)."""
     request = choose_request(attempts)
     if request is None:
         return None
     return await probe_session(
         address, port, request, cookie=cookie, timeouts=timeouts, deadline=deadline,
-        server_hostname=server_hostname,
+        server_hostname=server_hostname, opening=opening,
     )  # fmt: skip

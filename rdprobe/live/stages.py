@@ -36,7 +36,7 @@ from rdprobe.live import tls as live_tls
 from rdprobe.live import udp as live_udp
 from rdprobe.live.names import lookup_all, lookup_mode, lookup_names
 from rdprobe.live.negotiate import MATRIX, Request, attempt
-from rdprobe.live.session_stage import SESSION_ROWS, walk_target
+from rdprobe.live.session_stage import SESSION_ROWS, choose_request, walk_target
 from rdprobe.live.target import Target
 from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, close_writer
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
@@ -116,6 +116,9 @@ FIRST_CHOICE: dict[str, tuple[str, Callable[[ConnectionConfirm], bool]]] = {
     "SSL": ("tls", lambda cc: _confirm_selects(cc, TLS_PROTOCOLS)),
     "SSL|HYBRID": ("nla", lambda cc: _confirm_selects(cc, NLA_PROTOCOLS)),
     "RDP": ("mcs", lambda cc: cc.negotiation is None or _confirm_selects(cc, None)),
+    # the MCS stage's path where the RDP row refused RDP (and its connection is given back at
+    # once where the RDP row will do: mcs_stage)
+    "no negotiation": ("mcs", lambda cc: cc.negotiation is None),
 }
 
 
@@ -148,16 +151,16 @@ async def _open_fresh(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
     """Always a new connection (for the probes that each need their own)."""
     _require_time(ctx)
-    async with ctx.host_limit:
-        a, streams = await attempt(
-            ctx.address,
-            ctx.target.port,
-            request,
-            cookie=ctx.options.cookie,
-            timeouts=ctx.options.timeouts,
-            deadline=ctx.deadline,
-            keep_open=True,
-        )
+    a, streams = await attempt(
+        ctx.address,
+        ctx.target.port,
+        request,
+        cookie=ctx.options.cookie,
+        timeouts=ctx.options.timeouts,
+        deadline=ctx.deadline,
+        keep_open=True,
+        opening=ctx.host_limit,
+    )
     if streams is None or not isinstance(a.tpdu, ConnectionConfirm):
         raise StageSkipped(
             f"no Connection Confirm for {request.label}: {a.error or a.reply_kind or a.tcp}"
@@ -376,17 +379,38 @@ async def mcs_stage(ctx: StageContext) -> None:
     rdp = await ctx.row("RDP")
     if (rdp is not None and _selected(rdp) == 0) or _is_legacy(rdp):  # legacy: no negotiation
         request = next(r for r in MATRIX if r.label == "RDP")
+        given_back = asyncio.create_task(_give_back(ctx, "no negotiation"))
+        try:
+            await _mcs_probes(ctx, request)
+        finally:
+            await given_back
     elif _is_legacy(await ctx.row("no negotiation")):
-        request = next(r for r in MATRIX if r.label == "no negotiation")
-    else:
-        return
+        await _mcs_probes(ctx, next(r for r in MATRIX if r.label == "no negotiation"))
+
+
+async def _give_back(ctx: StageContext, label: str) -> None:
+    """Close the connection of row ``label``, kept for a stage that went on from another row,
+    as soon as its answer is in."""
+    await ctx.row(label)
+    unused = ctx.kept.pop(label, None)
+    if unused is not None:
+        await close_writer(unused[1], _close(ctx))
+
+
+async def _mcs_probes(ctx: StageContext, request: Request) -> None:
+    """The MCS Connect-Initial with every method, and each method alone, for ``request``."""
 
     async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
         return await _open_fresh(ctx, request)
 
-    # the methods offered alone need only the request: asked while the first probe runs, but for
-    # the one it is expected to choose (rdprobe.live.mcs.EXPECTED_METHOD), asked after if it did not
-    early = tuple(n for n in live_mcs.MATRIX_METHODS if n != live_mcs.EXPECTED_METHOD)
+    # the methods offered alone need only the request: asked while the first probe runs (but for
+    # the one it is expected to choose, rdprobe.live.mcs.EXPECTED_METHOD) where the server speaks
+    # Standard RDP Security to a client that negotiates; on the path of a client without
+    # negotiation, beside a server that refused RDP to one that negotiates (xrdp set to tls, say),
+    # the first answer is often already a refusal, so they wait for it
+    early: tuple[str, ...] = ()
+    if request.label == "RDP":
+        early = tuple(n for n in live_mcs.MATRIX_METHODS if n != live_mcs.EXPECTED_METHOD)
     timeout = _step(ctx, "mcs: encryption matrix")
     matrix = asyncio.create_task(
         live_mcs.encryption_matrix(open_stream, timeout=timeout, names=early)
@@ -406,11 +430,11 @@ async def mcs_stage(ctx: StageContext) -> None:
         chosen = live_mcs.answer_alone(first)
         if chosen is not None and chosen.offered in live_mcs.MATRIX_METHODS:
             methods.setdefault(chosen.offered, chosen)  # a probe's own answer comes first
-        if live_mcs.EXPECTED_METHOD not in methods:
+        rest = tuple(n for n in live_mcs.MATRIX_METHODS if n not in methods)
+        if rest:
             methods |= await live_mcs.encryption_matrix(
-                open_stream, timeout=_step(ctx, "mcs: encryption matrix"),
-                names=(live_mcs.EXPECTED_METHOD,),
-            )  # fmt: skip
+                open_stream, timeout=_step(ctx, "mcs: encryption matrix"), names=rest
+            )
         methods = {n: methods[n] for n in live_mcs.MATRIX_METHODS}
     else:  # without a first answer the methods mean nothing: not waited for, not reported
         matrix.cancel()
@@ -422,13 +446,18 @@ async def session_stage(ctx: StageContext) -> None:
     """Walk to the logon screen on the path a client would take (rdprobe.live.session)."""
     if not ctx.options.session:
         return
-    rows = [await ctx.row(label) for label in SESSION_ROWS]  # only the rows it chooses from
-    attempts = [a for a in rows if a is not None]
-    async with ctx.host_limit:
-        facts = await walk_target(
-            ctx.address, ctx.target.port, attempts, cookie=ctx.options.cookie,
-            timeouts=ctx.options.timeouts, deadline=ctx.deadline, server_hostname=_hostname(ctx),
-        )  # fmt: skip
+    attempts: list[Attempt] = []
+    for label in SESSION_ROWS:  # in order of preference: the first that will do, once it is in
+        row = await ctx.row(label)
+        if row is not None:
+            attempts.append(row)
+        if choose_request(attempts) is not None:
+            break
+    facts = await walk_target(
+        ctx.address, ctx.target.port, attempts, cookie=ctx.options.cookie,
+        timeouts=ctx.options.timeouts, deadline=ctx.deadline, server_hostname=_hostname(ctx),
+        opening=ctx.host_limit,
+    )  # fmt: skip
     if facts is not None:
         ctx.observation.session = facts
 
