@@ -178,36 +178,6 @@ async def _ended_by_server(reader: asyncio.StreamReader, wait: float) -> str | N
     return "closed" if not data else None
 
 
-async def attempt(
-    address: str,
-    port: int,
-    request: Request,
-    *,
-    cookie: str | None,
-    timeouts: Timeouts,
-    deadline: Deadline,
-    retries: int = 0,
-    keep_open: bool | Callable[[x224.ConnectionConfirm], bool] = False,
-    linger: float = 0.0,
-    on_reply: Callable[[ReplyKind], None] | None = None,
-    first_connect: FirstConnect | None = None,
-    opening: asyncio.Semaphore | None = None,
-) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
-    """Connect, send the CR, read the reply. With keep_open (True, or a test of the confirm) and
-    a confirm, the streams are returned open (the caller closes them); otherwise they are closed
-    here. With ``linger``, wait that long after a confirm to see whether the server drops the
-    connection right away; ``on_reply`` is called as soon as the reply is read, before the
-    linger, so that a caller can start what the reply allows without waiting for it.
-    ``first_connect``: the connect already made (see :func:`connect`).
-
-    ``opening``: the host's limit of connections being opened (:class:`Opening`)."""
-    async with Opening(opening) as slot:
-        return await _attempt(
-            address, port, request, cookie, timeouts, deadline, retries, keep_open, linger,
-            slot.then(on_reply), first_connect,
-        )  # fmt: skip
-
-
 class Opening:
     """A slot of a host's limit of connections being opened (``--per-host``), held from before
     the connect until the server's reply is read, not while the connection lingers or is used
@@ -245,60 +215,71 @@ class Opening:
         return replied
 
 
-async def _attempt(
+async def attempt(
     address: str,
     port: int,
     request: Request,
+    *,
     cookie: str | None,
     timeouts: Timeouts,
     deadline: Deadline,
-    retries: int,
-    keep_open: bool | Callable[[x224.ConnectionConfirm], bool],
-    linger: float,
-    on_reply: Callable[[ReplyKind], None] | None,
-    first_connect: FirstConnect | None,
+    retries: int = 0,
+    keep_open: bool | Callable[[x224.ConnectionConfirm], bool] = False,
+    linger: float = 0.0,
+    on_reply: Callable[[ReplyKind], None] | None = None,
+    first_connect: FirstConnect | None = None,
+    opening: asyncio.Semaphore | None = None,
 ) -> tuple[Attempt, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
-    outcome, error, connect_ms, streams = await connect(
-        address, port, timeouts, deadline, retries=retries, first_connect=first_connect
-    )
-    if streams is None:
-        return Attempt(request.label, request.requested, outcome, error, connect_ms), None
-    reader, writer = streams
-    start = time.monotonic()
-    keep = False
-    try:
+    """Connect, send the CR, read the reply. With keep_open (True, or a test of the confirm) and
+    a confirm, the streams are returned open (the caller closes them); otherwise they are closed
+    here. With ``linger``, wait that long after a confirm to see whether the server drops the
+    connection right away; ``on_reply`` is called as soon as the reply is read, before the
+    linger, so that a caller can start what the reply allows without waiting for it.
+    ``first_connect``: the connect already made (see :func:`connect`).
+
+    ``opening``: the host's limit of connections being opened (:class:`Opening`)."""
+    async with Opening(opening) as slot:
+        replied = slot.then(on_reply)
+        outcome, error, connect_ms, streams = await connect(
+            address, port, timeouts, deadline, retries=retries, first_connect=first_connect
+        )
+        if streams is None:
+            return Attempt(request.label, request.requested, outcome, error, connect_ms), None
+        reader, writer = streams
+        start = time.monotonic()
+        keep = False
         try:
-            writer.write(_request_bytes(cookie, request.requested))
-            async with asyncio.timeout(deadline.limit(timeouts.read)):
-                await writer.drain()
-        except (OSError, TimeoutError):
-            pass  # the reply (or its absence) tells the story
-        kind, data, tpdu, err, first = await read_reply(reader, timeouts, deadline, start)
-        if on_reply is not None:
-            on_reply(kind)
-        ended = None
-        if (
-            linger > 0
-            and isinstance(tpdu, x224.ConnectionConfirm)
-            and not isinstance(tpdu.negotiation, x224.NegotiationFailure)
-        ):  # after a failure the server is right to close
-            ended = await _ended_by_server(reader, deadline.limit(linger))
-        result = Attempt(
-            request.label,
-            request.requested,
-            TcpOutcome.CONNECTED,
-            err,
-            connect_ms,
-            first,
-            kind,
-            data,
-            tpdu,
-            ended,
-        )
-        keep = isinstance(tpdu, x224.ConnectionConfirm) and (
-            keep_open(tpdu) if callable(keep_open) else keep_open
-        )
-        return result, (reader, writer) if keep else None
-    finally:
-        if not keep:
-            await close_writer(writer, deadline.limit(CLOSE_LIMIT_S))
+            try:
+                writer.write(_request_bytes(cookie, request.requested))
+                async with asyncio.timeout(deadline.limit(timeouts.read)):
+                    await writer.drain()
+            except (OSError, TimeoutError):
+                pass  # the reply (or its absence) tells the story
+            kind, data, tpdu, err, first = await read_reply(reader, timeouts, deadline, start)
+            replied(kind)  # the slot is free from here on
+            ended = None
+            if (
+                linger > 0
+                and isinstance(tpdu, x224.ConnectionConfirm)
+                and not isinstance(tpdu.negotiation, x224.NegotiationFailure)
+            ):  # after a failure the server is right to close
+                ended = await _ended_by_server(reader, deadline.limit(linger))
+            result = Attempt(
+                request.label,
+                request.requested,
+                TcpOutcome.CONNECTED,
+                err,
+                connect_ms,
+                first,
+                kind,
+                data,
+                tpdu,
+                ended,
+            )
+            keep = isinstance(tpdu, x224.ConnectionConfirm) and (
+                keep_open(tpdu) if callable(keep_open) else keep_open
+            )
+            return result, (reader, writer) if keep else None
+        finally:
+            if not keep:
+                await close_writer(writer, deadline.limit(CLOSE_LIMIT_S))

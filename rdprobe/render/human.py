@@ -6,13 +6,11 @@ port (issue 12). The demo's table still uses rich, imported where it is drawn.
 
 from __future__ import annotations
 
-import sys
-
 from rdprobe.analysis.classify import Report
 from rdprobe.analysis.severity import Severity
 from rdprobe.protocol.endpoint import format_endpoint
 from rdprobe.render.styles import STYLE
-from rdprobe.render.terminal import Terminal, for_stream
+from rdprobe.render.terminal import write_blocks
 from rdprobe.render.text import BOX, Line, boxed, clean, columns, fit, paragraphs, wrap
 
 TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
@@ -22,6 +20,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from rdprobe.render.terminal import Terminal
     from rdprobe.render.text import Justify
 
     class Told(Protocol):
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 HANG = 2
 #: the space between two columns
 GAP = "  "
-#: narrower than this, a block is drawn this wide anyway (and the terminal wraps it)
-MIN_WIDTH = 40
 
 STAGE_NAMES = {
     "tls": "TLS",
@@ -183,11 +180,11 @@ def render(
     terminal: Terminal | None = None,
 ) -> None:
     """The check report on ``stream`` (standard output by default), laid out for it."""
-    out = stream if stream is not None else sys.stdout
-    term = terminal if terminal is not None else for_stream(out)
-    width = max(term.width, MIN_WIDTH)
-    for report in reports:
-        term.write(out, report_lines(report, width, verbose=verbose, box=term.box))
+    write_blocks(
+        stream,
+        terminal,
+        lambda width, box: (report_lines(r, width, verbose=verbose, box=box) for r in reports),
+    )
 
 
 def _verdict(report: Report) -> str:

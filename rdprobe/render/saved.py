@@ -5,18 +5,19 @@ objects; this one has only what the JSON rows kept."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-from rdprobe.render.human import HANG, MIN_WIDTH, finding_lines
+from rdprobe.render.human import HANG, finding_lines
 from rdprobe.render.rows import RowView
 from rdprobe.render.styles import STYLE
-from rdprobe.render.terminal import Terminal, for_stream
+from rdprobe.render.terminal import write_blocks
 from rdprobe.render.text import BOX, Line, boxed, wrap
 
 TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py
 if TYPE_CHECKING:
     from typing import TextIO
+
+    from rdprobe.render.terminal import Terminal
 
 
 def block(v: RowView, width: int, *, verbose: bool = False, box: str = BOX) -> list[Line]:
@@ -45,8 +46,8 @@ def render(
     verbose: bool = False,
     terminal: Terminal | None = None,
 ) -> None:
-    out = stream if stream is not None else sys.stdout
-    term = terminal if terminal is not None else for_stream(out)
-    width = max(term.width, MIN_WIDTH)
-    for v in views:
-        term.write(out, block(v, width, verbose=verbose, box=term.box))
+    write_blocks(
+        stream,
+        terminal,
+        lambda width, box: (block(v, width, verbose=verbose, box=box) for v in views),
+    )

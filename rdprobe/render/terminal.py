@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rdprobe.render.text import ASCII_BOX, BOX, Line
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 #: SGR parameters of each word of a style name (render.styles)
 _SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 DEFAULT_WIDTH = 80
+#: narrower than this, a block is drawn this wide anyway (and the terminal wraps it)
+MIN_WIDTH = 40
 
 
 class Terminal:
@@ -132,3 +134,16 @@ def for_stream(stream: TextIO) -> Terminal:
     except UnicodeEncodeError:
         box = ASCII_BOX
     return Terminal(_width(stream, tty), _colour(stream, tty), box, encoding)
+
+
+def write_blocks(
+    stream: TextIO | None,
+    terminal: Terminal | None,
+    blocks: Callable[[int, str], Iterable[list[Line]]],
+) -> None:
+    """Blocks laid out for ``stream`` (standard output by default) and written one by one as
+    they are made: ``blocks(width, box)`` yields the lines of each."""
+    out = stream if stream is not None else sys.stdout
+    term = terminal if terminal is not None else for_stream(out)
+    for lines in blocks(max(term.width, MIN_WIDTH), term.box):
+        term.write(out, lines)
