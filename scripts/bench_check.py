@@ -37,6 +37,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from wheel_venv import installed_python  # noqa: E402
 
 from rig import server_pool  # noqa: E402
 from rig.ports import loopback_address  # noqa: E402
@@ -68,42 +71,9 @@ def editable_exe() -> list[str]:
 
 
 def installed_exe(work: Path) -> list[str] | None:
-    """Build a wheel of this tree and install it into a new venv under ``work``: its console
-    script, or None (with the reason printed) when that cannot be done here."""
-    wheels, venv, src = work / "wheel", work / "venv", work / "src"
-    # built from a copy: setuptools leaves build/ and rdprobe.egg-info in the tree it builds
-    shutil.copytree(ROOT / "rdprobe", src / "rdprobe", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy2(ROOT / name, src / name)
-    steps = [
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(src)],
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            print(f"cannot install a wheel ({step[2]}): {done.stderr.strip()[-300:]}")
-            return None
-    python = venv / "bin" / "python"
-    (wheel,) = wheels.glob("rdprobe-*.whl")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-         "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if done.returncode != 0:
-        print(f"cannot install the wheel: {done.stderr.strip()[-300:]}")
-        return None
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    import sysconfig
-
-    # the dependencies (typer, rich, cryptography...): this interpreter's site-packages, whose
-    # own .pth files (the editable install's hook among them) are not run from there
-    Path(purelib, "rdprobe-bench-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    return [str(venv / "bin" / "rdprobe")]
+    """The console script of a wheel of this tree installed under ``work`` (scripts/wheel_venv.py)."""
+    python = installed_python(ROOT, work)
+    return None if python is None else [str(python.with_name("rdprobe"))]
 
 
 def rdprobe(*args: str) -> list[str]:

@@ -18,7 +18,11 @@ Prints the ratios rdprobe/nmap and rdprobe/floor and checks that rdprobe found e
 listeners. A sweep's exit status 1 (a finding at error level: refused ports are) is its
 documented result, not a failure. The sweep child runs without RDPROBE_CHECK_CONSISTENCY and with
 RDPROBE_NAME_LOOKUP=local (a certificate name is not sent to a DNS server off this machine).
+rdprobe runs as users get it, from a wheel of this tree installed in a throwaway venv
+(scripts/wheel_venv.py: an editable tree where bytecode is not written compiles every module at
+each start); ``--editable`` runs this interpreter's instead.
 Linux only (wait4, /proc, loopback /8). Usage: python3 scripts/bench_sweep.py [--listeners N]
+[--editable]
 """
 
 from __future__ import annotations
@@ -41,12 +45,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from wheel_venv import installed_python  # noqa: E402
 
 from rdprobe.emulate.server import serve  # noqa: E402
 
 NET = ipaddress.IPv4Network("127.1.0.0/16")
 PORT = 3389
 CHILD_LIMIT_S = 900
+#: The rdprobe command of the sweeps: a wheel's console script (wheel_venv), or this interpreter's.
+RDPROBE: list[str] = []
 CLI = "import sys\nfrom rdprobe.cli import main\nsys.argv[0] = 'rdprobe'\nmain()\n"
 FLOOR = """
 import asyncio, sys, time
@@ -328,7 +337,7 @@ async def bench_full(
     listing.write_text("\n".join(listeners) + "\n")
     out = work / "full.jsonl"
     print(f"rdprobe sweep -iL <{len(listeners)} listeners> --depth full ...")
-    argv = [sys.executable, "-c", CLI, "sweep", "-iL", str(listing), "--depth", "full"]
+    argv = [*RDPROBE, "sweep", "-iL", str(listing), "--depth", "full"]
     argv += ["--concurrency", str(args.concurrency), "--timeout", "3", "-o", str(out)]
     argv += ["--workers", str(args.full_workers)] if args.full_workers is not None else []
     conns = em.connections()
@@ -391,6 +400,9 @@ async def main() -> int:
     parser.add_argument("--full-sample", type=int, default=40, help="nmap hosts at depth full")
     parser.add_argument("--skip-full", action="store_true", help="no depth-full measurement")
     parser.add_argument("--only-full", action="store_true", help="only the depth-full measurement")
+    parser.add_argument(
+        "--editable", action="store_true", help="run this interpreter's (editable) rdprobe"
+    )
     args = parser.parse_args()
     fd_limit = raise_fd_limit()
     rng = random.Random(3389)
@@ -402,6 +414,9 @@ async def main() -> int:
         f"port {PORT}"
     )
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    installed = None if args.editable else installed_python(ROOT, work)
+    RDPROBE[:] = [str(installed.with_name("rdprobe"))] if installed else [sys.executable, "-c", CLI]
+    print(f"rdprobe: {RDPROBE[0]} ({'a wheel in a temporary venv' if installed else 'editable'})")
     em = Listeners(args.profile, emulated, args.emulator_procs)
     await em.start()
     print(f"  served by {em.where()}")
@@ -415,7 +430,7 @@ async def main() -> int:
             return 0 if full["ok"] else 1
         out = work / "sweep.jsonl"
         print(f"rdprobe sweep {NET} --depth x224 --concurrency {args.concurrency} ...")
-        argv = [sys.executable, "-c", CLI, "sweep", str(NET), "--depth", "x224"]
+        argv = [*RDPROBE, "sweep", str(NET), "--depth", "x224"]
         argv += ["--concurrency", str(args.concurrency), "--timeout", "3", "-o", str(out)]
         (t_rd, _rc, rss_kib, rd_cpu), rd_em = await measured(
             em, run_child(argv, results=SWEEP_RESULTS, watch=out)
