@@ -75,6 +75,8 @@ def test_styles_follow_their_words_across_lines():
 
 def test_control_characters_are_made_visible():
     assert clean("a\x1b[2Jb\x07\tc\x9b") == "a\\x1b[2Jb\\x07 c\\x9b"
+    assert clean("admin\u202egpj.exe\u200b") == "admin\\u202egpj.exe\\u200b"  # no reordering
+    assert clean("Zürich — 東京") == "Zürich — 東京"  # printable text stays as it is
     (line,) = plain(wrap([("CN=\x1b]0;owned\x07", "")], 80))
     assert "\x1b" not in line and "\x07" not in line and line == "CN=\\x1b]0;owned\\x07"
 

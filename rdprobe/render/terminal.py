@@ -6,7 +6,7 @@ terminal, off with ``NO_COLOR`` (no-color.org) or ``TERM=dumb``, on with ``FORCE
 width of the terminal, ``COLUMNS`` when set, else 80; ASCII boxes where the encoding (a Windows
 code page with output redirected) has no box-drawing characters, and every other character it
 cannot encode replaced rather than raised. On a Windows console, colour needs its virtual
-terminal mode, asked for once; where that is refused, no colour.
+terminal mode, asked for before each report; where that is refused, no colour.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ slow 2-core machine) cost more than the whole answer to a refused port (issue 12
 ``nmap -Pn -p3389``). A line is a list of spans, each a piece of text and a style name of
 render.styles ("bold red", "dim", "" for none); render.terminal turns lines into characters.
 Every character counts as one column: the report's own words are ASCII, and a server's strings
-reach here with their control characters made visible (``clean``), so a hostile certificate name
-cannot move the cursor or recolour the screen.
+reach here with their control and invisible format characters made visible (``clean``), so a
+hostile certificate name cannot move the cursor, recolour the screen or reorder what it shows.
 """
 
 from __future__ import annotations
@@ -23,15 +23,23 @@ if TYPE_CHECKING:
 Span = tuple[str, str]
 Line = list[Span]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+#: C0 and C1 controls but the tab, and the invisible format characters that reorder or hide
+#: text on a terminal (zero-width, bidirectional embeddings, overrides and isolates, BOM)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 _SPACES = re.compile(r"( +)")
 #: a piece of a long word that ends where a line may break inside it (after , | / or \\)
 _PIECE = re.compile(r"[^,|/\\]*[,|/\\]|.+")
 
 
 def clean(text: str) -> str:
-    """``text`` with tabs as spaces and every other control character written as ``\\xNN``."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\t", " "))
+    """``text`` with tabs as spaces and every other control or invisible format character
+    written as ``\\xNN`` or ``\\uNNNN``."""
+    return _CONTROL.sub(_visible, text.replace("\t", " "))
+
+
+def _visible(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def width_of(line: Line) -> int:
