@@ -17,8 +17,8 @@ Names load on first use, so ``import rdprobe`` (and the command line's start-up)
 ``TYPE_CHECKING = False`` at the top of a module, in place of ``typing.TYPE_CHECKING``: the
 modules that answer a refused port (``rdprobe check HOST``: the quick path, the first connect,
 the classifier, the report) import nothing from ``typing`` at run time, which would add ~6 ms
-(about 6%) to that whole answer on a slow machine. Type checkers read the name alone (mypy and
-pyright treat any ``TYPE_CHECKING`` as true), so the annotations stay checked.
+(about 6%) to that whole answer on a slow machine. mypy reads the name alone (any
+``TYPE_CHECKING`` is true to it), so the annotations stay checked.
 """
 
 from __future__ import annotations
