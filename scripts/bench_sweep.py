@@ -15,7 +15,8 @@ share the cores with the tool measured). Measured in one run, each tool in its o
 - a bare asyncio loop that connects, sends the X.224 request and reads the reply (the floor).
 
 Prints the ratios rdprobe/nmap and rdprobe/floor and checks that rdprobe found exactly the
-listeners. A sweep's exit status 1 (a finding at error level: refused ports are) is its
+listeners; at depth full also the CPU per target of each side and the most targets/s the
+listeners' own CPU leaves room for on this machine's cores (print_full_bound). A sweep's exit status 1 (a finding at error level: refused ports are) is its
 documented result, not a failure. The sweep child runs without RDPROBE_CHECK_CONSISTENCY and with
 RDPROBE_NAME_LOOKUP=local (a certificate name is not sent to a DNS server off this machine).
 rdprobe runs as users get it, from a wheel of this tree installed in a throwaway venv
@@ -358,6 +359,7 @@ async def bench_full(
         + (f"NOT real-like: {dict(list(bad.items())[:3])}" if bad else "every row real-like")
     )
     result = {"rate": rate, "rows": len(rows), "rss": rss_kib, "ok": ok, "nmap": None}
+    result |= {"cpu_ms": cpu / len(rows) * 1000, "em_ms": em_cpu / max(len(emulated), 1) * 1000}
     if shutil.which("nmap"):
         sample = sorted(rng.sample(emulated, min(args.full_sample, len(emulated))))
         (work / "full-sample.txt").write_text("\n".join(sample) + "\n")
@@ -369,12 +371,13 @@ async def bench_full(
         conns = em.connections()
         (t_nmap, _rc, _, n_cpu), n_em_cpu = await measured(em, run_child(nmap))
         result["nmap"] = len(sample) / t_nmap
+        result["nmap_cpu_ms"] = n_cpu / len(sample) * 1000
         print(f"  {len(sample)} in {t_nmap:.2f} s: {result['nmap']:,.1f} targets/s")
         print(cpu_line("nmap", t_nmap, n_cpu, n_em_cpu) + per_listener(em, conns, len(sample)))
     return result
 
 
-def print_full(full: dict) -> None:
+def print_full(full: dict, emulator_procs: int) -> None:
     print(
         f"  rdprobe sweep full : {full['rate']:10,.1f} targets/s   peak RSS {full['rss'] / 1024:.1f} MB"
         f"   ({full['rows']} listeners, {'every one' if full['ok'] else 'NOT every one'} judged"
@@ -384,6 +387,32 @@ def print_full(full: dict) -> None:
         print(
             f"  nmap (same hosts)  : {full['nmap']:10,.1f} targets/s   rdprobe full/nmap = "
             f"{full['rate'] / full['nmap']:,.1f}x"
+        )
+    print_full_bound(full, emulator_procs)
+
+
+def print_full_bound(full: dict, emulator_procs: int) -> None:
+    """CPU per target of each side, and the rate the listeners alone allow on this machine: on
+    loopback they share its cores with the tool, so no tool's rate exceeds the cores the
+    listeners can use over the CPU they spend per listener (with the tool's own CPU at zero)."""
+    cores = len(os.sched_getaffinity(0))
+    usable = min(cores, emulator_procs) if emulator_procs else 1
+    bound = usable / (full["em_ms"] / 1000) if full["em_ms"] > 0 else float("inf")
+    both = cores / ((full["em_ms"] + full["cpu_ms"]) / 1000)
+    nmap_cpu = f", nmap {full['nmap_cpu_ms']:.1f} ms" if full.get("nmap_cpu_ms") else ""
+    print(
+        f"  CPU per target     : rdprobe {full['cpu_ms']:.1f} ms{nmap_cpu}; "
+        f"the emulated listener {full['em_ms']:.1f} ms"
+    )
+    print(
+        f"  on this machine    : listeners on {usable} of {cores} cores allow at most "
+        f"{bound:,.0f} targets/s with the tool's CPU at zero; {both:,.0f} targets/s with "
+        "both sides' CPU on all cores"
+    )
+    if full["nmap"]:
+        print(
+            f"  20x nmap would be  : {20 * full['nmap']:10,.1f} targets/s "
+            f"({cores / (20 * full['nmap']) * 1000:.1f} ms of CPU per target for both sides)"
         )
 
 
@@ -426,7 +455,7 @@ async def main() -> int:
         if args.only_full:
             full = await bench_full(work, sorted(listeners), emulated, rng, args, em)
             print("\nresults")
-            print_full(full)
+            print_full(full, args.emulator_procs)
             return 0 if full["ok"] else 1
         out = work / "sweep.jsonl"
         print(f"rdprobe sweep {NET} --depth x224 --concurrency {args.concurrency} ...")
@@ -514,7 +543,7 @@ async def main() -> int:
             f"  nmap rdp-enum-enc. : {nmap_rate:10,.1f} targets/s   rdprobe/nmap = {rd_rate / nmap_rate:,.0f}x"
         )
     if full is not None:
-        print_full(full)
+        print_full(full, args.emulator_procs)
     exact = found == listeners
     print(
         f"  listeners {len(listeners)} (xrdp {'yes' if xrdp else 'no'}), rdprobe found {len(found)}: "
