@@ -16,9 +16,10 @@ share the cores with the tool measured). Measured in one run, each tool in its o
 
 Prints the ratios rdprobe/nmap and rdprobe/floor and checks that rdprobe found exactly the
 listeners; at depth full also the CPU per target of each side and the most targets/s the
-listeners' own CPU leaves room for on this machine's cores (print_full_bound). A sweep's exit status 1 (a finding at error level: refused ports are) is its
-documented result, not a failure. The sweep child runs without RDPROBE_CHECK_CONSISTENCY and with
-RDPROBE_NAME_LOOKUP=local (a certificate name is not sent to a DNS server off this machine).
+listeners' own CPU leaves room for on this machine's cores (print_full_bound). A sweep's exit
+status 1 (a finding at error level: refused ports are) is its documented result, not a failure.
+The sweep child runs without RDPROBE_CHECK_CONSISTENCY and with RDPROBE_NAME_LOOKUP=local (a
+certificate name is not sent to a DNS server off this machine).
 rdprobe runs as users get it, from a wheel of this tree installed in a throwaway venv
 (scripts/wheel_venv.py: an editable tree where bytecode is not written compiles every module at
 each start); ``--editable`` runs this interpreter's instead.
@@ -359,7 +360,12 @@ async def bench_full(
         + (f"NOT real-like: {dict(list(bad.items())[:3])}" if bad else "every row real-like")
     )
     result = {"rate": rate, "rows": len(rows), "rss": rss_kib, "ok": ok, "nmap": None}
-    result |= {"cpu_ms": cpu / len(rows) * 1000, "em_ms": em_cpu / max(len(emulated), 1) * 1000}
+    result |= {
+        "cpu_ms": cpu / max(len(rows), 1) * 1000,
+        "em_ms": em_cpu / max(len(emulated), 1) * 1000,
+        # the cores the listeners can use: one for those served by this process
+        "em_cores": min(len(os.sched_getaffinity(0)), em.nprocs) if em.nprocs else 1,
+    }
     if shutil.which("nmap"):
         sample = sorted(rng.sample(emulated, min(args.full_sample, len(emulated))))
         (work / "full-sample.txt").write_text("\n".join(sample) + "\n")
@@ -377,7 +383,7 @@ async def bench_full(
     return result
 
 
-def print_full(full: dict, emulator_procs: int) -> None:
+def print_full(full: dict) -> None:
     print(
         f"  rdprobe sweep full : {full['rate']:10,.1f} targets/s   peak RSS {full['rss'] / 1024:.1f} MB"
         f"   ({full['rows']} listeners, {'every one' if full['ok'] else 'NOT every one'} judged"
@@ -388,17 +394,20 @@ def print_full(full: dict, emulator_procs: int) -> None:
             f"  nmap (same hosts)  : {full['nmap']:10,.1f} targets/s   rdprobe full/nmap = "
             f"{full['rate'] / full['nmap']:,.1f}x"
         )
-    print_full_bound(full, emulator_procs)
+    print_full_bound(full)
 
 
-def print_full_bound(full: dict, emulator_procs: int) -> None:
+def print_full_bound(full: dict) -> None:
     """CPU per target of each side, and the rate the listeners alone allow on this machine: on
     loopback they share its cores with the tool, so no tool's rate exceeds the cores the
     listeners can use over the CPU they spend per listener (with the tool's own CPU at zero)."""
-    cores = len(os.sched_getaffinity(0))
-    usable = min(cores, emulator_procs) if emulator_procs else 1
-    bound = usable / (full["em_ms"] / 1000) if full["em_ms"] > 0 else float("inf")
-    both = cores / ((full["em_ms"] + full["cpu_ms"]) / 1000)
+    cores, usable = len(os.sched_getaffinity(0)), full["em_cores"]
+
+    def per_second(cpus: int, ms: float) -> float:
+        return cpus / (ms / 1000) if ms > 0 else float("inf")
+
+    bound = per_second(usable, full["em_ms"])
+    both = per_second(cores, full["em_ms"] + full["cpu_ms"])
     nmap_cpu = f", nmap {full['nmap_cpu_ms']:.1f} ms" if full.get("nmap_cpu_ms") else ""
     print(
         f"  CPU per target     : rdprobe {full['cpu_ms']:.1f} ms{nmap_cpu}; "
@@ -455,7 +464,7 @@ async def main() -> int:
         if args.only_full:
             full = await bench_full(work, sorted(listeners), emulated, rng, args, em)
             print("\nresults")
-            print_full(full, args.emulator_procs)
+            print_full(full)
             return 0 if full["ok"] else 1
         out = work / "sweep.jsonl"
         print(f"rdprobe sweep {NET} --depth x224 --concurrency {args.concurrency} ...")
@@ -543,7 +552,7 @@ async def main() -> int:
             f"  nmap rdp-enum-enc. : {nmap_rate:10,.1f} targets/s   rdprobe/nmap = {rd_rate / nmap_rate:,.0f}x"
         )
     if full is not None:
-        print_full(full, args.emulator_procs)
+        print_full(full)
     exact = found == listeners
     print(
         f"  listeners {len(listeners)} (xrdp {'yes' if xrdp else 'no'}), rdprobe found {len(found)}: "
