@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -112,15 +113,18 @@ def _spec(host: str, ports: list[int], timeout: float) -> workers.WorkerSpec:
     )
 
 
-async def test_worker_stops_on_its_stdin_line_with_rows_written(monkeypatch):
-    """What the parent does on Windows (no SIGINT for one process): the stop line on stdin.
-    The worker finishes its rows in flight and exits 130; nothing is terminated."""
-    monkeypatch.setattr(workers.os, "name", "nt")  # _interrupt takes its Windows branch
+async def test_worker_stops_on_its_stdin_line_with_rows_written():
+    """What the parent does on every system (Windows has no SIGINT for one process): the stop
+    line on stdin. The worker finishes its rows in flight and exits 130; nothing is terminated,
+    and the worker runs in a process group of its own (Ctrl-C in a terminal reaches the parent
+    only)."""
     host = loopback_address()
     async with await serve("silent", host, 0) as silent:
         spec = _spec(host, [*range(1, 31), silent.port], 20)
         (proc,) = await workers.start_children([spec])
         assert proc.stdin is not None
+        if os.name != "nt":
+            assert os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
         rows = []
         while len(rows) < 30:  # the 30 refused ports; the silent one stays in flight
             line = await asyncio.wait_for(proc.stdout.readline(), 30)

@@ -52,8 +52,19 @@ def main() -> None:
     """Console entry point. ``rdprobe --version`` answers before typer is even imported, and so
     does ``rdprobe check TARGET...`` with at most --json and --depth (rdprobe.cli.check_run, with
     the check command's defaults for every other option): going through typer and its pydantic
-    adapters cost 0.5-0.7 s of a check's wall time on a slow machine (README, Benchmarks)."""
-    argv = sys.argv[1:]
+    adapters cost 0.5-0.7 s of a check's wall time on a slow machine (README, Benchmarks).
+
+    Ctrl-C while the command's modules load is one line and exit 130 too (rdprobe.cli.errors
+    guards the command itself): it printed a traceback of typer's imports."""
+    try:
+        _start(sys.argv[1:])
+    except KeyboardInterrupt:
+        from rdprobe.cli.errors import interrupted
+
+        interrupted()
+
+
+def _start(argv: list[str]) -> None:
     if argv == ["--version"]:
         from rdprobe._version import __version__
 

@@ -225,11 +225,11 @@ async def _check_as(
 def interrupted(finished: list[Report], total: int, as_json: bool, verbose: bool) -> int:
     """Ctrl-C: print what finished (as it would have been printed); the exit code, 130."""
     from rdprobe.analysis.severity import ExitCode
-    from rdprobe.cli.errors import say
+    from rdprobe.cli.errors import say_interrupted
 
     if finished:
         emit(finished, as_json, verbose, table="input" if len(finished) > 1 else None)
-    say(f"rdprobe: interrupted; {len(finished)} of {total} target(s) finished (shown above)")
+    say_interrupted(f"{len(finished)} of {total} target(s) finished (shown above)")
     return int(ExitCode.INTERRUPTED)
 
 

@@ -66,9 +66,8 @@ def _is_click_error(exc: BaseException) -> bool:
 def _click_error(exc: Any) -> int:
     """Print a Click usage error as one line; return the exit code."""
     name = type(exc).__name__
-    if name == "Abort":
-        say("rdprobe: interrupted")
-        return int(ExitCode.INTERRUPTED)
+    if name == "Abort":  # Click's own Ctrl-C (in a prompt)
+        interrupted()
     ctx = getattr(exc, "ctx", None)
     if name == "NoArgsIsHelpError" and ctx is not None:
         sys.stdout.write(ctx.get_help() + "\n")
@@ -106,6 +105,25 @@ def finish(code: int) -> NoReturn:
     os._exit(code)
 
 
+#: Whether this run has said it was interrupted (guard says so when nothing else did).
+_TOLD = [False]
+
+
+def say_interrupted(detail: str = "") -> None:
+    """The one line Ctrl-C prints: ``rdprobe: interrupted``, with what finished and how to go
+    on when the command knows (check: the targets finished; sweep: --resume FILE, written
+    whole: a path to paste is never shortened)."""
+    sys.stderr.write(f"rdprobe: interrupted; {detail}\n" if detail else "rdprobe: interrupted\n")
+    sys.stderr.flush()
+    _TOLD[0] = True
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C: one line, exit 130 (what finished is already printed or written)."""
+    say_interrupted()
+    sys.exit(int(ExitCode.INTERRUPTED))
+
+
 def guard(command: Callable[[], object]) -> NoReturn:
     """Run a command (the typer app, or the quick path of `check`) and exit with the code it
     returns: usage errors, interruptions and bugs become one line, never a traceback."""
@@ -115,8 +133,7 @@ def guard(command: Callable[[], object]) -> NoReturn:
         say(f"rdprobe: error: {short(str(exc))}")
         sys.exit(int(ExitCode.USAGE))
     except KeyboardInterrupt:
-        say("rdprobe: interrupted")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        interrupted()
     except BrokenPipeError:  # the reader of standard output is gone: no error to tell anyone
         _drop_stdout()
         sys.exit(int(ExitCode.OUTPUT_CLOSED))
@@ -129,4 +146,6 @@ def guard(command: Callable[[], object]) -> NoReturn:
             sys.exit(_click_error(exc))
         say(f"rdprobe: internal error: {type(exc).__name__}: {short(str(exc))}")
         sys.exit(int(ExitCode.INTERNAL))
+    if code == ExitCode.INTERRUPTED and not _TOLD[0]:  # typer turns a Ctrl-C in its own
+        interrupted()  # parsing (or before a command's handler) into a silent exit code 130
     sys.exit(code if isinstance(code, int) else 0)

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from rdprobe.analysis.severity import ExitCode
-from rdprobe.cli.errors import UsageError
+from rdprobe.cli.errors import UsageError, say_interrupted
 from rdprobe.cli.options import (
     SWEEP_DEPTHS,
     CookieOpt,
@@ -456,4 +456,4 @@ def _print_summary(
             if resume_file
             else "to continue an interrupted sweep later, run it with -o FILE, then --resume FILE"
         )
-        err.print(f"rdprobe: interrupted; {hint}", soft_wrap=True)
+        say_interrupted(hint)

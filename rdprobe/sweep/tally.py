@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from rdprobe.sweep.summary import Summary, Verdict
+from rdprobe.sweep.write_all import write_all
 
 
 def _write(out: IO[str], data: bytes) -> None:
@@ -24,8 +25,7 @@ def _write(out: IO[str], data: bytes) -> None:
         out.write(data.decode("utf-8", "replace"))
     else:
         out.flush()  # whatever the text layer holds goes first
-        raw.write(data)
-        raw.flush()
+        write_all(raw, data)
     out.flush()
 
 

@@ -2,7 +2,9 @@
 
 It reads its WorkerSpec (rdprobe.sweep.workers) from stdin, probes its share and writes the rows
 to stdout in batches; it stops when the parent says so on stdin (or stdin ends: the parent is
-gone) or on Ctrl-C, its finished rows written, and exits 130. Nothing of the command line is
+gone), its finished rows written, and exits 130. Ctrl-C never reaches it (its own process
+group: rdprobe.sweep.workers.start_children); a SIGINT sent to it alone asks it to stop during
+the sweep and is ignored before and after, so none lands in the middle of an import or a row. Nothing of the command line is
 imported here (typer, rich, the option checks): the parent checked every option already.
 """
 
@@ -19,6 +21,9 @@ USAGE = 2
 def run() -> int:
     """The worker's whole life; its exit status."""
     import gc
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the sweep runs: see until_stopped
 
     from rdprobe.sweep.workers import read_spec
 
@@ -44,23 +49,18 @@ def run() -> int:
     gc.freeze()  # as the single-process sweep (rdprobe.cli.sweep): modules never become garbage
     gc.set_threshold(5_000, 5, 5)
     with WorkerRows(sys.stdout) as rows:
-        try:
-            asyncio.run(
-                until_stopped(
-                    run_sweep(targets, spec.options(), rows.write, stats=stats, lines=True),
-                    lambda: setattr(stats, "interrupted", True),
-                )
+        asyncio.run(
+            until_stopped(
+                run_sweep(targets, spec.options(), rows.write, stats=stats, lines=True),
+                lambda: setattr(stats, "interrupted", True),
             )
-        except KeyboardInterrupt:
-            stats.interrupted = True
+        )
     return INTERRUPTED if stats.interrupted else 0
 
 
 def main() -> None:
     try:
         code = run()
-    except KeyboardInterrupt:
-        code = INTERRUPTED
     except Exception as exc:  # one line, no traceback: the parent reports the exit status
         from rdprobe.protocol.errors import internal_error
 

@@ -18,10 +18,13 @@ import os
 import pickle
 import signal
 import struct
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from rdprobe.sweep.write_all import write_all
 
 if TYPE_CHECKING:
     from rdprobe.live.target import Target
@@ -36,8 +39,12 @@ WORKER_MODULE = "rdprobe.sweep.worker"
 LINE_LIMIT = 16 * 1024 * 1024
 #: How long stopped children may take to write their finished rows and exit.
 STOP_GRACE_S = 10.0
-#: How long to wait for children to stop on their own before passing an interrupt on.
-OWN_STOP_S = 2.0
+#: How a worker gets a process group of its own (see start_children).
+_OWN_GROUP: dict[str, Any] = (
+    {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    if os.name == "nt"
+    else {"process_group": 0}
+)
 #: The length prefix of the spec on a worker's stdin (bytes of the pickle that follows).
 _SPEC_LEN = struct.Struct(">Q")
 
@@ -238,8 +245,7 @@ class WorkerRows:
             self._buf += self._tally.take()
             data, self._buf = bytes(self._buf), bytearray()
             try:
-                self._out.write(data)
-                self._out.flush()
+                write_all(self._out, data)
             except (BrokenPipeError, ValueError):  # the parent is gone: nobody to hand rows to
                 pass
 
@@ -308,20 +314,16 @@ async def relay_until_done(
     """Relay until every child has exited: (exit codes, whether we were interrupted).
 
     When this task is cancelled (Ctrl-C reaches asyncio.run as a cancellation), the children are
-    told to stop too (Ctrl-C in a terminal reaches them already; a signal to this process alone
-    does not), and their finished rows are still relayed; a child that does not stop within the
-    grace time is killed, and the targets it had not finished are left for --resume.
+    told to stop (Ctrl-C never reaches them: see start_children), and their finished rows are
+    still relayed; a child that does not stop within the grace time is killed, and the targets
+    it had not finished are left for --resume.
     """
     task = asyncio.ensure_future(relay(procs, make, consumers=True))
     try:
         return await asyncio.shield(task), False
     except asyncio.CancelledError:
         pass
-    try:  # Ctrl-C in a terminal reached the children too: let them stop by themselves
-        return await asyncio.wait_for(asyncio.shield(task), OWN_STOP_S), True
-    except (TimeoutError, asyncio.CancelledError):
-        pass
-    for proc in procs:  # a signal to this process alone: pass it on
+    for proc in procs:
         _interrupt(proc)
     try:
         return await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S), True
@@ -339,9 +341,10 @@ STOP_LINE = b"stop\n"
 
 
 def _interrupt(proc: asyncio.subprocess.Process) -> None:
-    """Ask a worker to stop: finish the rows in flight, write them, exit 130. Through its stdin
-    on every system (Windows has no SIGINT for one process, and terminate() would lose the
-    rows in flight); on POSIX a SIGINT as well, which a worker busy in a long step sees first."""
+    """Ask a worker to stop: finish the rows in flight, write them, exit 130. Through its stdin,
+    the one way on every system: no signal, which would land at an arbitrary point of the
+    worker's Python code (its start-up included) and could cost a traceback or the rows in
+    flight; terminate() would lose them too."""
     if proc.returncode is not None:
         return
     stdin = proc.stdin
@@ -351,38 +354,47 @@ def _interrupt(proc: asyncio.subprocess.Process) -> None:
             stdin.close()
         except (OSError, RuntimeError):
             pass
-    if os.name != "nt":
-        try:
-            proc.send_signal(signal.SIGINT)
-        except ProcessLookupError:
-            pass
 
 
 async def until_stopped(coro: Any, on_stop: Callable[[], None]) -> None:
     """Run a worker's sweep until its parent says stop (a line on stdin, or stdin closed because
-    the parent is gone); then cancel it, which ends it as Ctrl-C does, rows finished written."""
+    the parent is gone) or a SIGINT sent to the worker itself arrives; then cancel it, which ends
+    it as Ctrl-C does, rows finished written. SIGINT only asks (it never raises
+    KeyboardInterrupt in the middle of a row), and is ignored outside the sweep: see
+    rdprobe.sweep.worker."""
     import threading
 
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(coro)
+
+    def stop() -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
 
     def watch() -> None:
         try:  # the raw descriptor: a buffered read would hold stdin's lock at interpreter exit
             os.read(sys.stdin.fileno(), 64)
         except (OSError, ValueError):
             pass
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
+        stop()
 
     threading.Thread(target=watch, name="rdprobe-stop-watch", daemon=True).start()
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop())
     try:
         await task
     except asyncio.CancelledError:
         on_stop()
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 async def start_children(specs: list[WorkerSpec]) -> list[asyncio.subprocess.Process]:
-    """One worker per spec, each handed its spec on stdin (which stays open: the stop line)."""
+    """One worker per spec, each handed its spec on stdin (which stays open: the stop line).
+
+    Each starts in a process group of its own, so Ctrl-C in a terminal (a SIGINT to the whole
+    foreground group on POSIX, CTRL_C_EVENT to the console's processes on Windows) reaches the
+    parent only, which tells its workers through their stdin: a SIGINT in a worker's start-up
+    killed it with a traceback, or with "Fatal Python error" while it imported its site."""
     procs = []
     for spec in specs:
         proc = await asyncio.create_subprocess_exec(
@@ -390,6 +402,7 @@ async def start_children(specs: list[WorkerSpec]) -> list[asyncio.subprocess.Pro
             stdin=asyncio.subprocess.PIPE,  # the spec, then the stop line: see _interrupt
             stdout=asyncio.subprocess.PIPE,
             limit=LINE_LIMIT,
+            **_OWN_GROUP,
         )
         assert proc.stdin is not None
         proc.stdin.write(spec.encode())
