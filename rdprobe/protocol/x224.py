@@ -8,6 +8,7 @@ Connection Request (CR) with an optional cookie / routing token and RDP_NEG_REQ;
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -62,8 +63,10 @@ class NegType(enum.IntEnum):
     CORRELATION_INFO = 0x06
 
 
+@functools.lru_cache(maxsize=256)
 def protocol_name(value: int) -> str:
-    """'RDP' for 0, else the flag names joined by '|' (unknown bits in hex)."""
+    """'RDP' for 0, else the flag names joined by '|' (unknown bits in hex). Cached: a sweep
+    names the same few values for every attempt it describes, and an enum walk costs ~20 us."""
     if value == 0:
         return "RDP"
     names = [p.name for p in Protocol if p and value & p and p.name]
@@ -74,12 +77,17 @@ def protocol_name(value: int) -> str:
 
 
 def flag_names(flag_type: type[enum.IntFlag], value: int) -> list[str]:
-    """Names of the set bits of ``value``; unknown bits as hex."""
+    """Names of the set bits of ``value``; unknown bits as hex (a new list: the caller's)."""
+    return list(_flag_names(flag_type, value))
+
+
+@functools.lru_cache(maxsize=256)
+def _flag_names(flag_type: type[enum.IntFlag], value: int) -> tuple[str, ...]:
     names = [f.name for f in flag_type if f and value & f and f.name]
     unknown = value & ~sum(f for f in flag_type)
     if unknown:
         names.append(f"0x{unknown:02x}")
-    return names
+    return tuple(names)
 
 
 @dataclass(frozen=True)
