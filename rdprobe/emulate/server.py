@@ -152,8 +152,9 @@ class _Connection:
     async def perform(self, reply: Reply) -> Then:
         """Send a reply, then close or reset if it says so; returns what comes next."""
         if reply.swallow:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.reader.read(READ_SIZE), reply.swallow)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(reply.swallow):
+                    await self.reader.read(READ_SIZE)
         if reply.drip and reply.data:
             for i in range(len(reply.data)):
                 self.writer.write(reply.data[i : i + 1])
@@ -172,9 +173,11 @@ class _Connection:
         return reply.then
 
     async def read_some(self) -> bytes:
-        """One read under the idle timeout; _Closed on EOF or timeout."""
+        """One read under the idle timeout; _Closed on EOF or timeout. (asyncio.timeout, not
+        wait_for, which made a task of every read: a fifth of the listener's CPU in a sweep.)"""
         try:
-            data = await asyncio.wait_for(self.reader.read(READ_SIZE), self.server.idle_timeout)
+            async with asyncio.timeout(self.server.idle_timeout):
+                data = await self.reader.read(READ_SIZE)
         except TimeoutError:
             raise _Closed from None
         if not data:
