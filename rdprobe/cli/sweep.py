@@ -290,6 +290,7 @@ def sweep(
                 for s in sinks:
                     s(row)
                 advance(1)
+
         gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
         # fewer young passes over short-lived rows, but full passes often enough to free the
         # reference cycles every refused connection's exception leaves (flat memory)

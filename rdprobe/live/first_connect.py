@@ -137,7 +137,9 @@ def connect_first(address: str, port: int, limit: float) -> FirstConnect | None:
         return FirstConnect(TcpOutcome.TIMEOUT, timeout_error(limit), None, None, started, at)
     except OSError as exc:
         sock.close()
-        return FirstConnect(tcp_outcome(exc), connect_error(exc), now_ms(started), None, started, at)
+        return FirstConnect(
+            tcp_outcome(exc), connect_error(exc), now_ms(started), None, started, at
+        )
     except BaseException:  # Ctrl-C: the caller reports the interruption
         sock.close()
         raise

@@ -95,7 +95,6 @@ class InputFlag(enum.IntFlag):
     TS_INPUT_FLAG_QOE_TIMESTAMPS = 0x0200
 
 
-
 def _name(table: type[enum.IntEnum], value: int) -> str:
     return enum_name(table, value)
 

@@ -63,7 +63,6 @@ LOGON_EX_AUTORECONNECTCOOKIE = 0x00000001
 LOGON_EX_LOGONERRORS = 0x00000002
 
 
-
 def _name(table: type[enum.IntEnum], value: int) -> str:
     return enum_name(table, value, unknown="0x{value:08x}")
 

@@ -115,7 +115,17 @@ def parse_client_core(body: bytes) -> ClientCore:
         return int.from_bytes(body[offset : offset + size], "little")
 
     return ClientCore(
-        version, width, height, depth, sas, layout, build, _utf16z(name), kb_type, kb_sub, kb_fn,
+        version,
+        width,
+        height,
+        depth,
+        sas,
+        layout,
+        build,
+        _utf16z(name),
+        kb_type,
+        kb_sub,
+        kb_fn,
         post_beta2_color_depth=opt_int(128, 2),
         client_product_id=opt_int(130, 2),
         high_color_depth=opt_int(136, 2),

@@ -67,7 +67,6 @@ class BlobType(enum.IntEnum):
     BB_CLIENT_MACHINE_NAME_BLOB = 0x0010
 
 
-
 def _name(table: type[enum.IntEnum], value: int) -> str:
     return enum_name(table, value, unknown="UNKNOWN_0x{value:x}")
 

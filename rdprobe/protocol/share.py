@@ -56,7 +56,6 @@ class PduType2(enum.IntEnum):
     PDUTYPE2_MONITOR_LAYOUT_PDU = 55
 
 
-
 def _name(table: type[enum.IntEnum], value: int) -> str:
     return enum_name(table, value)
 
