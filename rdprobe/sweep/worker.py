@@ -4,8 +4,9 @@ It reads its WorkerSpec (rdprobe.sweep.workers) from stdin, probes its share and
 to stdout in batches; it stops when the parent says so on stdin (or stdin ends: the parent is
 gone), its finished rows written, and exits 130. Ctrl-C never reaches it (its own process
 group: rdprobe.sweep.workers.start_children); a SIGINT sent to it alone asks it to stop during
-the sweep and is ignored before and after, so none lands in the middle of an import or a row. Nothing of the command line is
-imported here (typer, rich, the option checks): the parent checked every option already.
+the sweep and is ignored before and after, so none lands in the middle of an import or a row.
+Nothing of the command line is imported here (typer, rich, the option checks): the parent
+checked every option already.
 """
 
 from __future__ import annotations
