@@ -82,10 +82,11 @@ def _run_with(tmp_path: Path, customize: str, argv: list[str]) -> subprocess.Com
     )  # fmt: skip
 
 
-def test_ctrl_c_while_the_command_loads_is_one_line_and_130(tmp_path):
-    """Ctrl-C lands while typer's modules load, inside a string exec as dataclasses run them:
-    CPython remembers that one even when it is caught and, under -m, died by SIGINT."""
-    customize = (
+#: Where a Ctrl-C lands, as a sitecustomize module makes it land there every time.
+LANDINGS = {
+    # while typer's modules load, inside a string exec as dataclasses run them: CPython
+    # remembers that one even when it is caught and, under -m, died by SIGINT
+    "loading": (
         "import builtins\n"
         "_real = builtins.__import__\n"
         "def _import(name, *args, **kwargs):\n"
@@ -93,22 +94,20 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_130(tmp_path):
         "        exec('raise KeyboardInterrupt')\n"
         "    return _real(name, *args, **kwargs)\n"
         "builtins.__import__ = _import\n"
-    )
-    done = _run_with(tmp_path, customize, ["sweep", "127.0.0.1", "--depth", "x224"])
-    assert done.returncode == 130, done.stderr
-    assert done.stderr == "rdprobe: interrupted\n"
-
-
-def test_ctrl_c_that_typer_swallows_still_says_interrupted(tmp_path):
-    """typer turns a KeyboardInterrupt in a command, before the command's own handling, into
-    exit code 130 and prints nothing: the one line is said all the same."""
-    customize = (
+    ),
+    # in a command before its own handling: typer makes it exit code 130 and prints nothing
+    "typer": (
         "import rdprobe.cli.sweep as sweep\n"
         "def _boom(*args, **kwargs):\n"
         "    raise KeyboardInterrupt\n"
         "sweep.check_depth = _boom\n"
-    )
-    done = _run_with(tmp_path, customize, ["sweep", "127.0.0.1", "--depth", "x224"])
+    ),
+}
+
+
+@pytest.mark.parametrize("landing", sorted(LANDINGS))
+def test_ctrl_c_before_the_sweep_is_one_line_and_130(tmp_path, landing):
+    done = _run_with(tmp_path, LANDINGS[landing], ["sweep", "127.0.0.1", "--depth", "x224"])
     assert done.returncode == 130, done.stderr
     assert done.stderr == "rdprobe: interrupted\n"
 
