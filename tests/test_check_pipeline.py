@@ -25,10 +25,11 @@ CONFIRM_SSL = bytes.fromhex("030000130ed00000123400020f080001000000")
 async def test_stages_go_on_from_the_matrix_connections():
     """win-tls-selfsigned at depth full: 6 matrix rows; TLS goes on from the SSL|HYBRID row's own
     connection (it selected HYBRID) and NLA after it on that same TLS connection, one handshake
-    for both; MCS from RDP's; the SSL row's connection is closed unused; then 3 pinned TLS versions (TLS 1.3 was
-    seen in the stage's own handshake) and 3 encryption methods (128BIT was the first MCS
-    probe's choice): 12 connections, not 17; plus the walk to the logon screen on a fresh
-    connection of its own (issue 10): 13."""
+    for both; MCS from RDP's; then 3 pinned TLS versions (TLS 1.3 was seen in the stage's own
+    handshake), the first on the SSL row's connection, and 3 encryption methods (128BIT was the
+    first MCS probe's choice), two on the RDSTLS and no-negotiation rows' connections (both
+    confirms chose Standard RDP Security): 9 connections, not 17; plus the walk to the logon
+    screen on a fresh connection of its own (issue 10): 10."""
     em = await serve("win-tls-selfsigned", "127.0.0.1", 0)
     try:
         (report,) = await check_target(Target("127.0.0.1", em.port, True), CheckOptions())
@@ -43,7 +44,7 @@ async def test_stages_go_on_from_the_matrix_connections():
     assert obs.nla.selected
     assert obs.session is not None and obs.session.path == "tls"
     assert obs.mcs.methods["128BIT"].accepted
-    assert em.connections == 13
+    assert em.connections == 10
     assert len(report.observation.attempts) == 6
 
 
@@ -59,10 +60,11 @@ async def _alone(port: int, requested: int) -> tuple[asyncio.StreamReader, async
 async def test_what_the_first_answers_show_is_not_asked_again():
     """win2012-tls-nla (TLS 1.0 to 1.2): the TLS stage's handshake agrees on TLS 1.2, which
     answers for TLS 1.2 (accepted) and 1.3 (refused), so only 1.0 and 1.1 are pinned; the first
-    MCS probe chose 128BIT, so 40BIT, 56BIT and FIPS alone are asked: 6 + 2 + 3 connections and
-    the logon walk's, 12 (15 before). The NTLM challenge comes over the TLS stage's own handshake,
-    on the SSL|HYBRID row. What is reported is what asking every version and every method alone
-    on a connection of its own gets."""
+    MCS probe chose 128BIT, so 40BIT, 56BIT and FIPS alone are asked; one version and two methods
+    go on from the SSL, RDSTLS and no-negotiation rows' connections: 6 + 1 + 1 connections and
+    the logon walk's, 9 (15, then 12 before). The NTLM challenge comes over the TLS stage's own
+    handshake, on the SSL|HYBRID row. What is reported is what asking every version and every
+    method alone on a fresh connection of its own gets."""
     em = await serve("win2012-tls-nla", "127.0.0.1", 0)
     try:
         (report,) = await check_target(Target("127.0.0.1", em.port, True), CheckOptions())
@@ -87,7 +89,7 @@ async def test_what_the_first_answers_show_is_not_asked_again():
     }  # fmt: skip
     assert obs.mcs.methods == methods
     assert [o.accepted for o in methods.values()] == [False, False, True, False]
-    assert probed == 12
+    assert probed == 9
 
 
 async def test_matrix_starts_while_the_primary_lingers():

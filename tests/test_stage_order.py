@@ -184,3 +184,28 @@ async def test_a_row_kept_for_mcs_but_not_used_is_closed_once_it_is_in(monkeypat
     ctx.rows["no negotiation"].set_result(row("no negotiation", None))
     await asyncio.wait_for(stage, 2.0)
     assert closed and "no negotiation" not in ctx.kept
+
+
+async def test_a_spare_row_serves_one_probe_once_it_is_in_then_fresh_connections(monkeypatch):
+    """The openers of probes that each need a connection of their own (stages.SPARES): the next
+    spare row's kept connection, taken once and only after that row's answer is in; a spare row
+    that kept nothing (its confirm did not do) and the probes after the spares get fresh ones."""
+    fresh: list[str] = []
+
+    async def _open_fresh(ctx, request):
+        fresh.append(request.label)
+        return None, f"fresh {len(fresh)}", 0
+
+    monkeypatch.setattr(stages, "_open_fresh", _open_fresh)
+    ctx = await _context({"RDSTLS": None, "no negotiation": row("no negotiation", None)})
+    spares = ["RDSTLS", "no negotiation"]
+    opener = stages._spare_or_fresh(ctx, MATRIX[1], spares)
+    first = asyncio.create_task(opener())
+    second = asyncio.create_task(opener())
+    await asyncio.sleep(0.05)
+    assert spares == [] and not first.done()  # RDSTLS is not in yet
+    assert second.done() and second.result()[1] == "fresh 1"  # its row kept nothing
+    ctx.kept["RDSTLS"] = (None, "kept", 0)  # type: ignore[assignment]
+    ctx.rows["RDSTLS"].set_result(row("RDSTLS", x224.NegotiationResponse(selected=0)))
+    assert (await asyncio.wait_for(first, 2.0))[1] == "kept" and "RDSTLS" not in ctx.kept
+    assert (await opener())[1] == "fresh 2" and fresh == ["RDP", "RDP"]

@@ -5,7 +5,8 @@ connection when check kept it open for it, else a fresh one), asks the server on
 and sets its typed facts (``rdprobe.analysis.facts``) on the observation. A server is not asked
 again what an earlier answer already showed: the TLS versions the stage's handshake settled, the
 encryption method the first MCS probe chose; and one TLS handshake serves the TLS and NLA stages
-when the row they both prefer selected HYBRID. Judgement of those facts lives in
+when the row they both prefer selected HYBRID; a kept row no stage goes on from serves one
+probe that needs only its confirm (``SPARES``). Judgement of those facts lives in
 rdprobe.analysis.judges, so the pcap path and the tests judge the same objects. ``STAGES`` is the
 ordered list ``check`` runs.
 """
@@ -110,16 +111,25 @@ def _confirm_selects(cc: ConnectionConfirm, wanted: int | None) -> bool:
     return neg.selected == 0 if wanted is None else bool(neg.selected & wanted)
 
 
-#: The matrix row each stage prefers, and the confirm that lets the stage go on from that row's
-#: own connection (check keeps it open for the stage instead of closing it).
+def _selects_rdp(cc: ConnectionConfirm) -> bool:
+    return cc.negotiation is None or _confirm_selects(cc, None)
+
+
+#: The matrix rows whose connection check keeps open after a confirm that passes the test, for
+#: the stage named: the row the stage prefers to go on from, or a spare (``SPARES``).
 FIRST_CHOICE: dict[str, tuple[str, Callable[[ConnectionConfirm], bool]]] = {
     "SSL": ("tls", lambda cc: _confirm_selects(cc, TLS_PROTOCOLS)),
     "SSL|HYBRID": ("nla", lambda cc: _confirm_selects(cc, NLA_PROTOCOLS)),
-    "RDP": ("mcs", lambda cc: cc.negotiation is None or _confirm_selects(cc, None)),
-    # the MCS stage's path where the RDP row refused RDP (and its connection is given back at
-    # once where the RDP row will do: mcs_stage)
+    "RDP": ("mcs", _selects_rdp),
+    # the MCS stage's path where the RDP row refused RDP, else a spare
     "no negotiation": ("mcs", lambda cc: cc.negotiation is None),
+    "RDSTLS": ("mcs", _selects_rdp),  # a spare: Windows selects RDP for RDSTLS alone
 }
+#: Kept rows no stage goes on from, by stage: each serves one of the stage's probes that need
+#: only a connection through such a confirm (a pinned TLS version, an MCS method alone) in place
+#: of a fresh one: the same request's answer on the same listener, and two connections less
+#: for both ends (README, Benchmarks).
+SPARES: dict[str, tuple[str, ...]] = {"tls": ("SSL",), "mcs": ("RDSTLS", "no negotiation")}
 
 
 async def _request_selecting(
@@ -146,9 +156,34 @@ async def _open(
     return await _open_fresh(ctx, request)
 
 
-async def _open_fresh(
-    ctx: StageContext, request: Request
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter, int]
+
+
+def _spare_or_fresh(
+    ctx: StageContext, request: Request, spares: list[str]
+) -> Callable[[], Awaitable[Streams]]:
+    """An opener for probes that each need a connection of their own through a confirm for
+    ``request``: the kept connection of the next row of ``spares`` (taken from the list at the
+    call, used once its answer is in), else a fresh one."""
+
+    async def open_stream() -> Streams:
+        while spares:
+            label = spares.pop(0)
+            await ctx.row(label)
+            kept = ctx.kept.pop(label, None)
+            if kept is not None:
+                return kept
+        return await _open_fresh(ctx, request)
+
+    return open_stream
+
+
+async def _give_back_all(ctx: StageContext, labels: tuple[str, ...]) -> None:
+    """Close the kept connections of ``labels`` no probe took, once their answers are in."""
+    await asyncio.gather(*(_give_back(ctx, label) for label in labels))
+
+
+async def _open_fresh(ctx: StageContext, request: Request) -> Streams:
     """Always a new connection (for the probes that each need their own)."""
     _require_time(ctx)
     a, streams = await attempt(
@@ -226,17 +261,18 @@ async def _tls_stage(ctx: StageContext) -> bool:
     share = nla_row is not None and bool((_selected(nla_row) or 0) & NLA_PROTOCOLS)
     if share:
         request: Request | None = next(r for r in MATRIX if r.label == "SSL|HYBRID")
-        unused = ctx.kept.pop("SSL", None)  # kept for this stage, which goes on from another row
-        if unused is not None:
-            await close_writer(unused[1], _close(ctx))
     else:
         order = ("SSL", "SSL|HYBRID", "SSL|HYBRID|HYBRID_EX")
         request = await _request_selecting(ctx, TLS_PROTOCOLS, order)
+    # the SSL row, kept for this stage, is a spare when it goes on from another row
+    spares = list(SPARES["tls"]) if share else []
     if request is None:
+        await _give_back_all(ctx, tuple(spares))
         return False
     # the pinned-version probes need only the request: the oldest versions are asked while this
     # handshake runs, the ones it says nothing of (rdprobe.live.tls.seen_in_handshake) right after
-    probes = [asyncio.create_task(_probe_versions(ctx, request, live_tls.PROBED_EARLY))]
+    opener = _spare_or_fresh(ctx, request, spares)
+    probes = [asyncio.create_task(_probe_versions(opener, ctx, live_tls.PROBED_EARLY))]
     try:
         reader, writer, selected, result = await _open_tls(ctx, request, "tls: TLS handshake")
         seen = live_tls.seen_in_handshake(result.version)
@@ -244,7 +280,7 @@ async def _tls_stage(ctx: StageContext) -> bool:
             n for n in live_tls.VERSIONS if n not in seen and n not in live_tls.PROBED_EARLY
         )
         if later:  # none once the handshake agreed on TLS 1.2 (a task less per listener)
-            probes.append(asyncio.create_task(_probe_versions(ctx, request, later)))
+            probes.append(asyncio.create_task(_probe_versions(opener, ctx, later)))
         if share and result.error is None and ctx.tls_for_nla is not None:
             ctx.kept[HANDED_TLS] = (reader, writer, selected)
             ctx.tls_for_nla.set_result(True)
@@ -273,6 +309,8 @@ async def _tls_stage(ctx: StageContext) -> bool:
             task.cancel()
         await asyncio.gather(*probes, return_exceptions=True)
         raise
+    finally:
+        await _give_back_all(ctx, tuple(spares))
     ctx.observation.tls = replace(facts, name_lookups=lookups)
     ctx.observation.tls_versions = TlsVersionsFacts({v: versions[v] for v in live_tls.VERSIONS})
     return share and result.error is None
@@ -321,12 +359,13 @@ async def _tls_fallback(ctx: StageContext, request: Request) -> TlsFallbackFacts
 
 
 async def _probe_versions(
-    ctx: StageContext, request: Request, names: tuple[str, ...]
+    opener: Callable[[], Awaitable[Streams]], ctx: StageContext, names: tuple[str, ...]
 ) -> dict[str, str]:
-    """The TLS versions ``names``, pinned one at a time, one fresh connection each, all at once."""
+    """The TLS versions ``names``, pinned one at a time, a connection of its own each (from
+    ``opener``), all at once."""
 
     async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer, _sel = await _open_fresh(ctx, request)
+        reader, writer, _sel = await opener()
         return reader, writer
 
     results = await asyncio.gather(
@@ -378,14 +417,11 @@ async def nla_stage(ctx: StageContext) -> None:
 async def mcs_stage(ctx: StageContext) -> None:
     rdp = await ctx.row("RDP")
     if (rdp is not None and _selected(rdp) == 0) or _is_legacy(rdp):  # legacy: no negotiation
-        request = next(r for r in MATRIX if r.label == "RDP")
-        given_back = asyncio.create_task(_give_back(ctx, "no negotiation"))
-        try:
-            await _mcs_probes(ctx, request)
-        finally:
-            await given_back
+        await _mcs_probes(ctx, next(r for r in MATRIX if r.label == "RDP"))
     elif _is_legacy(await ctx.row("no negotiation")):
         await _mcs_probes(ctx, next(r for r in MATRIX if r.label == "no negotiation"))
+    else:
+        await _give_back_all(ctx, SPARES["mcs"])
 
 
 async def _give_back(ctx: StageContext, label: str) -> None:
@@ -398,11 +434,19 @@ async def _give_back(ctx: StageContext, label: str) -> None:
 
 
 async def _mcs_probes(ctx: StageContext, request: Request) -> None:
-    """The MCS Connect-Initial with every method, and each method alone, for ``request``."""
+    """The MCS Connect-Initial with every method, and each method alone, for ``request``
+    (on the spare rows' connections first); the spares no probe took are closed."""
+    spares = [label for label in SPARES["mcs"] if label != request.label]
+    try:
+        await _mcs_answers(ctx, request, _spare_or_fresh(ctx, request, spares))
+    finally:
+        await _give_back_all(ctx, tuple(spares))
 
-    async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
-        return await _open_fresh(ctx, request)
 
+async def _mcs_answers(
+    ctx: StageContext, request: Request, open_stream: Callable[[], Awaitable[Streams]]
+) -> None:
+    """The answers of ``_mcs_probes``, the methods alone from ``open_stream``."""
     # the methods offered alone need only the request: asked while the first probe runs (but for
     # the one it is expected to choose, rdprobe.live.mcs.EXPECTED_METHOD) where the server speaks
     # Standard RDP Security to a client that negotiates; on the path of a client without
