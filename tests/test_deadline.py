@@ -10,7 +10,7 @@ from rdprobe.analysis.facts import StageNote
 from rdprobe.live import stages as live_stages
 from rdprobe.live.check import DEADLINE_GRACE_S, CheckOptions, check_target
 from rdprobe.live.target import parse_target
-from rdprobe.live.timing import Deadline
+from rdprobe.live.timing import Deadline, drain_within
 from rig.ports import free_port, loopback_address
 
 
@@ -36,3 +36,36 @@ async def test_a_stage_that_ignores_the_deadline_is_stopped_just_after_it(monkey
     assert isinstance(note, StageNote) and "ran out during udp: sleeping" in note.skipped
     assert report.observation.config.deadline in note.skipped
     assert wall / (1.0 + DEADLINE_GRACE_S) < 1.2, wall
+
+
+async def test_a_drain_waits_only_for_bytes_the_kernel_has_not_taken():
+    """drain_within: at once when every byte went to the kernel (even with no time left), and a
+    TimeoutError within its limit when a peer that never reads leaves bytes in asyncio's buffer."""
+    stop = asyncio.Event()
+
+    async def never_read(reader, writer):
+        await stop.wait()
+        writer.transport.abort()
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"x" * 100)
+        await drain_within(writer, 0.0)  # the kernel took it: no wait, no timer to run out
+        start = time.monotonic()
+        try:
+            for _ in range(200):  # until the socket buffers are full (a few MB on loopback)
+                writer.write(b"x" * (1 << 20))
+                await drain_within(writer, 0.3)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("200 MB drained to a peer that never reads")
+        assert writer.transport.get_write_buffer_size() > 0
+        assert time.monotonic() - start < 5
+        writer.transport.abort()
+    finally:
+        stop.set()
+        server.close()
+        await server.wait_closed()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from rdprobe.live.timing import Deadline
 from rdprobe.protocol.errors import NeedMoreData
 
 Framer = Callable[[bytes], int]
@@ -25,23 +24,22 @@ async def read_frame(reader: asyncio.StreamReader, framer: Framer, timeout: floa
     Raises TimeoutError, asyncio.IncompleteReadError (the peer closed; ``partial`` holds what came)
     or ProtocolError (not this kind of frame).
     """
-    deadline = Deadline(timeout)
+    if timeout <= 0:
+        raise TimeoutError
     buf = bytearray()  # appended in place: a dripped frame costs linear time, not quadratic
     total: int | None = None
-    while True:
-        try:
-            if total is None:  # the header, once whole, fixes the length
-                total = framer(bytes(buf[:HEADER_PEEK]))
-        except NeedMoreData as need:
-            want = max(need.needed, 1)
-        else:
-            if len(buf) >= total:
-                return bytes(buf[:total])
-            want = total - len(buf)
-        if deadline.expired:
-            raise TimeoutError
-        async with asyncio.timeout(deadline.remaining()):
+    async with asyncio.timeout(timeout):  # one timer for the whole frame, however it comes
+        while True:
+            try:
+                if total is None:  # the header, once whole, fixes the length
+                    total = framer(bytes(buf[:HEADER_PEEK]))
+            except NeedMoreData as need:
+                want = max(need.needed, 1)
+            else:
+                if len(buf) >= total:
+                    return bytes(buf[:total])
+                want = total - len(buf)
             chunk = await reader.read(want)
-        if not chunk:
-            raise asyncio.IncompleteReadError(bytes(buf), None)
-        buf += chunk
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buf), None)
+            buf += chunk

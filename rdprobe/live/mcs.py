@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rdprobe.analysis.encryption_level import MethodOutcome
 from rdprobe.live.frames import read_frame
-from rdprobe.live.timing import close_writer
+from rdprobe.live.timing import close_writer, drain_within
 from rdprobe.protocol import gcc, gcc_client, gcc_server, mcs, tpkt, x224
 from rdprobe.protocol.errors import ProtocolError, one_line
 
@@ -98,8 +98,7 @@ async def mcs_probe(
     result = McsResult(selected_protocol, encryption_methods)
     try:
         writer.write(connect_initial(selected_protocol, encryption_methods))
-        async with asyncio.timeout(timeout):
-            await writer.drain()
+        await drain_within(writer, timeout)
         pdu = await read_tpkt(reader, timeout)
         result = _interpret(result, pdu)
         try:

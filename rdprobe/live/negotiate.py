@@ -17,7 +17,14 @@ from rdprobe.analysis.observations import Attempt, TcpOutcome
 from rdprobe.live import winsock
 from rdprobe.live.first_connect import FirstConnect, connect_error, tcp_outcome, timeout_error
 from rdprobe.live.matrix import MATRIX, PRIMARY, Request
-from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, Timeouts, close_writer, now_ms
+from rdprobe.live.timing import (
+    CLOSE_LIMIT_S,
+    Deadline,
+    Timeouts,
+    close_writer,
+    drain_within,
+    now_ms,
+)
 from rdprobe.protocol import x224
 from rdprobe.protocol.errors import one_line
 from rdprobe.protocol.reply import BANNER_LIMIT, ReplyKind, sniff_reply
@@ -115,36 +122,40 @@ async def connect(
 async def read_reply(
     reader: asyncio.StreamReader, timeouts: Timeouts, deadline: Deadline, start: float
 ) -> tuple[ReplyKind, bytes, x224.ServerTpdu | None, str | None, float | None]:
-    """Read what the server sends after a CR: (kind, bytes, tpdu, error, first_byte_ms)."""
+    """Read what the server sends after a CR: (kind, bytes, tpdu, error, first_byte_ms).
+
+    One timer for the whole reply (the read phase), not one per read."""
     buf = b""
     first: float | None = None
     phase = Deadline(deadline.limit(timeouts.read))
-    while True:
-        sniffed = sniff_reply(buf)
-        if sniffed.kind is ReplyKind.NOT_TPKT:
-            return await _linger_banner(reader, buf, phase, first)
-        if sniffed.kind is ReplyKind.TPDU:
-            return ReplyKind.TPDU, buf, sniffed.tpdu, None, first
-        if sniffed.kind is not None:  # OVERSIZED, MALFORMED
-            return sniffed.kind, buf, None, sniffed.error, first
-        try:
-            async with asyncio.timeout(phase.remaining()):
-                chunk = await reader.read(max(sniffed.needed, 1))
-        except TimeoutError:
-            if not buf:
-                return ReplyKind.SILENT, buf, None, None, first
-            return ReplyKind.SLOW, buf, None, "still incomplete at the deadline", first
-        except OSError as exc:  # ConnectionError included: a reset
-            kind = ReplyKind.RESET if not buf else ReplyKind.TRUNCATED
-            reason = "reset mid-PDU" if buf and isinstance(exc, ConnectionError) else one_line(exc)
-            return kind, buf, None, reason, first
-        if not chunk:
-            if not buf:
-                return ReplyKind.CLOSED, buf, None, None, first
-            return ReplyKind.TRUNCATED, buf, None, "closed mid-PDU", first
-        if first is None:
-            first = now_ms(start)
-        buf += chunk
+    try:
+        async with asyncio.timeout(phase.remaining()):
+            while True:
+                sniffed = sniff_reply(buf)
+                if sniffed.kind is ReplyKind.NOT_TPKT:
+                    break  # the banner's linger, outside this phase's timer
+                if sniffed.kind is ReplyKind.TPDU:
+                    return ReplyKind.TPDU, buf, sniffed.tpdu, None, first
+                if sniffed.kind is not None:  # OVERSIZED, MALFORMED
+                    return sniffed.kind, buf, None, sniffed.error, first
+                try:
+                    chunk = await reader.read(max(sniffed.needed, 1))
+                except OSError as exc:  # ConnectionError included: a reset
+                    kind = ReplyKind.RESET if not buf else ReplyKind.TRUNCATED
+                    reset = buf and isinstance(exc, ConnectionError)
+                    return kind, buf, None, "reset mid-PDU" if reset else one_line(exc), first
+                if not chunk:
+                    if not buf:
+                        return ReplyKind.CLOSED, buf, None, None, first
+                    return ReplyKind.TRUNCATED, buf, None, "closed mid-PDU", first
+                if first is None:
+                    first = now_ms(start)
+                buf += chunk
+    except TimeoutError:
+        if not buf:
+            return ReplyKind.SILENT, buf, None, None, first
+        return ReplyKind.SLOW, buf, None, "still incomplete at the deadline", first
+    return await _linger_banner(reader, buf, phase, first)
 
 
 async def _linger_banner(
@@ -251,8 +262,7 @@ async def attempt(
         try:
             try:
                 writer.write(_request_bytes(cookie, request.requested))
-                async with asyncio.timeout(deadline.limit(timeouts.read)):
-                    await writer.drain()
+                await drain_within(writer, deadline.limit(timeouts.read))
             except (OSError, TimeoutError):
                 pass  # the reply (or its absence) tells the story
             kind, data, tpdu, err, first = await read_reply(reader, timeouts, deadline, start)

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from rdprobe.live.frames import read_frame
-from rdprobe.live.timing import close_writer
+from rdprobe.live.timing import close_writer, drain_within
 from rdprobe.protocol import ntlm
 from rdprobe.protocol.credssp import TSRequest, tsrequest_length
 from rdprobe.protocol.errors import ProtocolError, one_line
@@ -70,8 +70,7 @@ async def nla_probe(
     """Send the NTLM NEGOTIATE in a TSRequest, decode the server's CHALLENGE, then close."""
     try:
         writer.write(negotiate_request())
-        async with asyncio.timeout(timeout):
-            await writer.drain()
+        await drain_within(writer, timeout)
         reply = await read_tsrequest(reader, timeout)
     except TimeoutError:
         return NlaResult(None, None, "no TSRequest from the server before the timeout")

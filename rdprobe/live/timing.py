@@ -74,6 +74,30 @@ CLOSE_LIMIT_S = 1.0
 dropped."""
 
 
+def _sent(writer: asyncio.StreamWriter) -> bool:
+    """Has the kernel taken every byte written, on a plain TCP transport still open? Then a
+    drain returns at once: no timer is needed, one less per write of a depth-full target (README,
+    Benchmarks). A close keeps its timer: after a failed start_tls the transport belongs to the
+    TLS protocol, and the stream never hears that it closed."""
+    transport = writer.transport
+    return (
+        transport.get_write_buffer_size() == 0
+        and not transport.is_closing()
+        and transport.get_extra_info("sslcontext") is None
+    )
+
+
+async def drain_within(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """``writer.drain()`` within *timeout* (TimeoutError after it); at once when nothing waits
+    to be sent."""
+    import asyncio
+
+    if _sent(writer):
+        return
+    async with asyncio.timeout(max(0.0, timeout)):  # no task per drain, unlike wait_for
+        await writer.drain()
+
+
 async def close_writer(writer: asyncio.StreamWriter, timeout: float = CLOSE_LIMIT_S) -> None:
     """Close a stream without ever raising or hanging: wait at most *timeout* (callers pass
     ``deadline.limit(CLOSE_LIMIT_S)``), then abort the transport so nothing lingers."""
