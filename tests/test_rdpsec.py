@@ -151,3 +151,19 @@ def test_hostile_certificates_raise_only_protocol_error(vid: str, sec, summary: 
         except ProtocolError:
             continue
         json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("vid,sec,_summary", CERTS[:4], ids=[c[0] for c in CERTS[:4]])
+def test_a_certificate_parses_the_same_from_any_buffer_and_a_bad_one_fails_every_time(
+    vid, sec, _summary
+):
+    """parse_server_certificate caches by the bytes (each MCS probe of a listener sends the
+    same certificate): a bytearray or memoryview of them gives the same value, and a cut one
+    raises each time it is parsed, never a cached answer or a TypeError."""
+    data = sec.certificate_bytes
+    first = rdpsec.parse_server_certificate(data)
+    assert rdpsec.parse_server_certificate(bytearray(data)) == first
+    assert rdpsec.parse_server_certificate(memoryview(bytearray(data))) == first
+    for _ in range(2):
+        with pytest.raises(ProtocolError):
+            rdpsec.parse_server_certificate(bytearray(data[: len(data) // 2]))

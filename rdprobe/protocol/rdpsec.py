@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import struct
 import warnings
@@ -197,7 +198,17 @@ def _u16(data: bytes, offset: int, what: str) -> int:
 
 
 def parse_server_certificate(data: bytes) -> ServerCertificate:
-    """SERVER_CERTIFICATE -> ProprietaryCertificate or X509Chain (ProtocolError if malformed)."""
+    """SERVER_CERTIFICATE -> ProprietaryCertificate or X509Chain (ProtocolError if malformed).
+
+    Cached (the values are frozen): the MCS probes of one listener, the first and each
+    encryption method alone, get the same certificate, whose parse and RSA signature check
+    (``pow``) cost more than the rest of a Server Security Data; 512 covers the listeners a
+    sweep has in flight. A malformed certificate raises each time (errors are not cached)."""
+    return _parse_server_certificate(bytes(data))  # the key: any buffer, as bytes
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_server_certificate(data: bytes) -> ServerCertificate:
     dw_version = _u32(data, 0, "dwVersion")
     chain = dw_version & ~TEMPORARY_BIT
     if chain == CertChainVersion.CERT_CHAIN_VERSION_1:
