@@ -30,6 +30,7 @@ from rdprobe.defaults import (
     DEFAULT_SWEEP_CONCURRENCY,
     DEFAULT_SWEEP_PER_HOST,
     DEFAULT_TIMEOUT_S,
+    SWEEP_GC,
 )
 
 if TYPE_CHECKING:
@@ -292,9 +293,7 @@ def sweep(
                 advance(1)
 
         gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
-        # fewer young passes over short-lived rows, but full passes often enough to free the
-        # reference cycles every refused connection's exception leaves (flat memory)
-        gc.set_threshold(5_000, 5, 5)
+        gc.set_threshold(*SWEEP_GC)
         try:
             if n_workers > 1:  # the prober is never imported in this process
                 relayed = Relayed(outputs, row_sinks, summary, verdict, stats, advance)

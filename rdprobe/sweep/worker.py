@@ -39,6 +39,7 @@ def run() -> int:
 
     import asyncio
 
+    from rdprobe.defaults import SWEEP_GC
     from rdprobe.sweep.resume import load_done
     from rdprobe.sweep.runner import run_sweep
     from rdprobe.sweep.stats import SweepStats
@@ -48,7 +49,7 @@ def run() -> int:
     targets = pending(spec.targets(), spec.shard, state, [0], (spec.index, spec.workers))
     stats = SweepStats()
     gc.freeze()  # as the single-process sweep (rdprobe.cli.sweep): modules never become garbage
-    gc.set_threshold(5_000, 5, 5)
+    gc.set_threshold(*SWEEP_GC)
     with WorkerRows(sys.stdout) as rows:
         asyncio.run(
             until_stopped(
