@@ -538,6 +538,7 @@ async def main() -> int:
         if xrdp is not None:
             xrdp.terminate()
             xrdp.wait(5)
+        shutil.rmtree(work, ignore_errors=True)  # the wheel's venv too, whatever path returned
 
     print("\nresults")
     print(f"  rdprobe sweep x224 : {rd_rate:10,.0f} targets/s   peak RSS {rss_kib / 1024:.1f} MB")
@@ -562,7 +563,6 @@ async def main() -> int:
             else f"MISMATCH missing {sorted(listeners - found)[:5]} extra {sorted(found - listeners)[:5]}"
         )
     )
-    shutil.rmtree(work, ignore_errors=True)
     ok = exact and rows == NET.num_addresses and (full is None or full["ok"])
     return 0 if ok else 1
 
