@@ -127,8 +127,8 @@ FIRST_CHOICE: dict[str, tuple[str, Callable[[ConnectionConfirm], bool]]] = {
 }
 #: Kept rows no stage goes on from, by stage: each serves one of the stage's probes that need
 #: only a connection through such a confirm (a pinned TLS version, an MCS method alone) in place
-#: of a fresh one: the same request's answer on the same listener, and two connections less
-#: for both ends (README, Benchmarks).
+#: of a fresh one: the same request's answer on the same listener, and three connections less
+#: per Windows 2012 listener for both ends (README, Benchmarks).
 SPARES: dict[str, tuple[str, ...]] = {"tls": ("SSL",), "mcs": ("RDSTLS", "no negotiation")}
 
 
@@ -308,9 +308,8 @@ async def _tls_stage(ctx: StageContext) -> bool:
         for task in probes:
             task.cancel()
         await asyncio.gather(*probes, return_exceptions=True)
-        raise
-    finally:
-        await _give_back_all(ctx, tuple(spares))
+        raise  # a spare still kept is closed by check with the rest
+    await _give_back_all(ctx, tuple(spares))
     ctx.observation.tls = replace(facts, name_lookups=lookups)
     ctx.observation.tls_versions = TlsVersionsFacts({v: versions[v] for v in live_tls.VERSIONS})
     return share and result.error is None
@@ -437,10 +436,8 @@ async def _mcs_probes(ctx: StageContext, request: Request) -> None:
     """The MCS Connect-Initial with every method, and each method alone, for ``request``
     (on the spare rows' connections first); the spares no probe took are closed."""
     spares = [label for label in SPARES["mcs"] if label != request.label]
-    try:
-        await _mcs_answers(ctx, request, _spare_or_fresh(ctx, request, spares))
-    finally:
-        await _give_back_all(ctx, tuple(spares))
+    await _mcs_answers(ctx, request, _spare_or_fresh(ctx, request, spares))
+    await _give_back_all(ctx, tuple(spares))  # after a failure: check closes what is kept
 
 
 async def _mcs_answers(
