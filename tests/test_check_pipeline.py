@@ -144,3 +144,60 @@ def test_a_refused_port_loads_no_later_stage():
     ).stdout
     assert out.startswith("refused False ")
     assert "stages" not in out and "tls" not in out and "mcs" not in out and "nla" not in out
+
+
+def test_only_a_walk_to_the_logon_screen_loads_its_modules():
+    """A sweep at depth full asks no walk (CheckOptions.session is off there): the session
+    modules are loaded by the walk itself, so such a sweep starts without them; a check at
+    depth full walks, and has them."""
+    code = (
+        "import asyncio, sys\n"
+        "from rdprobe.emulate.server import serve\n"
+        "from rdprobe.live.check import CheckOptions, check_target\n"
+        "from rdprobe.live.target import Target\n"
+        "from rdprobe.live.timing import Timeouts\n"
+        "WALK = ('rdprobe.live.session_stage', 'rdprobe.live.session_open', 'rdprobe.live.session')\n"
+        "async def main():\n"
+        "    async with await serve('win2012-tls-nla') as server:\n"
+        "        target = Target('127.0.0.1', server.port, True)\n"
+        "        for session in (False, True):\n"
+        "            (r,) = await check_target(target, CheckOptions(\n"
+        "                timeouts=Timeouts.from_timeout(1), session=session))\n"
+        "            print(r.outcome, r.observation.mcs is not None,\n"
+        "                  [m for m in WALK if m in sys.modules])\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.splitlines()
+    assert out[0] == "rdp True []"
+    assert out[1].startswith("rdp True ")
+    assert all(m in out[1] for m in ("session_stage", "session_open"))
+
+
+async def test_a_stage_its_options_leave_out_gets_no_task(monkeypatch):
+    """The optional stages (the walk, --udp, --user) are not started when their option is off:
+    no task, no timer. Each stage here records that it ran; the rest of check is real."""
+    from rdprobe.live import stages
+
+    ran: list[str] = []
+
+    def recording(name):
+        async def stage(ctx) -> None:
+            ran.append(name)
+
+        return stage
+
+    monkeypatch.setattr(
+        stages, "STAGES", tuple((name, recording(name), rdp) for name, _s, rdp in stages.STAGES)
+    )
+    em = await serve("win2012-tls-nla", "127.0.0.1", 0)
+    try:
+        target = Target("127.0.0.1", em.port, True)
+        await check_target(target, CheckOptions(session=False))
+        assert sorted(ran) == ["mcs", "nla", "tls"]
+        ran.clear()
+        await check_target(target, CheckOptions(session=True, udp=True))
+        assert sorted(ran) == ["mcs", "nla", "session", "tls", "udp"]
+    finally:
+        await em.close()

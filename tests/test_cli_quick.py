@@ -200,6 +200,21 @@ def test_listening_port_goes_on_to_the_prober():
     assert gc_on  # the collector is on while asyncio runs
 
 
+def test_a_sweep_turns_the_collector_back_on_before_probing(tmp_path):
+    """sweep starts with the collector off, as check's quick path does; it must be on again
+    for the probing (asyncio makes cyclic garbage), through typer's path too."""
+
+    async def main():
+        async with await serve("win10-nla", "127.0.0.1", 0) as server:
+            argv = ["sweep", "127.0.0.1", "--ports", str(server.port), "--depth", "x224"]
+            return await asyncio.to_thread(_loaded, [*argv, "-o", str(tmp_path / "r.jsonl")], {})
+
+    code, gc_on, loaded = asyncio.run(main())
+    assert code == 0 and gc_on
+    assert {"typer", "rdprobe.live.negotiate"} <= loaded
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -10,7 +10,7 @@ from rdprobe.analysis.facts import StageNote
 from rdprobe.live import stages as live_stages
 from rdprobe.live.check import DEADLINE_GRACE_S, CheckOptions, check_target
 from rdprobe.live.target import parse_target
-from rdprobe.live.timing import Deadline, drain_within
+from rdprobe.live.timing import Deadline, close_writer, drain_within
 from rig.ports import free_port, loopback_address
 
 
@@ -65,6 +65,49 @@ async def test_a_drain_waits_only_for_bytes_the_kernel_has_not_taken():
         assert writer.transport.get_write_buffer_size() > 0
         assert time.monotonic() - start < 5
         writer.transport.abort()
+    finally:
+        stop.set()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_close_waits_only_when_the_peer_has_a_say(monkeypatch):
+    """close_writer: a plain connection whose bytes the kernel took closes at the loop's next
+    turn, with no timer (even with no time left); one whose bytes a peer never reads waits
+    within its limit, then the transport is aborted."""
+    stop = asyncio.Event()
+
+    async def never_read(reader, writer):
+        await stop.wait()
+        writer.transport.abort()
+
+    timers: list[float | None] = []
+    real_timeout = asyncio.timeout
+
+    def counted(delay):
+        timers.append(delay)
+        return real_timeout(delay)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"x" * 100)
+        await asyncio.sleep(0.05)
+        monkeypatch.setattr(asyncio, "timeout", counted)
+        await close_writer(writer, 0.0)
+        assert writer.transport.is_closing() and timers == []
+        monkeypatch.setattr(asyncio, "timeout", real_timeout)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(200):  # until asyncio holds bytes the kernel would not take
+            writer.write(b"x" * (1 << 20))
+            if writer.transport.get_write_buffer_size():
+                break
+        monkeypatch.setattr(asyncio, "timeout", counted)
+        start = time.monotonic()
+        await close_writer(writer, 0.3)
+        assert timers == [0.3] and 0.25 < time.monotonic() - start < 3
+        assert writer.transport.is_closing()
     finally:
         stop.set()
         server.close()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from rdprobe.analysis.observations import Attempt, TargetObservation, TcpOutcome
 from rdprobe.live import mcs as live_mcs
-from rdprobe.live import stages
+from rdprobe.live import session_stage, stages
 from rdprobe.live.check import CheckOptions
 from rdprobe.live.matrix import MATRIX
 from rdprobe.live.negotiate import attempt
@@ -103,7 +103,7 @@ async def test_the_session_walk_starts_once_its_preferred_row_is_in(monkeypatch)
     async def walk_target(address, port, attempts, **kw):
         walked.append([a.label for a in attempts])
 
-    monkeypatch.setattr(stages, "walk_target", walk_target)
+    monkeypatch.setattr(session_stage, "walk_target", walk_target)  # loaded by the walk itself
     ssl = row("SSL", x224.NegotiationResponse(selected=int(x224.Protocol.SSL)))
     ctx = await _context({"SSL": ssl, "RDP": None, "no negotiation": None})  # those never end
     await asyncio.wait_for(stages.session_stage(ctx), 2.0)
@@ -174,6 +174,20 @@ async def test_a_row_kept_for_mcs_but_not_used_is_closed_once_it_is_in(monkeypat
             return bool(closed)
 
         async def wait_closed(self) -> None:
+            return None
+
+        @property
+        def transport(self) -> Transport:
+            return Transport()
+
+    class Transport:  # a plain transport the kernel took every byte of (timing._sent)
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def is_closing(self) -> bool:
+            return bool(closed)
+
+        def get_extra_info(self, name: str) -> None:
             return None
 
     rdp = row("RDP", x224.NegotiationResponse(selected=0))

@@ -89,6 +89,12 @@ def _start(argv: list[str]) -> None:
             return code
 
         guard(quick)
+    if argv[:1] == ["sweep"]:
+        import gc
+
+        # as on check's quick path: the collector is off while the modules load (no garbage
+        # there, 20-30 ms of passes); the sweep turns it on, with its thresholds, before probing
+        gc.disable()
     from rdprobe.cli.app import app
     from rdprobe.cli.errors import run
 

@@ -294,6 +294,7 @@ def sweep(
 
         gc.freeze()  # the modules loaded so far never become garbage: keep them out of GC passes
         gc.set_threshold(*SWEEP_GC)
+        gc.enable()  # off since the start (rdprobe.cli.main) when the command line began with sweep
         try:
             if n_workers > 1:  # the prober is never imported in this process
                 relayed = Relayed(outputs, row_sinks, summary, verdict, stats, advance)

@@ -258,12 +258,14 @@ async def probe_address(
         return a
 
     def start_stages() -> None:
-        from rdprobe.live.stages import STAGES, StageContext
+        from rdprobe.live.stages import OPTIONAL, STAGES, StageContext
 
         ctx = StageContext(target, address, obs, opts, deadline, host_limit, rows, kept)
         for name, stage, needs_rdp in STAGES:
-            if (needs_rdp and not answered) or (
-                opts.stages is not None and name not in opts.stages
+            if (
+                (needs_rdp and not answered)
+                or (opts.stages is not None and name not in opts.stages)
+                or (name in OPTIONAL and not OPTIONAL[name](opts))
             ):
                 continue
             tasks.append(asyncio.create_task(_run_stage(name, stage, ctx)))

@@ -37,7 +37,6 @@ from rdprobe.live import tls as live_tls
 from rdprobe.live import udp as live_udp
 from rdprobe.live.names import lookup_all, lookup_mode, lookup_names
 from rdprobe.live.negotiate import MATRIX, Request, attempt
-from rdprobe.live.session_stage import SESSION_ROWS, choose_request, walk_target
 from rdprobe.live.target import Target
 from rdprobe.live.timing import CLOSE_LIMIT_S, Deadline, close_writer
 from rdprobe.protocol.x224 import ConnectionConfirm, NegotiationResponse, Protocol, protocol_name
@@ -484,9 +483,12 @@ async def _mcs_answers(
 
 
 async def session_stage(ctx: StageContext) -> None:
-    """Walk to the logon screen on the path a client would take (rdprobe.live.session)."""
-    if not ctx.options.session:
+    """Walk to the logon screen on the path a client would take (rdprobe.live.session, loaded
+    only for a walk: a sweep at depth full starts without its modules)."""
+    if not OPTIONAL["session"](ctx.options):
         return
+    from rdprobe.live.session_stage import SESSION_ROWS, choose_request, walk_target
+
     attempts: list[Attempt] = []
     for label in SESSION_ROWS:  # in order of preference: the first that will do, once it is in
         row = await ctx.row(label)
@@ -504,7 +506,7 @@ async def session_stage(ctx: StageContext) -> None:
 
 
 async def udp_stage(ctx: StageContext) -> None:
-    if not ctx.options.udp:
+    if not OPTIONAL["udp"](ctx.options):
         return
     _require_time(ctx)
     result = await live_udp.udp_probe(
@@ -515,7 +517,7 @@ async def udp_stage(ctx: StageContext) -> None:
 
 async def _auth_stage(ctx: StageContext) -> None:
     """check --user only (rdprobe.live.auth_stage, loaded only then)."""
-    if ctx.options.credentials is None:
+    if not OPTIONAL["auth"](ctx.options):
         return
     from rdprobe.live.auth_stage import auth_stage
 
@@ -523,6 +525,14 @@ async def _auth_stage(ctx: StageContext) -> None:
 
 
 Stage = Callable[[StageContext], Awaitable[None]]
+#: The stages that run only when an option asks for them: the walk to the logon screen (check at
+#: depth full; sweep only with --depth session), --udp, --user. check starts no task (and no
+#: timer) for one its options leave out: three tasks less per listener of a depth-full sweep.
+OPTIONAL: dict[str, Callable[[CheckOptions], bool]] = {
+    "session": lambda options: options.session,
+    "udp": lambda options: options.udp,
+    "auth": lambda options: options.credentials is not None,
+}
 #: (name, stage, needs an RDP answer): run in this order; each sets observation.<name>
 #: (the TLS stage also sets tls_versions). A new stage is one more line here.
 STAGES: tuple[tuple[str, Stage, bool], ...] = (

@@ -76,9 +76,12 @@ dropped."""
 
 def _sent(writer: asyncio.StreamWriter) -> bool:
     """Has the kernel taken every byte written, on a plain TCP transport still open? Then a
-    drain returns at once: no timer is needed, one less per write of a depth-full target (README,
-    Benchmarks). A close keeps its timer: after a failed start_tls the transport belongs to the
-    TLS protocol, and the stream never hears that it closed."""
+    drain returns at once, and a close ends at the loop's next turn (the transport calls the
+    stream's connection_lost itself, waiting on nothing from the peer): neither needs a timer,
+    which saves one per write and seven of nine per close of a depth-full target (README,
+    Benchmarks). A TLS transport's close waits for the peer's close_notify; after a failed
+    start_tls the plain transport is already closing and belongs to the TLS protocol, so the
+    stream never hears that it closed: both keep their timers."""
     transport = writer.transport
     return (
         transport.get_write_buffer_size() == 0
@@ -104,6 +107,10 @@ async def close_writer(writer: asyncio.StreamWriter, timeout: float = CLOSE_LIMI
     import asyncio
 
     try:
+        if _sent(writer):  # the transport closes by itself at the loop's next turn: no timer
+            writer.close()
+            await writer.wait_closed()
+            return
         writer.close()
         async with asyncio.timeout(max(0.0, timeout)):  # no task per close, unlike wait_for
             await writer.wait_closed()
