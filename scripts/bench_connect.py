@@ -33,26 +33,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_sweep import EMULATOR, PORT  # noqa: E402  (the listeners' child process, its port)
 
 from rdprobe.live.matrix import PRIMARY  # noqa: E402
 from rdprobe.live.negotiate import attempt  # noqa: E402
 from rdprobe.live.timing import Deadline, Timeouts  # noqa: E402
 from rdprobe.protocol import x224  # noqa: E402
 
-PORT = 3389
 TIMEOUT_S = 3.0
 CR = x224.build_request(cookie=None, requested=PRIMARY.requested)
-EMULATOR = """
-import asyncio, sys
-from rdprobe.emulate.server import serve
-async def main():
-    servers = [await serve(sys.argv[1], h, int(sys.argv[2])) for h in sys.argv[3:]]
-    print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for s in servers:
-        await s.close()
-asyncio.run(main())
-"""
 
 
 async def by_streams(host: str) -> bytes:

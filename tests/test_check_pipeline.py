@@ -127,6 +127,13 @@ async def test_matrix_starts_while_the_primary_lingers():
     assert report.observation.attempts[0].ended_by_server is None  # the linger saw no drop
 
 
+def _fresh_python(code: str) -> str:
+    """What ``code`` prints in an interpreter of its own (so that sys.modules is its own)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+
+
 def test_a_refused_port_loads_no_later_stage():
     """Depth full on a port nothing listens on: TLS, NLA and MCS code, and cryptography (only
     needed to judge a certificate chain), are never imported."""
@@ -139,9 +146,7 @@ def test_a_refused_port_loads_no_later_stage():
         "print(r.outcome, 'cryptography' in sys.modules,\n"
         "      sorted(m for m in sys.modules if m.startswith('rdprobe.live.')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
+    out = _fresh_python(code)
     assert out.startswith("refused False ")
     assert "stages" not in out and "tls" not in out and "mcs" not in out and "nla" not in out
 
@@ -167,9 +172,7 @@ def test_only_a_walk_to_the_logon_screen_loads_its_modules():
         "                  [m for m in WALK if m in sys.modules])\n"
         "asyncio.run(main())\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    ).stdout.splitlines()
+    out = _fresh_python(code).splitlines()
     assert out[0] == "rdp True []"
     assert out[1].startswith("rdp True ")
     assert all(m in out[1] for m in ("session_stage", "session_open"))
