@@ -4,6 +4,7 @@ is stopped just after it, and the reason names the step it ran out in."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 from rdprobe.analysis.facts import StageNote
@@ -89,6 +90,7 @@ async def test_a_close_waits_only_when_the_peer_has_a_say(monkeypatch):
         return real_timeout(delay)
 
     server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     port = server.sockets[0].getsockname()[1]
     try:
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -99,10 +101,13 @@ async def test_a_close_waits_only_when_the_peer_has_a_say(monkeypatch):
         assert writer.transport.is_closing() and timers == []
         monkeypatch.setattr(asyncio, "timeout", real_timeout)
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(200):  # until asyncio holds bytes the kernel would not take
-            writer.write(b"x" * (1 << 20))
-            if writer.transport.get_write_buffer_size():
-                break
+        # small buffers at both ends (the peer's set on the listener, which the accepted socket
+        # inherits; loopback's autotuning grows a receive buffer to 32 MB otherwise): of 4 MB
+        # the kernel takes a few KB, and asyncio holds the rest for as long as the peer reads not
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        writer.write(b"x" * (4 << 20))
+        await asyncio.sleep(0.05)
+        assert writer.transport.get_write_buffer_size() > (3 << 20)
         monkeypatch.setattr(asyncio, "timeout", counted)
         start = time.monotonic()
         await close_writer(writer, 0.3)
