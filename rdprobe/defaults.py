@@ -22,6 +22,11 @@ DEFAULT_CONCURRENCY = 64
 #: `sweep`: targets in flight (open connections), and targets in flight per host.
 DEFAULT_SWEEP_CONCURRENCY = 256
 DEFAULT_SWEEP_PER_HOST = 8
+#: `sweep`: the ports of every target, the share (--shard K/N: all of it) and the worker
+#: processes (0: one per core for sweeps of 4096+ target:ports).
+DEFAULT_SWEEP_PORTS = "3389"
+DEFAULT_SHARD = "1/1"
+DEFAULT_WORKERS = 0
 #: The ports `rdprobe find` tries: the RDP defaults, HTTPS/HTTP (gateways, proxies) and
 #: the usual "moved" RDP ports.
 FIND_PORTS = "3389,3388-3399,443,80,8080,33890-33899"

@@ -45,12 +45,13 @@ def _timings_out(text: str) -> str:
 
 
 def _clock_out(value: object) -> object:
-    """A JSON row without what the clock says (when it started, how many milliseconds)."""
+    """A JSON row without what a clock says (when it started, how many milliseconds, the
+    server's time in its NTLM challenge)."""
     if isinstance(value, dict):
         return {
             k: _clock_out(v)
             for k, v in value.items()
-            if k not in ("started", "observed_at", "ms") and not k.endswith("_ms")
+            if k not in ("started", "observed_at", "ms", "timestamp") and not k.endswith("_ms")
         }
     if isinstance(value, list):
         return [_clock_out(v) for v in value]
@@ -211,8 +212,18 @@ def test_a_sweep_turns_the_collector_back_on_before_probing(tmp_path):
 
     code, gc_on, loaded = asyncio.run(main())
     assert code == 0 and gc_on
-    assert {"typer", "rdprobe.live.negotiate"} <= loaded
+    assert "rdprobe.live.negotiate" in loaded
+    assert not loaded & {"typer", "click", "pydantic", "rich"}, loaded  # sweep's quick path
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 1
+
+    async def through_typer():
+        async with await serve("win10-nla", "127.0.0.1", 0) as server:
+            argv = ["sweep", "127.0.0.1", "--ports", str(server.port), "--depth", "x224"]
+            argv += ["-o", str(tmp_path / "t.jsonl")]
+            return await asyncio.to_thread(_loaded, argv, {TYPER_ENV: "1"})
+
+    code, gc_on, loaded = asyncio.run(through_typer())
+    assert code == 0 and gc_on and "typer" in loaded
 
 
 @pytest.mark.parametrize(
@@ -232,7 +243,7 @@ def test_a_sweep_turns_the_collector_back_on_before_probing(tmp_path):
         (["check", "-v", "a"], None),
         (["check", "--", "a"], None),
         (["check", "-"], None),
-        (["sweep", "10.0.0.0/24"], None),
+        (["sweep", "10.0.0.0/24"], None),  # sweep's own quick path (below)
         (["--version"], None),
         ([], None),
     ],
@@ -293,3 +304,161 @@ def test_a_closed_output_ends_quietly_with_141(args):
         os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert done.stderr == b""
+
+
+# --- sweep's quick path (rdprobe.cli.sweep_args -> rdprobe.cli.sweep_run) ---
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["sweep", "10.0.0.0/24"], {"targets": ["10.0.0.0/24"]}),
+        (["sweep", "-"], {"targets": ["-"]}),
+        (
+            ["sweep", "-iL", "a.txt", "--depth", "full", "--concurrency", "512", "-o", "r.jsonl"],
+            {"input_list": ["a.txt"], "depth": "full", "concurrency": 512, "output": "r.jsonl"},
+        ),
+        (
+            ["sweep", "--input-list=a", "-iL", "b", "--timeout=2.5", "--json", "--table", "h"],
+            {
+                "input_list": ["a", "b"],
+                "timeout": 2.5,
+                "as_json": True,
+                "table": True,
+                "targets": ["h"],
+            },
+        ),
+        (["sweep", "h", "--depth", "nope"], {"targets": ["h"], "depth": "nope"}),  # run_sweep: no
+        (["sweep"], None),  # typer
+        (["sweep", "--help"], None),
+        (["sweep", "h", "--nope"], None),
+        (["sweep", "h", "--concurrency", "0"], None),  # out of range: typer says so
+        (["sweep", "h", "--concurrency", "100001"], None),
+        (["sweep", "h", "--concurrency", "1e3"], None),
+        (["sweep", "h", "--concurrency", " 5"], None),
+        (["sweep", "h", "--concurrency", "+5"], None),
+        (["sweep", "h", "--retries", "-1"], None),
+        (["sweep", "h", "--timeout", "nan"], None),
+        (["sweep", "h", "--timeout", "0.01"], None),
+        (["sweep", "h", "--rate", "0.05"], None),
+        (["sweep", "h", "--timeout"], None),  # the value is missing
+        (["sweep", "h", "-o", "--json"], None),  # an option where the value should be
+        (["sweep", "h", "--json=1"], None),
+        (["sweep", "h", "-o=r.jsonl"], None),
+        (["sweep", "h", "-or.jsonl"], None),
+        (["sweep", "--", "h"], None),
+        (["check", "h"], None),
+    ],
+)
+def test_sweep_quick_path_reads_only_what_typer_reads_the_same(argv, expected, monkeypatch):
+    from rdprobe.cli.sweep_args import quick_sweep
+
+    monkeypatch.delenv(TYPER_ENV, raising=False)
+    assert quick_sweep(argv, TYPER_ENV) == expected
+    monkeypatch.setenv(TYPER_ENV, "1")
+    assert quick_sweep(argv, TYPER_ENV) is None
+
+
+def test_sweep_quick_path_parses_each_value_as_typer_does():
+    from rdprobe.cli.sweep_args import quick_sweep
+
+    got = quick_sweep(
+        ["sweep", "h", "--rate", ".5", "--retries", "10", "--workers", "0", "--shards", "3"],
+        "",
+    )
+    assert got == {"targets": ["h"], "rate": 0.5, "retries": 10, "workers": 0, "shards": 3}
+    assert type(got["retries"]) is int and type(got["rate"]) is float
+    got = quick_sweep(["sweep", "h", "--shard", "auto", "--csv", "-", "-o", "-"], "")
+    assert got == {"targets": ["h"], "shard": "auto", "csv_file": "-", "output": "-"}
+    argv = ["sweep", "h", "--exclude", "10.0.0.1", "--exclude-file=x", "--exclude", "b"]
+    got = quick_sweep(argv, "")
+    assert got == {"targets": ["h"], "exclude": ["10.0.0.1", "b"], "exclude_file": ["x"]}
+
+
+@pytest.mark.parametrize("target", ["~", "%HOME%", "$HOME", "h*", "h?", "[::1]:3389"])
+def test_sweep_arguments_click_expands_on_windows_go_to_typer_there(target, monkeypatch):
+    from rdprobe.cli.sweep_args import quick_sweep
+
+    monkeypatch.delenv(TYPER_ENV, raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert quick_sweep(["sweep", target], TYPER_ENV) is None
+    assert quick_sweep(["sweep", "10.0.0.1"], TYPER_ENV) == {"targets": ["10.0.0.1"]}
+
+
+def test_sweep_quick_path_has_the_typer_commands_options_bounds_and_defaults():
+    """One definition of sweep's options: run_sweep's parameters are the typer command's, in
+    order, with the same defaults; every option name typer reads maps to its parameter with
+    its kind; typer's bounds are rdprobe.cli.values.RANGES, which the quick parser checks."""
+    import typing
+
+    from rdprobe.cli.sweep import sweep
+    from rdprobe.cli.sweep_args import OPTIONS
+    from rdprobe.cli.sweep_run import run_sweep
+    from rdprobe.cli.values import RANGES
+
+    typer_params = inspect.signature(sweep).parameters
+    run_params = inspect.signature(run_sweep).parameters
+    assert list(typer_params) == list(run_params)
+    hints = typing.get_type_hints(sweep, include_extras=True)
+    seen = set()
+    for name, param in typer_params.items():
+        assert run_params[name].default == param.default, name
+        info = hints[name].__metadata__[0]
+        if name == "targets":
+            assert type(info).__name__ == "ArgumentInfo"
+            continue
+        # typer reads a first positional "--name" as the option's name, not as its default
+        named = isinstance(info.default, str) and info.default.startswith("-")
+        decls = [info.default] * named + list(info.param_decls)
+        decls = decls or ["--" + name.replace("_", "-")]
+        base = typing.get_args(hints[name])[0]  # the type inside Annotated
+        plain = [a for a in typing.get_args(base) if a is not type(None)]
+        base = plain[0] if typing.get_origin(base) is not list and plain else base  # X | None
+        kinds = {bool: "flag", int: "int", float: "float", str: "str"}
+        kind = "list" if typing.get_origin(base) is list else kinds[base]
+        for decl in decls:
+            assert OPTIONS[decl] == (name, kind), decl
+            seen.add(decl)
+        bounds = (info.min, info.max)
+        assert bounds == RANGES.get(name, (None, None)), name
+    assert seen == set(OPTIONS)  # the quick parser reads no name typer does not
+
+
+def _sweep_stderr_out(text: str) -> str:
+    """The summary without its measured time and rate."""
+    return re.sub(r"in \d+\.\d s \([\d,]+/s\)", "in # s (#/s)", text)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--depth", "full", "--json"],
+        ["--depth", "x224", "-o", "-", "--concurrency", "4", "--timeout", "2"],
+        ["--depth", "full", "--table"],
+        ["--depth", "nope"],
+        ["--shard", "2/2", "--json"],
+    ],
+)
+def test_sweep_reads_the_same_on_both_paths(options):
+    """The same rows, summary and exit code through the quick path and through typer: a
+    listener (Windows Server 2012 R2, its TLS, NLA and MCS answers) and a refused port."""
+
+    async def main():
+        async with await serve("win2012-tls-nla", "127.0.0.1", 0) as server:
+            refused = f"{loopback_address()}:1"
+            argv = ["sweep", f"127.0.0.1:{server.port}", refused, *options]
+            return await asyncio.to_thread(both, *argv)
+
+    quick, typer = asyncio.run(main())
+    assert quick.returncode == typer.returncode, (quick.stderr, typer.stderr)
+    assert _sweep_stderr_out(quick.stderr) == _sweep_stderr_out(typer.stderr)
+    if "--table" in options:
+        assert _timings_out(quick.stdout) == _timings_out(typer.stdout) and quick.stdout
+    else:
+        assert _rows(quick.stdout) == _rows(typer.stdout)
+    if "nope" in options:
+        assert quick.returncode == 2 and "--depth" in quick.stderr
+        return
+    assert quick.returncode == 1  # the refused port is an error-level finding
+    if "--shard" not in options:
+        assert "by outcome" in quick.stderr and " refused  1" in quick.stderr

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from rdprobe.cli import TYPER_ENV
 from rdprobe.sweep import workers
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="killpg: the rig's Ctrl-C is POSIX")
@@ -82,32 +83,44 @@ def _run_with(tmp_path: Path, customize: str, argv: list[str]) -> subprocess.Com
     )  # fmt: skip
 
 
-#: Where a Ctrl-C lands, as a sitecustomize module makes it land there every time.
-LANDINGS = {
-    # while typer's modules load, inside a string exec as dataclasses run them: CPython
-    # remembers that one even when it is caught and, under -m, died by SIGINT
-    "loading": (
+def _interrupt_at_import(module: str) -> str:
+    """A sitecustomize that raises KeyboardInterrupt when ``module`` is imported, inside a
+    string exec as dataclasses run them: CPython remembers that one even when it is caught and,
+    under -m, died by SIGINT."""
+    return (
         "import builtins\n"
         "_real = builtins.__import__\n"
         "def _import(name, *args, **kwargs):\n"
-        "    if name == 'rdprobe.cli.app':\n"
+        f"    if name == {module!r}:\n"
         "        exec('raise KeyboardInterrupt')\n"
         "    return _real(name, *args, **kwargs)\n"
         "builtins.__import__ = _import\n"
-    ),
-    # in a command before its own handling: typer makes it exit code 130 and prints nothing
-    "typer": (
-        "import rdprobe.cli.sweep as sweep\n"
-        "def _boom(*args, **kwargs):\n"
-        "    raise KeyboardInterrupt\n"
-        "sweep.check_depth = _boom\n"
-    ),
+    )
+
+
+#: In a command before its own handling (through typer, typer makes it exit code 130 and
+#: prints nothing; on the quick path it reaches rdprobe.cli.errors.guard).
+IN_THE_COMMAND = (
+    "import rdprobe.cli.sweep_run as sweep_run\n"
+    "def _boom(*args, **kwargs):\n"
+    "    raise KeyboardInterrupt\n"
+    "sweep_run.check_depth = _boom\n"
+)
+#: Where a Ctrl-C lands, as a sitecustomize module makes it land there every time, and whether
+#: the command line goes through typer (RDPROBE_CLI_TYPER=1) or sweep's quick path.
+LANDINGS = {
+    "loading, quick path": (_interrupt_at_import("rdprobe.cli.sweep_run"), "0"),
+    "loading, typer": (_interrupt_at_import("rdprobe.cli.app"), "1"),
+    "in the command, quick path": (IN_THE_COMMAND, "0"),
+    "in the command, typer": (IN_THE_COMMAND, "1"),
 }
 
 
 @pytest.mark.parametrize("landing", sorted(LANDINGS))
-def test_ctrl_c_before_the_sweep_is_one_line_and_130(tmp_path, landing):
-    done = _run_with(tmp_path, LANDINGS[landing], ["sweep", "127.0.0.1", "--depth", "x224"])
+def test_ctrl_c_before_the_sweep_is_one_line_and_130(tmp_path, landing, monkeypatch):
+    customize, through_typer = LANDINGS[landing]
+    monkeypatch.setenv(TYPER_ENV, through_typer)
+    done = _run_with(tmp_path, customize, ["sweep", "127.0.0.1", "--depth", "x224"])
     assert done.returncode == 130, done.stderr
     assert done.stderr == "rdprobe: interrupted\n"
 

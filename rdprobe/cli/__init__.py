@@ -52,7 +52,9 @@ def main() -> None:
     """Console entry point. ``rdprobe --version`` answers before typer is even imported, and so
     does ``rdprobe check TARGET...`` with at most --json and --depth (rdprobe.cli.check_run, with
     the check command's defaults for every other option): going through typer and its pydantic
-    adapters cost 0.5-0.7 s of a check's wall time on a slow machine (README, Benchmarks).
+    adapters cost 0.5-0.7 s of a check's wall time on a slow machine (README, Benchmarks). A
+    sweep command line of sweep's own options goes straight to rdprobe.cli.sweep_run too
+    (rdprobe.cli.sweep_args says which).
 
     Ctrl-C while the command's modules load is one line and exit 130 too (rdprobe.cli.errors
     guards the command itself): it printed a traceback of typer's imports."""
@@ -95,6 +97,14 @@ def _start(argv: list[str]) -> None:
         # as on check's quick path: the collector is off while the modules load (no garbage
         # there, 20-30 ms of passes); the sweep turns it on, with its thresholds, before probing
         gc.disable()
+        from rdprobe.cli.sweep_args import quick_sweep
+
+        sweep_args = quick_sweep(argv, TYPER_ENV)
+        if sweep_args is not None:
+            from rdprobe.cli.errors import guard
+            from rdprobe.cli.sweep_run import run_sweep
+
+            guard(lambda: run_sweep(**sweep_args))
     from rdprobe.cli.app import app
     from rdprobe.cli.errors import run
 

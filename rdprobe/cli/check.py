@@ -20,6 +20,7 @@ from rdprobe.cli.options import (
     TimeoutOpt,
     VerboseOpt,
 )
+from rdprobe.cli.values import RANGES
 from rdprobe.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_COOKIE,
@@ -53,7 +54,13 @@ def check(
     ] = DEFAULT_REPEAT,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
     retries: Annotated[
-        int, typer.Option(min=0, max=10, metavar="N", help="Retries of timed-out connects.")
+        int,
+        typer.Option(
+            min=RANGES["retries"][0],
+            max=RANGES["retries"][1],
+            metavar="N",
+            help="Retries of timed-out connects.",
+        ),
     ] = DEFAULT_RETRIES,
     cookie: CookieOpt = DEFAULT_COOKIE,
     concurrency: Annotated[

@@ -23,7 +23,7 @@ def merge(
     """Merge sweep results: one row per target:port, the latest wins, conflicts reported."""
     from rich.console import Console
 
-    from rdprobe.cli.sweep import _open
+    from rdprobe.cli.sweep_run import _open
     from rdprobe.sweep import merge as merge_mod
 
     for f in files:

@@ -14,6 +14,7 @@ import typer
 # for `check TARGET...` runs them without loading typer); re-exported here for the commands.
 from rdprobe.cli.values import (
     DEPTHS,
+    RANGES,
     SWEEP_DEPTHS,
     check_cookie,
     check_depth,
@@ -25,7 +26,11 @@ from rdprobe.defaults import DEFAULT_COOKIE, DEFAULT_TIMEOUT_S
 TimeoutOpt = Annotated[
     float,
     typer.Option(
-        "--timeout", min=0.05, max=600, metavar="SECONDS", help="Seconds for each network step."
+        "--timeout",
+        min=RANGES["timeout"][0],
+        max=RANGES["timeout"][1],
+        metavar="SECONDS",
+        help="Seconds for each network step.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per target:port.")]

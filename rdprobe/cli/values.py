@@ -13,6 +13,18 @@ TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port l
 if TYPE_CHECKING:
     from rdprobe.live.target import Target
 
+#: The bounds (inclusive; None: none) of the numeric options, for typer's declarations and for
+#: sweep's quick path (rdprobe.cli.sweep_args), which leaves a value outside them to typer.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "timeout": (0.05, 600),
+    "concurrency": (1, 100_000),
+    "rate": (0.1, None),
+    "per_host": (1, 1024),
+    "retries": (0, 10),
+    "shards": (1, None),
+    "workers": (0, 256),
+}
+
 DEPTHS = ("tcp", "x224", "full")
 #: sweep also takes "session": depth full plus the walk to the logon screen on every server
 SWEEP_DEPTHS = (*DEPTHS, "session")

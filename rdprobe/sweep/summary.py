@@ -12,11 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from rdprobe.analysis.severity import ExitCode, exit_code
 
-if TYPE_CHECKING:  # rich loads when the summary is shown (a sweep worker only counts)
-    from rich.console import Console
-    from rich.table import Table
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from rdprobe.render.text import Line
 
 CERT_PREFIXES = ("cert", "tls.")
+
+
+def ordered(counter: Counter[str]) -> list[tuple[str, int]]:
+    """The most frequent first, ties by name: the same summary for the same rows, whatever
+    order they finished in."""
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def os_build(row: dict[str, Any]) -> str | None:
@@ -54,7 +61,7 @@ class Summary:
             for f in row.get("findings") or ()
             if isinstance(f, dict) and str(f.get("id", "")).startswith(CERT_PREFIXES)
         }
-        for i in ids:
+        for i in sorted(ids):
             self.cert[i] += times
         build = os_build(row)
         if build:
@@ -77,16 +84,19 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
-            "by_outcome": dict(self.outcome.most_common()),
-            "by_setting": dict(self.setting.most_common()),
-            "by_certificate_problem": dict(self.cert.most_common()),
-            "by_os_build": dict(self.os.most_common()),
+            "by_outcome": dict(ordered(self.outcome)),
+            "by_setting": dict(ordered(self.setting)),
+            "by_certificate_problem": dict(ordered(self.cert)),
+            "by_os_build": dict(ordered(self.os)),
         }
 
-    def tables(self) -> list[Table]:
-        from rich.table import Table
+    def lines(self, width: int) -> list[Line]:
+        """Each non-empty counter under its title, a row per value with its count at the right,
+        a long value wrapped to fit ``width`` columns (laid out by rdprobe.render.text, not
+        rich: a sweep loads no rich unless it draws a progress bar or a table)."""
+        from rdprobe.render.text import MIN_COLUMN, clean, columns, wrap
 
-        out = []
+        out: list[Line] = []
         for title, counter in (
             ("by outcome", self.outcome),
             ("by security setting", self.setting),
@@ -95,18 +105,21 @@ class Summary:
         ):
             if not counter:
                 continue
-            table = Table(title=title, title_justify="left", show_header=False, box=None)
-            table.add_column(justify="left")
-            table.add_column(justify="right")
-            for key, n in counter.most_common():
-                table.add_row(key, str(n))
-            out.append(table)
+            pairs = [(clean(key), str(n)) for key, n in ordered(counter)]
+            count_w = max(len(n) for _, n in pairs)
+            key_w = min(max(len(k) for k, _ in pairs), max(MIN_COLUMN, width - count_w - 4))
+            cells = [[wrap([(key, "")], key_w), [[(n, "")]]] for key, n in pairs]
+            out.append([(title, "")])
+            for line in columns(cells, [key_w, count_w], justify=("left", "right")):
+                out.append([(" ", ""), *line])
         return out
 
-    def render(self, console: Console, headline: str) -> None:
-        console.print(headline, soft_wrap=True)
-        for table in self.tables():
-            console.print(table)
+    def render(self, stream: TextIO, headline: str) -> None:
+        from rdprobe.render.terminal import for_stream
+        from rdprobe.render.text import clean
+
+        term = for_stream(stream)
+        term.write(stream, [[(clean(headline), "")], *self.lines(term.width)])
 
 
 class Verdict:
