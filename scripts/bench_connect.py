@@ -7,7 +7,7 @@ judged, the close, each under its limit) against three bare clients that only co
 same CR, read the first bytes and close — asyncio streams (what rdprobe uses), an
 asyncio.Protocol, and the loop's socket methods (loop.sock_connect/sock_sendall/sock_recv).
 The bare clients are the floor a leaner prober core could reach on this machine: if they cost
-about what streams cost, replacing the streams buys nothing (README, Benchmarks).
+about what streams cost, replacing the streams buys nothing (docs/benchmarks.md).
 
 The listeners are emulator listeners (win2012-tls-nla by default) on 127.2.0.0/16 addresses in a
 child process; where the machine has two cores or more the child runs on one and this process on

@@ -52,7 +52,7 @@ def main() -> None:
     """Console entry point. ``rdprobe --version`` answers before typer is even imported, and so
     does ``rdprobe check TARGET...`` with at most --json and --depth (rdprobe.cli.check_run, with
     the check command's defaults for every other option): going through typer and its pydantic
-    adapters cost 0.5-0.7 s of a check's wall time on a slow machine (README, Benchmarks). A
+    adapters cost 0.5-0.7 s of a check's wall time on a slow machine (docs/benchmarks.md). A
     sweep command line of sweep's own options goes straight to rdprobe.cli.sweep_run too
     (rdprobe.cli.sweep_args says which).
 

@@ -127,7 +127,7 @@ FIRST_CHOICE: dict[str, tuple[str, Callable[[ConnectionConfirm], bool]]] = {
 #: Kept rows no stage goes on from, by stage: each serves one of the stage's probes that need
 #: only a connection through such a confirm (a pinned TLS version, an MCS method alone) in place
 #: of a fresh one: the same request's answer on the same listener, and three connections less
-#: per Windows 2012 listener for both ends (README, Benchmarks).
+#: per Windows 2012 listener for both ends (docs/benchmarks.md).
 SPARES: dict[str, tuple[str, ...]] = {"tls": ("SSL",), "mcs": ("RDSTLS", "no negotiation")}
 
 
