@@ -19,8 +19,8 @@ from rdprobe.cli.options import (
     PortsOpt,
     TimeoutOpt,
     VerboseOpt,
+    bounded,
 )
-from rdprobe.cli.values import RANGES
 from rdprobe.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_COOKIE,
@@ -55,12 +55,7 @@ def check(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
     retries: Annotated[
         int,
-        typer.Option(
-            min=RANGES["retries"][0],
-            max=RANGES["retries"][1],
-            metavar="N",
-            help="Retries of timed-out connects.",
-        ),
+        bounded("retries", "Retries of timed-out connects."),
     ] = DEFAULT_RETRIES,
     cookie: CookieOpt = DEFAULT_COOKIE,
     concurrency: Annotated[

@@ -6,7 +6,7 @@ Nothing here loads asyncio, ssl or cryptography: ``rdprobe --help`` builds every
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,15 +23,17 @@ from rdprobe.cli.values import (
 )
 from rdprobe.defaults import DEFAULT_COOKIE, DEFAULT_TIMEOUT_S
 
+
+def bounded(name: str, help: str, metavar: str = "N", *decls: str) -> Any:
+    """A numeric option whose bounds are RANGES[name] (the quick parser of sweep checks the
+    same ones)."""
+    low, high = RANGES[name]
+    return typer.Option(*decls, min=low, max=high, metavar=metavar, help=help)
+
+
 TimeoutOpt = Annotated[
     float,
-    typer.Option(
-        "--timeout",
-        min=RANGES["timeout"][0],
-        max=RANGES["timeout"][1],
-        metavar="SECONDS",
-        help="Seconds for each network step.",
-    ),
+    bounded("timeout", "Seconds for each network step.", "SECONDS", "--timeout"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per target:port.")]
 VerboseOpt = Annotated[
@@ -64,6 +66,7 @@ __all__ = [
     "PortsOpt",
     "TimeoutOpt",
     "VerboseOpt",
+    "bounded",
     "check_cookie",
     "check_depth",
     "overrides",

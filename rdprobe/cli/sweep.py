@@ -1,7 +1,7 @@
 """`rdprobe sweep`: its options, declared for typer (help, ranges), and a call to run_sweep.
 
 What the command does lives in rdprobe.cli.sweep_run, without typer: a command line of these
-options alone reaches it from rdprobe.cli.main without loading typer (rdprobe.cli.quick), and
+options alone reaches it from rdprobe.cli.main without loading typer (rdprobe.cli.sweep_args), and
 tests/test_cli_quick.py holds the two signatures and the ranges equal (rdprobe.cli.values).
 """
 
@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rdprobe.cli.options import CookieOpt, TimeoutOpt
-from rdprobe.cli.values import RANGES
+from rdprobe.cli.options import CookieOpt, TimeoutOpt, bounded
 from rdprobe.defaults import (
     DEFAULT_COOKIE,
     DEFAULT_DEPTH,
@@ -57,39 +56,20 @@ def sweep(
     ] = DEFAULT_DEPTH,
     concurrency: Annotated[
         int,
-        typer.Option(
-            min=RANGES["concurrency"][0],
-            max=RANGES["concurrency"][1],
-            metavar="N",
-            help="Targets (connections) in flight at once.",
-        ),
+        bounded("concurrency", "Targets (connections) in flight at once."),
     ] = DEFAULT_SWEEP_CONCURRENCY,
     rate: Annotated[
         float | None,
-        typer.Option(
-            min=RANGES["rate"][0],
-            metavar="N",
-            help="At most N new connections per second, spread evenly.",
-        ),
+        bounded("rate", "At most N new connections per second, spread evenly."),
     ] = None,
     per_host: Annotated[
         int,
-        typer.Option(
-            min=RANGES["per_host"][0],
-            max=RANGES["per_host"][1],
-            metavar="N",
-            help="Targets in flight at once on one host.",
-        ),
+        bounded("per_host", "Targets in flight at once on one host."),
     ] = DEFAULT_SWEEP_PER_HOST,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
     retries: Annotated[
         int,
-        typer.Option(
-            min=RANGES["retries"][0],
-            max=RANGES["retries"][1],
-            metavar="N",
-            help="Retries of timed-out targets.",
-        ),
+        bounded("retries", "Retries of timed-out targets."),
     ] = DEFAULT_RETRIES,
     cookie: CookieOpt = DEFAULT_COOKIE,
     output: Annotated[
@@ -115,19 +95,12 @@ def sweep(
     ] = DEFAULT_SHARD,
     shards: Annotated[
         int | None,
-        typer.Option(
-            min=RANGES["shards"][0],
-            metavar="N",
-            help="N for --shard auto where the runner does not say it.",
-        ),
+        bounded("shards", "N for --shard auto where the runner does not say it."),
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(
-            min=RANGES["workers"][0],
-            max=RANGES["workers"][1],
-            metavar="N",
-            help="Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets.",
+        bounded(
+            "workers", "Processes to sweep with; 0: one per CPU core for sweeps of 4096+ targets."
         ),
     ] = DEFAULT_WORKERS,
     table: Annotated[

@@ -3,7 +3,7 @@
 No typer here, and no rich but for a terminal's progress bar. The typer command
 (rdprobe.cli.sweep, where every option is declared with its help) calls :func:`run_sweep` with
 what it parsed; a sweep command line of those options alone reaches it from rdprobe.cli.main
-through ``quick_sweep`` (rdprobe.cli.quick) without loading typer, its pydantic adapters or rich:
+through ``quick_sweep`` (rdprobe.cli.sweep_args) without loading typer, its pydantic adapters or rich:
 0.19 -> 0.10 s to sweep one refused address, 0.07 s of CPU less in a depth-full sweep of 300
 listeners (README, Benchmarks). tests/test_cli_quick.py holds this signature equal to the typer
 command's and the two paths' output equal.
