@@ -68,6 +68,32 @@ async def test_depth_full_sees_what_a_real_listener_shows():
     assert not {"tls.handshake_failed", "nla.clock_skew", "neg.nla_required"} & ids
 
 
+async def test_the_walk_reaches_the_logon_screen_on_both_tls_profiles():
+    """After the recorded MCS answer inside TLS the session sequence goes on (spec-built, as
+    session-valid-client's): the walk reaches the Demand Active in well under its read limit
+    instead of waiting for an Attach User Confirm that never came (the error finding
+    'stopped at attach user confirm' about a Windows listener that answers it)."""
+    import time
+
+    for profile in ("win2012-tls-nla", "win-tls-selfsigned"):
+        async with await serve(profile, "127.0.0.1", 0) as server:
+            start = time.monotonic()
+            (report,) = await check_target(
+                Target("127.0.0.1", server.port, True),
+                CheckOptions(timeouts=TIMEOUTS, name_lookup="local"),
+            )
+            took = time.monotonic() - start
+        session = report.observation.stages["session"]
+        assert session["path"] == "tls" and session["reached_logon"], (profile, session)
+        assert session["licensing"]["error_name"] == "STATUS_VALID_CLIENT"
+        steps = [s["step"] for s in session["steps"]]
+        assert steps[-4:] == ["channel join confirm", "client info", "licensing", "demand active"]
+        ids = {f.id for f in report.findings}
+        assert "session.logon_screen" in ids
+        assert not any(i.startswith("session.") and i != "session.logon_screen" for i in ids)
+        assert took < TIMEOUTS.read, (profile, took)  # nothing waited for a read limit
+
+
 def test_sweep_rows_of_the_bench_profile_are_real_like(tmp_path, monkeypatch):
     """What scripts/bench_sweep.py checks on every depth-full row, on a small sweep."""
     import asyncio

@@ -171,6 +171,11 @@ class Negotiator(Behaviour):
     #: the server's recorded TSRequest carrying its NTLM CHALLENGE: the answer, inside TLS, to
     #: the client's first TSRequest on a connection that selected HYBRID(_EX); None: no CredSSP
     nla_challenge: bytes | None = None
+    #: what answers the PDUs that follow inside TLS once ``tls_mcs_cr`` is sent (Attach User,
+    #: Channel Joins, Client Info: rdprobe.emulate.session_host, spec-built, as no capture goes
+    #: further); None: the connection is held after the MCS Connect Response, as a recording
+    #: that ends there would
+    after_tls_mcs: Behaviour | None = None
 
     def request(self, req: x224.ConnectionRequest) -> Reply:
         requested = req.negotiation.requested if req.negotiation else None
@@ -191,7 +196,9 @@ class Negotiator(Behaviour):
 
     def tls_data(self, pdu: bytes) -> Reply:
         if self.tls_mcs_cr is not None and is_connect_initial(pdu):
-            return Reply(self.tls_mcs_cr, Then.HOLD)
+            return Reply(self.tls_mcs_cr, Then.HOLD if self.after_tls_mcs is None else Then.READ)
+        if self.after_tls_mcs is not None:
+            return self.after_tls_mcs.data(pdu)
         return CLOSE
 
     def credssp_session(

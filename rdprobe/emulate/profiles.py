@@ -124,13 +124,22 @@ _BANNERS = (
 
 
 def _profiles() -> list[Profile]:
+    from rdprobe.emulate import session_host as sh
+
     prop = _v(PROPRIETARY, "mcs_cr")
     w2012 = Negotiator(_W2012, mcs_cr=prop)
-    w2012_tls = Negotiator(_W2012, prop, _v(W2012_TLS, "mcs_cr"), tls=True)
+    # after the recorded MCS answer inside TLS, session-valid-client's spec-built sequence: a
+    # Windows Server 2012 R2 walks a client on to its logon screen there
+    walk = sh.SessionHost((sh.valid_client(), sh.demand_active()), Then.HOLD)
+    w2012_tls = Negotiator(_W2012, prop, _v(W2012_TLS, "mcs_cr"), tls=True, after_tls_mcs=walk)
     w2012_nla = Negotiator(
         _W2012, prop, _v(W2012_TLS, "mcs_cr"), tls=True, tls_versions=("TLSv1", "TLSv1.2"),
-        nla_challenge=_v(W2012R2_NTLM, "credssp_tsrequest_ntlm_challenge"),
+        nla_challenge=_v(W2012R2_NTLM, "credssp_tsrequest_ntlm_challenge"), after_tls_mcs=walk,
     )  # fmt: skip
+    walked = (
+        "; after it the session sequence (Attach User, Channel Joins, STATUS_VALID_CLIENT, a"
+        " Demand Active) is spec-built, as in session-valid-client"
+    )
     w12 = (W2012_TLS, PROPRIETARY)
     nla = NegotiationPolicy(P.SSL | P.HYBRID | P.HYBRID_EX, False, True, flags=0x1F)
     xrdp = NegotiationPolicy(external=P.SSL, flags=0x01, rdp_flags=0x01)
@@ -179,13 +188,14 @@ def _profiles() -> list[Profile]:
          Negotiator(NegotiationPolicy(P.SSL | P.HYBRID, cert_missing=True), mcs_cr=prop),
          (PROPRIETARY,)),
         ("win-tls-selfsigned", "win2012-negotiate really serving TLS with a self-signed"
-         f" certificate made at start, then its MCS Connect Response inside TLS [{W2012_TLS}]",
-         w2012_tls, w12),
+         f" certificate made at start, then its MCS Connect Response inside TLS [{W2012_TLS}]"
+         + walked, w2012_tls, w12),
         ("win2012-tls-nla", "win-tls-selfsigned as a Windows Server 2012 R2 listener answers"
          " every stage of a probe without credentials: TLS 1.0 to 1.2 only (SCHANNEL's defaults"
          " there; served by OpenSSL, no TLS 1.3), and on a connection that selected HYBRID or"
          " HYBRID_EX the recorded TSRequest with its NTLM CHALLENGE (NTLM 6.3.9600, its timestamp"
-         " set to the time of the answer) answers the client's first TSRequest [{W2012_TLS}, {PROPRIETARY}, {W2012R2_NTLM}]",
+         " set to the time of the answer) answers the client's first TSRequest"
+         f" [{W2012_TLS}, {PROPRIETARY}, {W2012R2_NTLM}]" + walked,
          w2012_nla, (W2012_TLS, PROPRIETARY, W2012R2_NTLM)),
         ("xrdp-rdsaad", "xrdp 0.9.21 (not Windows), security layer negotiate: SSL when offered"
          " else RDP, flags 0x01; requestedProtocols above 0xB get an MCS Disconnect Provider"
