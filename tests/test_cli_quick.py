@@ -354,24 +354,23 @@ def test_sweep_quick_path_reads_only_what_typer_reads_the_same(argv, expected, m
     from rdprobe.cli.sweep_args import quick_sweep
 
     monkeypatch.delenv(TYPER_ENV, raising=False)
-    assert quick_sweep(argv, TYPER_ENV) == expected
+    assert quick_sweep(argv) == expected
     monkeypatch.setenv(TYPER_ENV, "1")
-    assert quick_sweep(argv, TYPER_ENV) is None
+    assert quick_sweep(argv) is None
 
 
-def test_sweep_quick_path_parses_each_value_as_typer_does():
+def test_sweep_quick_path_parses_each_value_as_typer_does(monkeypatch):
     from rdprobe.cli.sweep_args import quick_sweep
 
-    got = quick_sweep(
-        ["sweep", "h", "--rate", ".5", "--retries", "10", "--workers", "0", "--shards", "3"],
-        "",
-    )
+    monkeypatch.delenv(TYPER_ENV, raising=False)
+    argv = ["sweep", "h", "--rate", ".5", "--retries", "10", "--workers", "0", "--shards", "3"]
+    got = quick_sweep(argv)
     assert got == {"targets": ["h"], "rate": 0.5, "retries": 10, "workers": 0, "shards": 3}
     assert type(got["retries"]) is int and type(got["rate"]) is float
-    got = quick_sweep(["sweep", "h", "--shard", "auto", "--csv", "-", "-o", "-"], "")
+    got = quick_sweep(["sweep", "h", "--shard", "auto", "--csv", "-", "-o", "-"])
     assert got == {"targets": ["h"], "shard": "auto", "csv_file": "-", "output": "-"}
     argv = ["sweep", "h", "--exclude", "10.0.0.1", "--exclude-file=x", "--exclude", "b"]
-    got = quick_sweep(argv, "")
+    got = quick_sweep(argv)
     assert got == {"targets": ["h"], "exclude": ["10.0.0.1", "b"], "exclude_file": ["x"]}
 
 
@@ -381,8 +380,8 @@ def test_sweep_arguments_click_expands_on_windows_go_to_typer_there(target, monk
 
     monkeypatch.delenv(TYPER_ENV, raising=False)
     monkeypatch.setattr(sys, "platform", "win32")
-    assert quick_sweep(["sweep", target], TYPER_ENV) is None
-    assert quick_sweep(["sweep", "10.0.0.1"], TYPER_ENV) == {"targets": ["10.0.0.1"]}
+    assert quick_sweep(["sweep", target]) is None
+    assert quick_sweep(["sweep", "10.0.0.1"]) == {"targets": ["10.0.0.1"]}
 
 
 def test_sweep_quick_path_has_the_typer_commands_options_bounds_and_defaults():

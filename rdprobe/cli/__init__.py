@@ -99,7 +99,7 @@ def _start(argv: list[str]) -> None:
         gc.disable()
         from rdprobe.cli.sweep_args import quick_sweep
 
-        sweep_args = quick_sweep(argv, TYPER_ENV)
+        sweep_args = quick_sweep(argv)
         if sweep_args is not None:
             from rdprobe.cli.errors import guard
             from rdprobe.cli.sweep_run import run_sweep

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 
+from rdprobe.cli import TYPER_ENV, WINDOWS_EXPANDED
 from rdprobe.cli.values import RANGES
 
 TYPE_CHECKING = False  # not typing's: see rdprobe/__init__.py (a refused port loads no typing)
@@ -47,8 +48,6 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--workers": ("workers", "int"),
     "--table": ("table", "flag"),
 }
-#: What Click expands in arguments on Windows (user home, variables, wildcards).
-WINDOWS_EXPANDED = "~$%*?["
 
 
 def _number(text: str, kind: str, bounds: tuple[float | None, float | None]) -> float | None:
@@ -66,10 +65,10 @@ def _number(text: str, kind: str, bounds: tuple[float | None, float | None]) -> 
     return value
 
 
-def quick_sweep(argv: list[str], typer_env: str) -> dict[str, Any] | None:
+def quick_sweep(argv: list[str]) -> dict[str, Any] | None:
     """run_sweep's keyword arguments for ``sweep ...`` made of its options alone, or None for
-    a command line typer must read (``typer_env`` set to "1" sends every one there)."""
-    if len(argv) < 2 or argv[0] != "sweep" or os.environ.get(typer_env) == "1":
+    a command line typer must read (RDPROBE_CLI_TYPER=1 sends every one there)."""
+    if len(argv) < 2 or argv[0] != "sweep" or os.environ.get(TYPER_ENV) == "1":
         return None
     if sys.platform == "win32" and any(c in a for a in argv for c in WINDOWS_EXPANDED):
         return None
